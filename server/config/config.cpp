@@ -1,0 +1,88 @@
+// config/config.cpp: TOML configuration loading (see config.h).
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+#include <stdexcept>
+
+namespace millipost::config {
+namespace {
+
+template <class T>
+void take(const toml::table& t, const char* key, T& out, std::set<std::string>& seen) {
+    seen.insert(key);
+    auto node = t[key];
+    if (!node) return;
+    if constexpr (std::is_same_v<T, std::string>) {
+        auto v = node.value<std::string>();
+        if (!v) throw std::runtime_error(std::string("expected a string for ") + key);
+        out = *v;
+    } else if constexpr (std::is_same_v<T, std::chrono::seconds>) {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v <= 0) throw std::runtime_error(std::string("expected seconds > 0 for ") + key);
+        out = std::chrono::seconds(*v);
+    } else {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < -1) throw std::runtime_error(std::string("expected an integer for ") + key);
+        out = static_cast<T>(*v);
+    }
+}
+
+void reject_unknown(const toml::table& t, const std::set<std::string>& known, const char* where) {
+    for (auto& [k, v] : t)
+        if (!known.count(std::string(k.str())) && !v.is_table())
+            throw std::runtime_error("unknown key " + std::string(where) + std::string(k.str()));
+}
+
+}  // namespace
+
+void load_toml(Config& cfg, const std::string& path) {
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        throw std::runtime_error(path + ":" + std::to_string(e.source().begin.line) + ": " +
+                                 std::string(e.description()));
+    }
+    try {
+        std::set<std::string> known;
+        auto& server = root["server"].is_table() ? *root["server"].as_table() : root;
+        take(server, "data_dir", cfg.data_dir, known);
+        take(server, "store", cfg.store, known);
+        take(server, "hostname", cfg.hostname, known);
+        take(server, "listen", cfg.listen, known);
+        known.insert("domains");
+        if (auto arr = server["domains"].as_array()) {
+            cfg.domains.clear();
+            for (auto& d : *arr) {
+                auto v = d.value<std::string>();
+                if (!v) throw std::runtime_error("expected strings in domains");
+                cfg.domains.push_back(*v);
+            }
+        }
+        take(server, "io_threads", cfg.io_threads, known);
+        take(server, "store_threads", cfg.store_threads, known);
+        take(server, "max_connections", cfg.max_connections, known);
+        take(server, "log_level", cfg.log_level, known);
+        reject_unknown(server, known, "[server].");
+        if (auto smtp = root["smtp"].as_table()) {
+            std::set<std::string> k;
+            take(*smtp, "port", cfg.smtp_port, k);
+            take(*smtp, "max_message_size", cfg.max_message_size, k);
+            take(*smtp, "max_recipients", cfg.max_recipients, k);
+            take(*smtp, "timeout", cfg.smtp_timeout, k);
+            reject_unknown(*smtp, k, "[smtp].");
+        }
+        if (auto pop3 = root["pop3"].as_table()) {
+            std::set<std::string> k;
+            take(*pop3, "port", cfg.pop3_port, k);
+            take(*pop3, "timeout", cfg.pop3_timeout, k);
+            reject_unknown(*pop3, k, "[pop3].");
+        }
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error(path + ": " + e.what());
+    }
+}
+
+}  // namespace millipost::config

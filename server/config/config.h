@@ -1,0 +1,37 @@
+// config/config.h: the server's configuration: defaults that run out of the box on unprivileged
+// loopback ports, a TOML file, then command-line flags, in that order of precedence.
+#pragma once
+#include "util/limits.h"
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace millipost::config {
+
+struct Config {
+    std::string data_dir = "./data";     // the SQLite store lives here (millipost.db)
+    std::string store;                   // backend spec; empty = "sqlite:<data_dir>"
+    std::string hostname = "localhost";  // greeting and Received: header
+    std::vector<std::string> domains;    // local mail domains besides hostname and localhost
+    std::string listen = "127.0.0.1";    // address of every listener
+    int smtp_port = 2525;                // 0 = ephemeral, -1 = off
+    int pop3_port = 1110;
+    unsigned io_threads = 0;     // 0 = one per core
+    unsigned store_threads = 4;  // blocking store calls run here
+    std::size_t max_connections = limits::kMaxConnections;
+    std::size_t max_message_size = limits::kSmtpDefaultMaxMessage;
+    std::size_t max_recipients = limits::kSmtpMaxRecipients;
+    std::chrono::seconds smtp_timeout = limits::kSmtpIdleTimeout;
+    std::chrono::seconds pop3_timeout = limits::kPop3IdleTimeout;
+    std::string log_level = "info";
+
+    std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }
+};
+
+// Reads a TOML file over `cfg` (keys: see docs/configuration.md). Throws std::runtime_error
+// with the file, line and key on a bad value or an unknown key.
+void load_toml(Config& cfg, const std::string& path);
+
+}  // namespace millipost::config

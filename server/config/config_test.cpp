@@ -1,0 +1,48 @@
+// config/config_test.cpp: TOML configuration: values taken, bad values and unknown keys refused.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+using millipost::config::Config;
+using millipost::config::load_toml;
+
+namespace {
+std::string write(const std::string& text) {
+    auto p = std::filesystem::temp_directory_path() /
+             ("millipost-cfg-" + std::to_string(::getpid()) + ".toml");
+    std::ofstream(p) << text;
+    return p.string();
+}
+}  // namespace
+
+TEST(Config, DefaultsRunOutOfTheBox) {
+    Config c;
+    EXPECT_EQ(c.listen, "127.0.0.1");
+    EXPECT_GT(c.smtp_port, 1024);
+    EXPECT_GT(c.pop3_port, 1024);
+    EXPECT_EQ(c.store_spec(), "sqlite:./data");
+}
+
+TEST(Config, ReadsSections) {
+    Config c;
+    load_toml(
+        c, write("[server]\nhostname = \"mx.example\"\ndomains = [\"example.org\"]\n"
+                 "[smtp]\nport = 2600\nmax_message_size = 1000\ntimeout = 7\n[pop3]\nport = 0\n"));
+    EXPECT_EQ(c.hostname, "mx.example");
+    EXPECT_EQ(c.domains, std::vector<std::string>{"example.org"});
+    EXPECT_EQ(c.smtp_port, 2600);
+    EXPECT_EQ(c.max_message_size, 1000u);
+    EXPECT_EQ(c.smtp_timeout.count(), 7);
+    EXPECT_EQ(c.pop3_port, 0);
+}
+
+TEST(Config, RefusesUnknownKeysAndBadValues) {
+    Config c;
+    EXPECT_THROW(load_toml(c, write("[smtp]\nprot = 25\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[smtp]\nport = \"x\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[smtp]\ntimeout = 0\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[server\n")), std::runtime_error);
+}

@@ -1,0 +1,153 @@
+// main.cpp: millipost-server: runs the reference mail server, or manages its users.
+#include "auth/password.h"
+#include "config/config.h"
+#include "service.h"
+#include "store/mail_store.h"
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <pthread.h>
+#include <csignal>
+#include <iostream>
+
+namespace {
+
+int run_server(millipost::config::Config cfg) {
+    // Signals are taken by sigwait in this thread only; every server thread inherits the mask.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    millipost::Service service(cfg);
+    try {
+        service.start();
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+    while (true) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+            spdlog::info("SIGHUP: nothing to reload yet");
+            continue;
+        }
+        spdlog::info("signal {}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    service.stop();
+    return 0;
+}
+
+std::string read_password() {
+    std::string pw;
+    std::getline(std::cin, pw);
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+    return pw;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    millipost::config::Config cfg;
+    CLI::App app{
+        "millipost-server: the millipost reference mail server (SMTP, POP3) on SQLite.\n"
+        "With no subcommand it serves until SIGINT/SIGTERM."};
+    app.set_version_flag("--version", "millipost-server 0.1.0");
+    std::string config_file;
+    std::string log_level;
+    // Flags are parsed after the config file is read, so flags win.
+    app.add_option("-c,--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+    auto* data = app.add_option("-d,--data", cfg.data_dir, "data directory (holds millipost.db)");
+    auto* store = app.add_option("--store", cfg.store, "store backend spec, e.g. sqlite:/path/db");
+    auto* smtp = app.add_option("--smtp", cfg.smtp_port, "SMTP port (0 = any free port, -1 = off)");
+    auto* pop3 = app.add_option("--pop3", cfg.pop3_port, "POP3 port (0 = any free port, -1 = off)");
+    auto* host =
+        app.add_option("--hostname", cfg.hostname, "name in greetings and Received: headers");
+    auto* listen = app.add_option("--listen", cfg.listen, "address to listen on");
+    auto* domains = app.add_option("--domain", cfg.domains, "extra local mail domain (repeatable)");
+    auto* threads =
+        app.add_option("--threads", cfg.io_threads, "network threads (0 = one per core)");
+    auto* maxsize =
+        app.add_option("--max-message-size", cfg.max_message_size, "largest message in bytes");
+    auto* maxconn =
+        app.add_option("--max-connections", cfg.max_connections, "connections in total");
+    std::int64_t smtp_timeout = 0, pop3_timeout = 0;
+    app.add_option("--smtp-timeout", smtp_timeout, "SMTP idle timeout in seconds");
+    app.add_option("--pop3-timeout", pop3_timeout, "POP3 idle timeout in seconds");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+
+    auto* user = app.add_subcommand("user", "manage users");
+    auto* add =
+        user->add_subcommand("add", "add a user; the password is read from stdin unless given");
+    std::string login, password;
+    add->add_option("login", login, "login name (or a full address)")->required();
+    add->add_option("-p,--password", password, "password (prefer stdin)");
+    auto* count = user->add_subcommand("count", "print the number of users");
+    user->require_subcommand(1);
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (!config_file.empty()) {
+        // Re-apply: file first, then any flag given on the command line.
+        millipost::config::Config from_file;
+        try {
+            millipost::config::load_toml(from_file, config_file);
+        } catch (const std::exception& e) {
+            std::cerr << "millipost-server: " << e.what() << "\n";
+            return 2;
+        }
+        auto keep = [](CLI::Option* o, auto& dst, const auto& src) {
+            if (o->count() == 0) dst = src;
+        };
+        keep(data, cfg.data_dir, from_file.data_dir);
+        keep(store, cfg.store, from_file.store);
+        keep(smtp, cfg.smtp_port, from_file.smtp_port);
+        keep(pop3, cfg.pop3_port, from_file.pop3_port);
+        keep(host, cfg.hostname, from_file.hostname);
+        keep(listen, cfg.listen, from_file.listen);
+        keep(domains, cfg.domains, from_file.domains);
+        keep(threads, cfg.io_threads, from_file.io_threads);
+        keep(maxsize, cfg.max_message_size, from_file.max_message_size);
+        keep(maxconn, cfg.max_connections, from_file.max_connections);
+        cfg.store_threads = from_file.store_threads;
+        cfg.max_recipients = from_file.max_recipients;
+        cfg.smtp_timeout = from_file.smtp_timeout;
+        cfg.pop3_timeout = from_file.pop3_timeout;
+        if (log_level.empty()) log_level = from_file.log_level;
+    }
+    if (smtp_timeout > 0) cfg.smtp_timeout = std::chrono::seconds(smtp_timeout);
+    if (pop3_timeout > 0) cfg.pop3_timeout = std::chrono::seconds(pop3_timeout);
+    if (log_level.empty()) log_level = cfg.log_level;
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    if (add->parsed()) {
+        if (!add->get_option("--password")->count()) password = read_password();
+        if (password.empty()) {
+            std::cerr << "millipost-server: empty password\n";
+            return 2;
+        }
+        try {
+            auto st = millipost::store::open_store(cfg.store_spec());
+            auto id = st->add_user(login, millipost::auth::make_secret(password));
+            std::cout << "added user " << login << " (id " << id << ")\n";
+        } catch (const std::exception& e) {
+            std::cerr << "millipost-server: " << e.what() << "\n";
+            return 1;
+        }
+        return 0;
+    }
+    if (count->parsed()) {
+        auto st = millipost::store::open_store(cfg.store_spec());
+        std::cout << st->user_count() << "\n";
+        return 0;
+    }
+    return run_server(cfg);
+}

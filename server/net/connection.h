@@ -1,0 +1,58 @@
+// net/connection.h: one client connection: its socket, input buffer, timeouts and the
+// read/write primitives a session uses. Plain TCP now; TLS will wrap the same interface.
+#pragma once
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace millipost::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+template <class T>
+using awaitable = asio::awaitable<T>;
+
+class Server;
+
+class Connection {
+  public:
+    enum class Closed { No, Eof, Timeout, Error, Shutdown };
+
+    Connection(Server& server, tcp::socket socket);
+    ~Connection();
+
+    // Reads more bytes into the input buffer. False when the peer is gone, the idle timeout
+    // passed or the server is shutting down; closed() says which.
+    awaitable<bool> fill(std::chrono::steady_clock::duration timeout);
+    // Writes all of `data`; false when the peer is gone or does not read within the timeout.
+    awaitable<bool> send(std::string_view data);
+
+    // Unconsumed input and its consumption.
+    std::string_view input() const { return std::string_view(in_).substr(in_pos_); }
+    void consume(std::size_t n);
+
+    Closed closed() const { return closed_; }
+    bool shutting_down() const;
+    tcp::socket& socket() { return socket_; }
+    const std::string& peer() const { return peer_; }
+    bool peer_is_loopback() const { return loopback_; }
+    Server& server() { return server_; }
+    std::uint64_t id() const { return id_; }
+    // Interrupts a pending read (used by shutdown; runs on the connection's strand).
+    void interrupt();
+
+  private:
+    Server& server_;
+    tcp::socket socket_;
+    std::string in_;
+    std::size_t in_pos_ = 0;
+    Closed closed_ = Closed::No;
+    std::string peer_;
+    bool loopback_ = false;
+    std::uint64_t id_;
+};
+
+}  // namespace millipost::net

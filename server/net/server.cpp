@@ -1,0 +1,202 @@
+// net/server.cpp: listeners, connections, threads and graceful shutdown (see server.h).
+#include "net/server.h"
+
+#include <spdlog/spdlog.h>
+
+namespace millipost::net {
+
+using namespace asio::experimental::awaitable_operators;
+
+Connection::Connection(Server& server, tcp::socket socket)
+    : server_(server), socket_(std::move(socket)), id_(server.next_id_++) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) {
+        peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+        loopback_ = ep.address().is_loopback();
+    }
+    socket_.set_option(tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() {
+    server_.unregistered(this);
+}
+
+bool Connection::shutting_down() const {
+    return server_.stopping();
+}
+
+void Connection::interrupt() {
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+}
+
+void Connection::consume(std::size_t n) {
+    in_pos_ += n;
+    if (in_pos_ == in_.size()) {
+        in_.clear();
+        in_pos_ = 0;
+    }
+}
+
+awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
+    if (server_.stopping()) {
+        closed_ = Closed::Shutdown;
+        co_return false;
+    }
+    if (in_pos_ > 0 && in_pos_ * 2 > in_.size()) {  // compact before growing
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+    }
+    constexpr std::size_t kChunk = 16384;
+    std::size_t old = in_.size();
+    in_.resize(old + kChunk);
+    asio::steady_timer timer(socket_.get_executor());
+    timer.expires_after(timeout);
+    auto result = co_await (socket_.async_read_some(asio::buffer(in_.data() + old, kChunk),
+                                                    asio::as_tuple(asio::use_awaitable)) ||
+                            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (result.index() == 1) {
+        in_.resize(old);
+        closed_ = Closed::Timeout;
+        co_return false;
+    }
+    auto [ec, n] = std::get<0>(result);
+    in_.resize(old + n);
+    if (ec) {
+        closed_ = server_.stopping()       ? Closed::Shutdown
+                  : ec == asio::error::eof ? Closed::Eof
+                                           : Closed::Error;
+        co_return n > 0;
+    }
+    co_return true;
+}
+
+awaitable<bool> Connection::send(std::string_view data) {
+    asio::steady_timer timer(socket_.get_executor());
+    timer.expires_after(std::chrono::seconds(60));  // a peer that stops reading is dropped
+    auto result = co_await (
+        asio::async_write(socket_, asio::buffer(data), asio::as_tuple(asio::use_awaitable)) ||
+        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (result.index() == 1) {
+        closed_ = Closed::Timeout;
+        co_return false;
+    }
+    auto [ec, n] = std::get<0>(result);
+    if (ec) {
+        closed_ = Closed::Error;
+        co_return false;
+    }
+    co_return true;
+}
+
+Server::Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections)
+    : pool_(std::max(1u, blocking_threads)),
+      io_threads_(std::max(1u, io_threads)),
+      max_connections_(max_connections) {}
+
+Server::~Server() {
+    stop(std::chrono::seconds(0));
+}
+
+void Server::start(std::vector<Listener> listeners) {
+    for (auto& l : listeners) {
+        auto acceptor = std::make_unique<tcp::acceptor>(io_);
+        tcp::endpoint ep(asio::ip::make_address(l.address), l.port);
+        acceptor->open(ep.protocol());
+        acceptor->set_option(tcp::acceptor::reuse_address(true));
+        acceptor->bind(ep);
+        acceptor->listen(asio::socket_base::max_listen_connections);
+        ports_[l.name] = acceptor->local_endpoint().port();
+        asio::co_spawn(io_, accept_loop(*acceptor, l.handler), asio::detached);
+        acceptors_.push_back(std::move(acceptor));
+    }
+    for (unsigned i = 0; i < io_threads_; ++i)
+        threads_.emplace_back([this] {
+            try {
+                io_.run();
+            } catch (const std::exception& e) {
+                spdlog::critical("io thread stopped by exception: {}", e.what());
+            }
+        });
+}
+
+unsigned short Server::port(const std::string& name) const {
+    auto it = ports_.find(name);
+    return it == ports_.end() ? 0 : it->second;
+}
+
+awaitable<void> Server::accept_loop(tcp::acceptor& acceptor, Handler handler) {
+    while (!stopping_) {
+        auto strand = asio::make_strand(io_);
+        auto [ec, socket] =
+            co_await acceptor.async_accept(strand, asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            if (stopping_ || ec == asio::error::operation_aborted) break;
+            spdlog::warn("accept: {}", ec.message());
+            // EMFILE and the like: back off briefly instead of spinning.
+            asio::steady_timer t(io_, std::chrono::milliseconds(50));
+            co_await t.async_wait(asio::use_awaitable);
+            continue;
+        }
+        auto conn = std::make_shared<Connection>(*this, std::move(socket));
+        registered(conn.get(), conn);
+        asio::co_spawn(
+            strand,
+            [handler, conn]() -> awaitable<void> {
+                try {
+                    co_await handler(conn);
+                } catch (const std::exception& e) {
+                    spdlog::error("session {} {}: {}", conn->id(), conn->peer(), e.what());
+                }
+                boost::system::error_code ignored;
+                conn->socket().shutdown(tcp::socket::shutdown_both, ignored);
+                conn->socket().close(ignored);
+            },
+            asio::detached);
+    }
+}
+
+void Server::registered(Connection* c, std::weak_ptr<Connection> w) {
+    std::lock_guard lock(mutex_);
+    sessions_[c] = std::move(w);
+    ++live_;
+}
+
+void Server::unregistered(Connection* c) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(c);
+    --live_;
+    if (live_ == 0) drained_.notify_all();
+}
+
+void Server::stop(std::chrono::steady_clock::duration grace) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopped_) return;
+        stopped_ = true;
+    }
+    stopping_ = true;
+    asio::post(io_, [this] {
+        for (auto& a : acceptors_) {
+            boost::system::error_code ec;
+            a->close(ec);
+        }
+    });
+    {
+        std::unique_lock lock(mutex_);
+        for (auto& [ptr, weak] : sessions_)
+            if (auto conn = weak.lock())
+                asio::post(conn->socket().get_executor(), [conn] { conn->interrupt(); });
+        if (!threads_.empty()) drained_.wait_for(lock, grace, [this] { return live_ == 0; });
+        if (live_ > 0) spdlog::warn("shutdown: {} sessions still open after grace", live_.load());
+    }
+    io_.stop();
+    for (auto& t : threads_)
+        t.join();
+    threads_.clear();
+    pool_.join();
+    acceptors_.clear();
+}
+
+}  // namespace millipost::net

@@ -1,0 +1,318 @@
+// pop3/session.cpp: the POP3 session loop and its commands. A maildrop is a snapshot of the
+// user's INBOX taken at login; deletions are marks applied only in the UPDATE state (QUIT).
+#include "pop3/session.h"
+
+#include "proto/line.h"
+#include "proto/pop3/parser.h"
+#include "service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace millipost::pop3 {
+namespace {
+
+struct Item {
+    std::uint32_t uid;
+    std::uint64_t size;
+    bool deleted = false;
+};
+
+struct Session {
+    Session(std::shared_ptr<net::Connection> c, Service& s)
+        : conn(std::move(c)), svc(s), lines(limits::kPop3MaxCommandLine) {}
+    ~Session() {
+        if (locked) svc.unlock_maildrop(user.id);
+    }
+
+    std::shared_ptr<net::Connection> conn;
+    Service& svc;
+    proto::LineParser lines;
+    std::string out;
+    int errors = 0;
+    bool quit = false;
+
+    enum class State { Authorization, Transaction } state = State::Authorization;
+    std::string pending_user;
+    store::User user;
+    bool locked = false;
+    store::Mailbox inbox;
+    std::vector<Item> items;
+
+    void ok(std::string_view text) { out += fmt::format("+OK {}\r\n", text); }
+    void err(std::string_view text) { out += fmt::format("-ERR {}\r\n", text); }
+    // A protocol error: counted, and too many close the session.
+    void bad(std::string_view text) {
+        ++errors;
+        err(text);
+    }
+    // The message a number names, or nullptr after saying why not.
+    Item* item(const Command& c, std::size_t arg = 0) {
+        if (c.args.size() <= arg) {
+            err("message number required");
+            return nullptr;
+        }
+        auto n = parse_number(c.args[arg]);
+        if (!n || *n > items.size()) {
+            err("no such message");
+            return nullptr;
+        }
+        auto& it = items[*n - 1];
+        if (it.deleted) {
+            err(fmt::format("message {} already deleted", *n));
+            return nullptr;
+        }
+        return &it;
+    }
+    std::string uidl(const Item& it) const {
+        return fmt::format("{}.{}", inbox.uidvalidity, it.uid);
+    }
+};
+
+void capa(Session& s) {
+    s.ok("Capability list follows");
+    s.out +=
+        "USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
+        "LOGIN-DELAY 0\r\nIMPLEMENTATION millipost\r\n.\r\n";
+}
+
+net::awaitable<void> authorization(Session& s, Command& c) {
+    switch (c.verb) {
+        case Verb::Capa:
+            capa(s);
+            break;
+        case Verb::Quit:
+            s.ok("millipost POP3 server signing off");
+            s.quit = true;
+            break;
+        case Verb::User:
+            if (c.args.size() != 1) {
+                s.err("Syntax: USER name");
+                break;
+            }
+            s.pending_user = c.args[0];
+            s.ok("send PASS");
+            break;
+        case Verb::Pass: {
+            if (s.pending_user.empty()) {
+                s.err("send USER first");
+                break;
+            }
+            std::string login = std::exchange(s.pending_user, {});
+            std::string password = c.args.empty() ? std::string() : c.args[0];
+            auto& svc = s.svc;
+            auto check = [&svc, login, password] { return svc.authenticate(login, password); };
+            auto user = co_await s.conn->server().blocking(std::move(check));
+            if (!user) {
+                spdlog::info("pop3 {} login failed for {} from {}", s.conn->id(), login,
+                             s.conn->peer());
+                s.err("[AUTH] invalid user name or password");
+                break;
+            }
+            if (!svc.lock_maildrop(user->id)) {
+                s.err("[IN-USE] maildrop is locked by another session");
+                break;
+            }
+            s.user = *user;
+            s.locked = true;
+            auto uid = user->id;
+            auto load = [&svc, uid] {
+                auto mb = svc.store().find_mailbox(uid, store::kInbox);
+                if (!mb) mb = svc.store().create_mailbox(uid, store::kInbox);
+                return std::make_pair(*mb, svc.store().messages(uid, mb->id));
+            };
+            auto snapshot = co_await s.conn->server().blocking(std::move(load));
+            s.inbox = snapshot.first;
+            std::uint64_t total = 0;
+            for (auto& m : snapshot.second) {
+                s.items.push_back({m.uid, m.size});
+                total += m.size;
+            }
+            s.state = Session::State::Transaction;
+            spdlog::debug("pop3 {} login {}", s.conn->id(), login);
+            s.ok(fmt::format("maildrop has {} messages ({} octets)", s.items.size(), total));
+            break;
+        }
+        case Verb::Auth:
+            s.err("no SASL mechanisms available; use USER/PASS");
+            break;
+        case Verb::Stls:
+            s.err("STLS not available");
+            break;
+        case Verb::Unknown:
+            s.bad("unknown command");
+            break;
+        default:
+            s.bad("command not valid in AUTHORIZATION state; log in with USER/PASS");
+    }
+}
+
+net::awaitable<void> update(Session& s) {
+    std::vector<std::uint32_t> uids;
+    for (auto& it : s.items)
+        if (it.deleted) uids.push_back(it.uid);
+    std::size_t left = s.items.size() - uids.size();
+    if (!uids.empty()) {
+        auto& svc = s.svc;
+        auto user = s.user.id, mb = s.inbox.id;
+        try {
+            auto remove = [&svc, user, mb, uids] { svc.store().expunge(user, mb, uids); };
+            co_await s.conn->server().blocking(std::move(remove));
+        } catch (const std::exception& e) {
+            spdlog::error("pop3 {} update failed: {}", s.conn->id(), e.what());
+            s.err("[SYS/TEMP] some deleted messages not removed");
+            s.quit = true;
+            co_return;
+        }
+        svc.counters().pop3_deleted += uids.size();
+    }
+    s.ok(fmt::format("millipost POP3 server signing off ({} messages left)", left));
+    s.quit = true;
+}
+
+net::awaitable<void> transaction(Session& s, Command& c) {
+    switch (c.verb) {
+        case Verb::Stat: {
+            std::size_t n = 0;
+            std::uint64_t size = 0;
+            for (auto& it : s.items)
+                if (!it.deleted) ++n, size += it.size;
+            s.ok(fmt::format("{} {}", n, size));
+            break;
+        }
+        case Verb::List:
+        case Verb::Uidl: {
+            bool uidl = c.verb == Verb::Uidl;
+            if (!c.args.empty()) {
+                if (auto it = s.item(c)) {
+                    auto n = static_cast<std::size_t>(it - s.items.data()) + 1;
+                    s.ok(uidl ? fmt::format("{} {}", n, s.uidl(*it))
+                              : fmt::format("{} {}", n, it->size));
+                }
+                break;
+            }
+            s.ok(uidl ? "unique-id listing follows" : "scan listing follows");
+            for (std::size_t i = 0; i < s.items.size(); ++i) {
+                auto& it = s.items[i];
+                if (it.deleted) continue;
+                s.out += uidl ? fmt::format("{} {}\r\n", i + 1, s.uidl(it))
+                              : fmt::format("{} {}\r\n", i + 1, it.size);
+            }
+            s.out += ".\r\n";
+            break;
+        }
+        case Verb::Retr:
+        case Verb::Top: {
+            long lines = -1;
+            if (c.verb == Verb::Top) {
+                std::optional<unsigned> n;
+                if (c.args.size() != 2 || (c.args[1] != "0" && !(n = parse_number(c.args[1])))) {
+                    s.err("Syntax: TOP msg n");
+                    break;
+                }
+                lines = n ? static_cast<long>(*n) : 0;
+            }
+            auto it = s.item(c);
+            if (!it) break;
+            auto& svc = s.svc;
+            auto user = s.user.id, mb = s.inbox.id;
+            auto uid = it->uid;
+            std::string body;
+            try {
+                auto read = [&svc, user, mb, uid] {
+                    return svc.store().read_message(user, mb, uid);
+                };
+                body = co_await s.conn->server().blocking(std::move(read));
+            } catch (const store::StoreError&) {
+                // Removed by another protocol since the snapshot (RFC 2449 says so is allowed).
+                s.err("[SYS/TEMP] message was removed; log in again");
+                break;
+            }
+            s.ok(fmt::format("{} octets", it->size));
+            append_multiline(s.out, body, lines);
+            if (c.verb == Verb::Retr) ++svc.counters().pop3_retrieved;
+            break;
+        }
+        case Verb::Dele:
+            if (auto it = s.item(c)) {
+                it->deleted = true;
+                s.ok("message deleted");
+            }
+            break;
+        case Verb::Rset: {
+            for (auto& it : s.items)
+                it.deleted = false;
+            s.ok(fmt::format("maildrop has {} messages", s.items.size()));
+            break;
+        }
+        case Verb::Noop:
+            s.ok("");
+            break;
+        case Verb::Capa:
+            capa(s);
+            break;
+        case Verb::Quit:
+            co_await update(s);
+            break;
+        case Verb::Unknown:
+            s.bad("unknown command");
+            break;
+        default:
+            s.bad("command not valid in TRANSACTION state");
+    }
+}
+
+}  // namespace
+
+net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
+    Session s(conn, svc);
+    const auto& cfg = svc.config();
+    if (conn->server().connections() > cfg.max_connections) {
+        co_await conn->send("-ERR [SYS/TEMP] too many connections, try again later\r\n");
+        co_return;
+    }
+    ++svc.counters().pop3_sessions;
+    s.ok("millipost POP3 server ready");
+    while (!s.quit) {
+        auto input = conn->input();
+        if (input.empty()) {
+            if (!s.out.empty()) {
+                if (!co_await conn->send(s.out)) co_return;
+                s.out.clear();
+            }
+            if (!co_await conn->fill(cfg.pop3_timeout)) {
+                // RFC 1939 §3: an autologout does not enter UPDATE; no message is removed.
+                using C = net::Connection::Closed;
+                if (conn->closed() == C::Timeout)
+                    co_await conn->send("-ERR [SYS/TEMP] autologout: idle for too long\r\n");
+                else if (conn->closed() == C::Shutdown)
+                    co_await conn->send("-ERR [SYS/TEMP] server shutting down\r\n");
+                co_return;
+            }
+            continue;
+        }
+        std::size_t used = 0;
+        auto status = s.lines.feed(input, used);
+        conn->consume(used);
+        using P = proto::LineParser::Status;
+        if (status == P::NeedMore) continue;
+        if (status == P::TooLong) {
+            s.bad("line too long");
+        } else if (status == P::Nul) {
+            s.bad("NUL byte in command");
+        } else {  // a Line, or a bare-LF line from a lenient client (accepted, as most servers do)
+            auto cmd = parse_command(s.lines.line());
+            if (s.state == Session::State::Authorization)
+                co_await authorization(s, cmd);
+            else
+                co_await transaction(s, cmd);
+        }
+        if (s.errors >= limits::kPop3MaxErrors) {
+            s.out += "-ERR too many errors, closing connection\r\n";
+            break;
+        }
+    }
+    if (!s.out.empty()) co_await conn->send(s.out);
+}
+
+}  // namespace millipost::pop3

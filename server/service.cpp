@@ -1,0 +1,116 @@
+// service.cpp: a running mail server assembled from its parts (see service.h).
+#include "service.h"
+
+#include "auth/password.h"
+#include "pop3/session.h"
+#include "proto/smtp/parser.h"
+#include "smtp/session.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace millipost {
+
+Service::Service(config::Config cfg) : cfg_(std::move(cfg)) {}
+
+Service::~Service() {
+    stop();
+}
+
+void Service::start() {
+    if (net_) return;
+    if (!store_) store_ = store::open_store(cfg_.store_spec());
+    unsigned threads =
+        cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    net_ = std::make_unique<net::Server>(threads, cfg_.store_threads, cfg_.max_connections);
+    std::vector<net::Listener> listeners;
+    if (cfg_.smtp_port >= 0)
+        listeners.push_back({"smtp", cfg_.listen, static_cast<unsigned short>(cfg_.smtp_port),
+                             [this](auto conn) { return smtp::serve(std::move(conn), *this); }});
+    if (cfg_.pop3_port >= 0)
+        listeners.push_back({"pop3", cfg_.listen, static_cast<unsigned short>(cfg_.pop3_port),
+                             [this](auto conn) { return pop3::serve(std::move(conn), *this); }});
+    try {
+        net_->start(std::move(listeners));
+    } catch (...) {
+        net_.reset();
+        throw;
+    }
+    spdlog::info("millipost listening on {}: smtp {} pop3 {}; store {}", cfg_.listen, smtp_port(),
+                 pop3_port(), cfg_.store_spec());
+}
+
+void Service::stop() {
+    if (!net_) return;
+    spdlog::info("millipost shutting down: {} connections open", net_->connections());
+    net_->stop(limits::kShutdownGrace);
+    net_.reset();
+    store_.reset();  // closes SQLite cleanly (checkpoints the WAL)
+    spdlog::info("millipost stopped");
+}
+
+unsigned short Service::smtp_port() const {
+    return net_ ? net_->port("smtp") : 0;
+}
+unsigned short Service::pop3_port() const {
+    return net_ ? net_->port("pop3") : 0;
+}
+
+std::optional<store::User> Service::authenticate(const std::string& login,
+                                                 const std::string& password) {
+    auto user = store_->find_user(login);
+    if (!user || !auth::verify_password(user->secret, password)) {
+        ++counters_.auth_failures;
+        return std::nullopt;
+    }
+    return user;
+}
+
+bool Service::is_local_domain(std::string_view domain) const {
+    auto eq = [](std::string_view a, std::string_view b) {
+        return a.size() == b.size() &&
+               std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+                   return std::tolower(static_cast<unsigned char>(x)) ==
+                          std::tolower(static_cast<unsigned char>(y));
+               });
+    };
+    if (eq(domain, cfg_.hostname) || eq(domain, "localhost")) return true;
+    return std::any_of(cfg_.domains.begin(), cfg_.domains.end(),
+                       [&](const std::string& d) { return eq(domain, d); });
+}
+
+std::optional<store::User> Service::resolve_recipient(const std::string& address) {
+    if (auto u = store_->find_user(address)) return u;
+    auto [local, domain] = smtp::split_address(address);
+    if (!is_local_domain(domain) || local.empty() || local.front() == '"') return std::nullopt;
+    if (auto u = store_->find_user(local)) return u;
+    std::string lower(local);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (lower != local) return store_->find_user(lower);
+    return std::nullopt;
+}
+
+bool Service::lock_maildrop(store::UserId user) {
+    std::lock_guard lock(locks_mutex_);
+    return locked_.insert(user).second;
+}
+
+void Service::unlock_maildrop(store::UserId user) {
+    std::lock_guard lock(locks_mutex_);
+    locked_.erase(user);
+}
+
+std::string Service::next_queue_id() {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    return fmt::format("{:08X}{:06X}", static_cast<std::uint32_t>(secs),
+                       static_cast<std::uint32_t>(++queue_seq_ & 0xffffff));
+}
+
+}  // namespace millipost

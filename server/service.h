@@ -1,0 +1,71 @@
+// service.h: one running mail server: configuration, store, network core and the protocol
+// listeners, plus the state sessions share (maildrop locks, counters). Used by millipost-server's
+// main, by the Python module and by the property tests, so all three run the same server.
+#pragma once
+#include "config/config.h"
+#include "net/server.h"
+#include "store/mail_store.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace millipost {
+
+struct Counters {
+    std::atomic<std::uint64_t> smtp_sessions{0}, pop3_sessions{0};
+    std::atomic<std::uint64_t> messages_accepted{0}, deliveries{0}, messages_rejected{0};
+    std::atomic<std::uint64_t> pop3_retrieved{0}, pop3_deleted{0};
+    std::atomic<std::uint64_t> auth_failures{0};
+};
+
+class Service {
+  public:
+    explicit Service(config::Config cfg);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Opens the store (unless one was given) and binds the listeners; throws on failure.
+    void start();
+    // Graceful: stop accepting, let in-flight deliveries finish, close the store.
+    void stop();
+    bool running() const { return net_ != nullptr; }
+
+    unsigned short smtp_port() const;
+    unsigned short pop3_port() const;
+
+    const config::Config& config() const { return cfg_; }
+    store::MailStore& store() { return *store_; }
+    net::Server& net() { return *net_; }
+    Counters& counters() { return counters_; }
+
+    // The user whose login and password these are, or nothing. Runs PBKDF2: call it on the
+    // blocking pool.
+    std::optional<store::User> authenticate(const std::string& login, const std::string& password);
+    // The local user an address delivers to: the whole address as a login, else the local part
+    // when the domain is one of ours.
+    std::optional<store::User> resolve_recipient(const std::string& address);
+    bool is_local_domain(std::string_view domain) const;
+
+    // POP3 maildrop locks (RFC 1939 §8: one session per maildrop).
+    bool lock_maildrop(store::UserId user);
+    void unlock_maildrop(store::UserId user);
+
+    // A unique, sortable id for a transaction ("queued as ...").
+    std::string next_queue_id();
+
+  private:
+    config::Config cfg_;
+    std::unique_ptr<store::MailStore> store_;
+    std::unique_ptr<net::Server> net_;
+    Counters counters_;
+    std::mutex locks_mutex_;
+    std::set<store::UserId> locked_;
+    std::atomic<std::uint64_t> queue_seq_{0};
+};
+
+}  // namespace millipost

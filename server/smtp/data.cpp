@@ -1,0 +1,93 @@
+// smtp/data.cpp: DATA: read the message after 354, add Received:, deliver durably, then 250.
+#include "service.h"
+#include "smtp/session.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+namespace millipost::smtp {
+namespace {
+
+std::string rfc5322_date(std::time_t t) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    return buf;
+}
+
+std::string received_header(const Session& s, const std::string& id, std::time_t now) {
+    auto peer = s.conn->peer();
+    if (auto colon = peer.rfind(':'); colon != std::string::npos) peer.resize(colon);
+    std::string with = s.smtputf8 ? "UTF8SMTP" : s.esmtp ? "ESMTP" : "SMTP";
+    std::string h = fmt::format("Received: from {} ([{}])\r\n\tby {} (millipost) with {} id {}",
+                                s.helo, peer, s.svc.config().hostname, with, id);
+    if (s.forward_paths.size() == 1) h += fmt::format("\r\n\tfor <{}>", s.forward_paths.front());
+    h += fmt::format(";\r\n\t{}\r\n", rfc5322_date(now));
+    return h;
+}
+
+}  // namespace
+
+net::awaitable<void> receive_data(Session& s) {
+    const auto& cfg = s.svc.config();
+    auto now = std::time(nullptr);
+    auto id = s.svc.next_queue_id();
+    std::string message = received_header(s, id, now);
+    DataReader reader(cfg.max_message_size);
+    while (true) {
+        auto input = s.conn->input();
+        std::size_t used = 0;
+        if (!input.empty() && reader.feed(input, used, message) == DataReader::Status::Done) {
+            s.conn->consume(used);
+            break;
+        }
+        s.conn->consume(used);
+        if (!s.out.empty()) {  // the 354 must reach the client before it sends the message
+            if (!co_await s.conn->send(s.out)) co_return;
+            s.out.clear();
+        }
+        if (!co_await s.conn->fill(cfg.smtp_timeout)) {
+            // Disconnect, timeout or shutdown mid-DATA: nothing was acknowledged, nothing kept.
+            spdlog::info("smtp {} id={} aborted during DATA after {} bytes", s.conn->id(), id,
+                         reader.size());
+            s.quit = true;
+            co_return;
+        }
+    }
+    auto reject = [&](int code, const char* status, const std::string& why) {
+        ++s.svc.counters().messages_rejected;
+        spdlog::info("smtp {} id={} rejected: {}", s.conn->id(), id, why);
+        s.reply(code, status, why);
+        s.reset_transaction();
+    };
+    if (reader.too_big()) co_return reject(552, "5.3.4", "Message size exceeds fixed limit");
+    if (reader.bare_newline())
+        co_return reject(554, "5.6.0",
+                         "Message contains bare CR or LF (RFC 5321 2.3.8); not delivered");
+    if (reader.nul()) co_return reject(554, "5.6.0", "Message contains NUL bytes; not delivered");
+
+    std::vector<store::UserId> users(s.recipients.begin(), s.recipients.end());
+    try {
+        auto deliver = [&s, &users, &message, now] {
+            s.svc.store().deliver(users, store::kInbox, message, static_cast<std::int64_t>(now));
+        };
+        co_await s.conn->server().blocking(std::move(deliver));
+    } catch (const std::exception& e) {
+        spdlog::error("smtp {} id={} store failed: {}", s.conn->id(), id, e.what());
+        s.reply(451, "4.3.0", "Local error in processing; try again later");
+        s.reset_transaction();
+        co_return;
+    }
+    ++s.svc.counters().messages_accepted;
+    s.svc.counters().deliveries += users.size();
+    spdlog::info("smtp {} id={} from=<{}> nrcpt={} size={} delivered", s.conn->id(), id,
+                 s.reverse_path, s.forward_paths.size(), message.size());
+    s.reply(250, "2.0.0", "Ok: queued as " + id);
+    s.reset_transaction();
+}
+
+}  // namespace millipost::smtp

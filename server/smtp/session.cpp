@@ -1,0 +1,111 @@
+// smtp/session.cpp: the SMTP session loop: greet, read a line, parse, dispatch, reply.
+#include "smtp/session.h"
+
+#include "service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace millipost::smtp {
+
+Session::Session(std::shared_ptr<net::Connection> c, Service& s)
+    : conn(std::move(c)), svc(s), lines(limits::kSmtpMaxCommandLine) {}
+
+void Session::reply(int code, std::string_view status, std::string_view text) {
+    out += fmt::format("{} {}{}{}\r\n", code, status, status.empty() ? "" : " ", text);
+}
+
+void Session::reply_multi(int code, const std::vector<std::string>& ls) {
+    for (std::size_t i = 0; i < ls.size(); ++i)
+        out += fmt::format("{}{}{}\r\n", code, i + 1 == ls.size() ? ' ' : '-', ls[i]);
+}
+
+void Session::reset_transaction() {
+    in_mail = false;
+    reverse_path.clear();
+    smtputf8 = false;
+    forward_paths.clear();
+    recipients.clear();
+}
+
+namespace {
+
+// Says goodbye for the reason the connection ended, when the peer is still there to hear it.
+net::awaitable<void> close_with_reason(Session& s) {
+    using C = net::Connection::Closed;
+    const auto& host = s.svc.config().hostname;
+    if (s.conn->closed() == C::Timeout)
+        s.reply(421, "4.4.2", host + " Error: timeout exceeded");
+    else if (s.conn->closed() == C::Shutdown)
+        s.reply(421, "4.3.2", host + " Service shutting down");
+    else
+        co_return;
+    co_await s.conn->send(s.out);
+}
+
+}  // namespace
+
+net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
+    Session s(conn, svc);
+    const auto& cfg = svc.config();
+    if (conn->server().connections() > cfg.max_connections) {
+        s.reply(421, "4.7.0", cfg.hostname + " Too many connections, try again later");
+        co_await conn->send(s.out);
+        co_return;
+    }
+    ++svc.counters().smtp_sessions;
+    spdlog::debug("smtp {} connect from {}", conn->id(), conn->peer());
+    s.reply(220, "", cfg.hostname + " ESMTP millipost");
+    while (!s.quit) {
+        auto input = conn->input();
+        if (input.empty()) {
+            if (!s.out.empty()) {
+                if (!co_await conn->send(s.out)) co_return;
+                s.out.clear();
+            }
+            if (!co_await conn->fill(cfg.smtp_timeout)) {
+                co_await close_with_reason(s);
+                co_return;
+            }
+            continue;
+        }
+        std::size_t used = 0;
+        auto status = s.lines.feed(input, used);
+        conn->consume(used);
+        switch (status) {
+            case proto::LineParser::Status::NeedMore:
+                continue;
+            case proto::LineParser::Status::TooLong:
+                ++s.errors;
+                s.reply(500, "5.5.6", "Line too long");
+                break;
+            case proto::LineParser::Status::BareLF:
+                ++s.errors;
+                s.reply(500, "5.5.2", "Syntax error: bare LF; lines end with CRLF");
+                break;
+            case proto::LineParser::Status::Nul:
+                ++s.errors;
+                s.reply(500, "5.5.2", "Syntax error: NUL byte in command");
+                break;
+            case proto::LineParser::Status::Line: {
+                auto parsed = parse_command(s.lines.line());
+                if (!parsed.command) {
+                    ++s.errors;
+                    s.reply(parsed.error.code, parsed.error.status, parsed.error.text);
+                    break;
+                }
+                auto spec = find_command(parsed.command->verb);
+                co_await spec->fn(s, *parsed.command);
+                break;
+            }
+        }
+        if (s.errors >= limits::kSmtpMaxErrors) {
+            s.reply(421, "4.7.0", cfg.hostname + " Too many errors, closing connection");
+            break;
+        }
+    }
+    if (!s.out.empty()) co_await conn->send(s.out);
+    spdlog::debug("smtp {} disconnect", conn->id());
+}
+
+}  // namespace millipost::smtp

@@ -1,0 +1,67 @@
+// store/mail_store.cpp: the backend-independent part of MailStore (notifications, opening).
+#include "store/mail_store.h"
+
+#include "store/sqlite/sqlite_store.h"
+
+#include <filesystem>
+
+namespace millipost::store {
+
+MailStore::Subscription& MailStore::Subscription::operator=(Subscription&& o) noexcept {
+    if (this != &o) {
+        reset();
+        store_ = o.store_;
+        user_ = o.user_;
+        id_ = o.id_;
+        o.store_ = nullptr;
+    }
+    return *this;
+}
+
+void MailStore::Subscription::reset() {
+    if (!store_) return;
+    std::lock_guard lock(store_->listeners_mutex_);
+    auto it = store_->listeners_.find(user_);
+    if (it != store_->listeners_.end()) {
+        it->second.erase(id_);
+        if (it->second.empty()) store_->listeners_.erase(it);
+    }
+    store_ = nullptr;
+}
+
+MailStore::Subscription MailStore::subscribe(UserId user, Listener listener) {
+    std::lock_guard lock(listeners_mutex_);
+    auto id = next_listener_++;
+    listeners_[user][id] = std::move(listener);
+    return Subscription(this, user, id);
+}
+
+void MailStore::notify(const Event& event) {
+    std::vector<Listener> targets;
+    {
+        std::lock_guard lock(listeners_mutex_);
+        auto it = listeners_.find(event.user);
+        if (it == listeners_.end()) return;
+        for (auto& [id, fn] : it->second)
+            targets.push_back(fn);
+    }
+    for (auto& fn : targets)
+        fn(event);
+}
+
+std::unique_ptr<MailStore> open_store(const std::string& spec) {
+    std::string path = spec;
+    if (path.rfind("sqlite:", 0) == 0) {
+        path = path.substr(7);
+    } else if (auto colon = path.find("://"); colon != std::string::npos) {
+        throw StoreError(StoreError::Kind::Invalid, "unknown store backend: " + spec);
+    }
+    std::filesystem::path p(path);
+    if (std::filesystem::is_directory(p) || !p.has_extension()) {
+        std::filesystem::create_directories(p);
+        p /= "millipost.db";
+    }
+    return std::make_unique<SqliteStore>(p.string());
+}
+
+}  // namespace millipost::store

@@ -1,0 +1,180 @@
+// store/mail_store.h: the MailStore interface every storage backend implements (SQLite now,
+// Ceph RADOS later): users, mailboxes, messages with UIDs/UIDVALIDITY, flags, MODSEQ, a per-user
+// change log (JMAP state strings), and change notifications (IDLE, push).
+//
+// Contract for every backend:
+// - Each method is atomic for the user it names and durable when it returns.
+// - deliver() stores the body once and links it into every recipient's mailbox in one atomic
+//   step: either every recipient has the message or none does.
+// - UIDs in a mailbox are strictly ascending and never reused while UIDVALIDITY stays; MODSEQ
+//   values never decrease; the per-user state counter increases with every change.
+// - Methods are safe to call from several threads at once.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace millipost::store {
+
+using UserId = std::int64_t;
+using MailboxId = std::int64_t;
+using ModSeq = std::uint64_t;
+
+inline constexpr std::string_view kInbox = "INBOX";
+
+class StoreError : public std::runtime_error {
+  public:
+    enum class Kind { Exists, NotFound, Invalid, Backend };
+    StoreError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+    Kind kind() const { return kind_; }
+
+  private:
+    Kind kind_;
+};
+
+struct User {
+    UserId id = 0;
+    std::string login;
+    std::string secret;  // auth/password.h format; never cleartext
+};
+
+struct NewUser {
+    std::string login;
+    std::string secret;
+};
+
+struct Mailbox {
+    MailboxId id = 0;
+    UserId user = 0;
+    std::string name;
+    std::uint32_t uidvalidity = 0;
+    std::uint32_t uidnext = 1;
+    ModSeq highestmodseq = 0;
+    std::uint32_t messages = 0;
+    std::uint64_t size = 0;  // octets of all messages
+};
+
+struct Message {
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;
+    std::int64_t internaldate = 0;  // seconds since the epoch
+    ModSeq modseq = 0;
+    std::vector<std::string> flags;  // system flags ("\\Seen") and keywords
+};
+
+struct Delivered {
+    UserId user = 0;
+    MailboxId mailbox = 0;
+    std::uint32_t uid = 0;
+};
+
+enum class FlagOp { Replace, Add, Remove };
+
+// One entry of the change log: what changed at a given state of a user.
+struct Change {
+    enum class Kind { Mailbox, Message };
+    enum class Op { Created, Updated, Destroyed };
+    std::uint64_t state = 0;
+    Kind kind = Kind::Message;
+    Op op = Op::Created;
+    std::string id;  // mailbox id, or "<mailbox id>:<uid>" for a message
+};
+
+struct Changes {
+    std::uint64_t since = 0;
+    std::uint64_t state = 0;  // the state after the returned changes
+    bool has_more = false;    // more changes after `state` than `max` allowed
+    std::vector<Change> changes;
+};
+
+// Pushed to subscribers after a change is durable.
+struct Event {
+    enum class Kind { Appended, FlagsChanged, Expunged, MailboxCreated, MailboxDeleted };
+    Kind kind = Kind::Appended;
+    UserId user = 0;
+    MailboxId mailbox = 0;
+    std::vector<std::uint32_t> uids;
+    std::uint64_t state = 0;
+};
+
+class MailStore {
+  public:
+    using Listener = std::function<void(const Event&)>;
+
+    // A registration for events of one user; unsubscribes when destroyed.
+    class Subscription {
+      public:
+        Subscription() = default;
+        Subscription(MailStore* store, UserId user, std::uint64_t id)
+            : store_(store), user_(user), id_(id) {}
+        Subscription(Subscription&& o) noexcept { *this = std::move(o); }
+        Subscription& operator=(Subscription&& o) noexcept;
+        ~Subscription() { reset(); }
+        void reset();
+
+      private:
+        MailStore* store_ = nullptr;
+        UserId user_ = 0;
+        std::uint64_t id_ = 0;
+    };
+
+    virtual ~MailStore() = default;
+
+    // Users. add_user throws StoreError::Exists for a taken login; the user gets an INBOX.
+    virtual UserId add_user(std::string_view login, std::string_view secret) = 0;
+    virtual std::optional<User> find_user(std::string_view login) = 0;
+    // Bulk path for provisioning: batched transactions. Logins that exist are skipped;
+    // returns how many were added. `progress` (optional) gets the running count.
+    virtual std::size_t add_users(std::span<const NewUser> users,
+                                  const std::function<void(std::size_t)>& progress = {}) = 0;
+    virtual std::uint64_t user_count() = 0;
+
+    // Mailboxes. Names are the user's (hierarchy separator '/'); INBOX is case-insensitive.
+    virtual Mailbox create_mailbox(UserId user, std::string_view name) = 0;
+    virtual std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) = 0;
+    virtual std::vector<Mailbox> list_mailboxes(UserId user) = 0;
+    virtual void delete_mailbox(UserId user, MailboxId mailbox) = 0;
+
+    // Stores `bytes` once and appends it to mailbox `mailbox_name` of every recipient.
+    virtual std::vector<Delivered> deliver(std::span<const UserId> recipients,
+                                           std::string_view mailbox_name, std::string_view bytes,
+                                           std::int64_t internaldate,
+                                           std::span<const std::string> flags = {}) = 0;
+    virtual std::vector<Message> messages(UserId user, MailboxId mailbox) = 0;
+    // The message's bytes; StoreError::NotFound when it is not the user's.
+    virtual std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) = 0;
+    // Changes flags of the given UIDs; returns the new MODSEQ (unchanged when nothing changed).
+    virtual ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
+                               FlagOp op, std::span<const std::string> flags) = 0;
+    // Removes the given UIDs; bodies no mailbox references any more are freed.
+    virtual void expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) = 0;
+
+    // Change log for JMAP: the current state and what changed after `since`.
+    virtual std::uint64_t state(UserId user) = 0;
+    virtual Changes changes_since(UserId user, std::uint64_t since, std::size_t max) = 0;
+
+    // Events for one user, delivered on the thread that made the change, after it is durable.
+    Subscription subscribe(UserId user, Listener listener);
+
+  protected:
+    void notify(const Event& event);
+
+  private:
+    std::mutex listeners_mutex_;
+    std::uint64_t next_listener_ = 1;
+    std::map<UserId, std::map<std::uint64_t, Listener>> listeners_;
+};
+
+// Opens the backend named by a URL-like spec: "sqlite:PATH" (or a bare directory path, which
+// holds millipost.db). Throws StoreError for an unknown backend.
+std::unique_ptr<MailStore> open_store(const std::string& spec);
+
+}  // namespace millipost::store

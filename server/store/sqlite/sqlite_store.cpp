@@ -1,0 +1,515 @@
+// store/sqlite/sqlite_store.cpp: the SQLite MailStore backend (see sqlite_store.h).
+#include "store/sqlite/sqlite_store.h"
+
+#include "util/limits.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+namespace millipost::store {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS users(
+  id INTEGER PRIMARY KEY,
+  login TEXT NOT NULL UNIQUE,
+  secret TEXT NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS mailboxes(
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL,
+  uidvalidity INTEGER NOT NULL,
+  uidnext INTEGER NOT NULL DEFAULT 1,
+  highestmodseq INTEGER NOT NULL DEFAULT 1,
+  messages INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(user_id, name));
+CREATE TABLE IF NOT EXISTS bodies(
+  id INTEGER PRIMARY KEY,
+  refs INTEGER NOT NULL,
+  data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS messages(
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  body_id INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  internaldate INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  flags TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes(
+  user_id INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  op INTEGER NOT NULL,
+  object TEXT NOT NULL,
+  PRIMARY KEY(user_id, state)) WITHOUT ROWID;
+PRAGMA user_version = 1;
+)sql";
+
+std::string canonical_name(std::string_view name) {
+    std::string n(name);
+    std::string up = n;
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    return up == "INBOX" ? std::string(kInbox) : n;
+}
+
+std::uint32_t now_uidvalidity() {
+    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+std::vector<std::string> split_flags(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+        auto sp = s.find(' ', pos);
+        if (sp == std::string::npos) sp = s.size();
+        if (sp > pos) out.push_back(s.substr(pos, sp - pos));
+        pos = sp + 1;
+    }
+    return out;
+}
+
+std::string join_flags(const std::set<std::string>& flags) {
+    std::string out;
+    for (auto& f : flags) {
+        if (!out.empty()) out.push_back(' ');
+        out += f;
+    }
+    return out;
+}
+
+// Appends one change-log entry and returns the user's new state.
+std::uint64_t log_change(sqlite::Db& db, UserId user, Change::Kind kind, Change::Op op,
+                         std::string_view object) {
+    auto st = db.prepare("UPDATE users SET state = state + 1 WHERE id = ? RETURNING state");
+    st.bind(1, user);
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such user");
+    auto state = static_cast<std::uint64_t>(st.i64(0));
+    st.run();
+    db.prepare("INSERT INTO changes(user_id, state, kind, op, object) VALUES (?, ?, ?, ?, ?)")
+        .bind(1, user)
+        .bind(2, static_cast<std::int64_t>(state))
+        .bind(3, static_cast<std::int64_t>(kind))
+        .bind(4, static_cast<std::int64_t>(op))
+        .bind(5, object)
+        .run();
+    return state;
+}
+
+std::string message_object(MailboxId mb, std::uint32_t uid) {
+    return std::to_string(mb) + ":" + std::to_string(uid);
+}
+
+Mailbox read_mailbox(sqlite::Stmt& st) {
+    Mailbox m;
+    m.id = st.i64(0);
+    m.user = st.i64(1);
+    m.name = st.text(2);
+    m.uidvalidity = static_cast<std::uint32_t>(st.i64(3));
+    m.uidnext = static_cast<std::uint32_t>(st.i64(4));
+    m.highestmodseq = static_cast<ModSeq>(st.i64(5));
+    m.messages = static_cast<std::uint32_t>(st.i64(6));
+    m.size = static_cast<std::uint64_t>(st.i64(7));
+    return m;
+}
+
+#define MAILBOX_COLUMNS "id, user_id, name, uidvalidity, uidnext, highestmodseq, messages, size"
+
+MailboxId insert_mailbox(sqlite::Db& db, UserId user, std::string_view name) {
+    db.prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?)")
+        .bind(1, user)
+        .bind(2, name)
+        .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+        .run();
+    return db.last_insert_rowid();
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(std::string path) : path_(std::move(path)) {
+    auto db = std::make_unique<sqlite::Db>(path_);
+    db->exec(kSchema);
+    pool_.push_back(std::move(db));
+}
+
+SqliteStore::~SqliteStore() {
+    std::lock_guard lock(pool_mutex_);
+    if (!pool_.empty()) {
+        try {
+            pool_.front()->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        } catch (...) {
+        }
+    }
+    pool_.clear();
+}
+
+SqliteStore::Lease::~Lease() {
+    std::lock_guard lock(s_.pool_mutex_);
+    s_.pool_.push_back(std::move(db_));
+}
+
+SqliteStore::Lease SqliteStore::lease() {
+    {
+        std::lock_guard lock(pool_mutex_);
+        if (!pool_.empty()) {
+            auto db = std::move(pool_.back());
+            pool_.pop_back();
+            return Lease(*this, std::move(db));
+        }
+    }
+    return Lease(*this, std::make_unique<sqlite::Db>(path_));
+}
+
+UserId SqliteStore::add_user(std::string_view login, std::string_view secret) {
+    auto db = lease();
+    sqlite::Transaction tx(*db);
+    auto st = db->prepare("INSERT INTO users(login, secret) VALUES (?, ?) ON CONFLICT DO NOTHING");
+    st.bind(1, login).bind(2, secret).run();
+    if (db->changes() == 0)
+        throw StoreError(StoreError::Kind::Exists, "user exists: " + std::string(login));
+    UserId id = db->last_insert_rowid();
+    auto mb = insert_mailbox(*db, id, kInbox);
+    log_change(*db, id, Change::Kind::Mailbox, Change::Op::Created, std::to_string(mb));
+    tx.commit();
+    return id;
+}
+
+std::optional<User> SqliteStore::find_user(std::string_view login) {
+    auto db = lease();
+    auto st = db->prepare("SELECT id, login, secret FROM users WHERE login = ?");
+    st.bind(1, login);
+    if (!st.step()) return std::nullopt;
+    return User{st.i64(0), st.text(1), st.text(2)};
+}
+
+std::size_t SqliteStore::add_users(std::span<const NewUser> users,
+                                   const std::function<void(std::size_t)>& progress) {
+    auto db = lease();
+    std::size_t added = 0;
+    const auto uidvalidity = static_cast<std::int64_t>(now_uidvalidity());
+    for (std::size_t start = 0; start < users.size(); start += limits::kProvisionBatch) {
+        sqlite::Transaction tx(*db);
+        auto end = std::min(users.size(), start + limits::kProvisionBatch);
+        for (std::size_t i = start; i < end; ++i) {
+            auto ins = db->prepare(
+                "INSERT INTO users(login, secret, state) VALUES (?, ?, 1) ON CONFLICT DO NOTHING");
+            ins.bind(1, users[i].login).bind(2, users[i].secret).run();
+            if (db->changes() == 0) continue;
+            UserId id = db->last_insert_rowid();
+            db->prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, 'INBOX', ?)")
+                .bind(1, id)
+                .bind(2, uidvalidity)
+                .run();
+            auto mb = db->last_insert_rowid();
+            db->prepare(
+                  "INSERT INTO changes(user_id, state, kind, op, object) VALUES (?, 1, ?, ?, ?)")
+                .bind(1, id)
+                .bind(2, static_cast<std::int64_t>(Change::Kind::Mailbox))
+                .bind(3, static_cast<std::int64_t>(Change::Op::Created))
+                .bind(4, std::to_string(mb))
+                .run();
+            ++added;
+        }
+        tx.commit();
+        if (progress) progress(end);
+    }
+    return added;
+}
+
+std::uint64_t SqliteStore::user_count() {
+    auto db = lease();
+    auto st = db->prepare("SELECT count(*) FROM users");
+    st.step();
+    return static_cast<std::uint64_t>(st.i64(0));
+}
+
+Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name) {
+    auto n = canonical_name(name);
+    if (n.empty()) throw StoreError(StoreError::Kind::Invalid, "empty mailbox name");
+    std::uint64_t state;
+    MailboxId id;
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        db->prepare(
+              "INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?) "
+              "ON CONFLICT DO NOTHING")
+            .bind(1, user)
+            .bind(2, n)
+            .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+            .run();
+        if (db->changes() == 0) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + n);
+        id = db->last_insert_rowid();
+        state =
+            log_change(*db, user, Change::Kind::Mailbox, Change::Op::Created, std::to_string(id));
+        tx.commit();
+    }
+    notify(Event{Event::Kind::MailboxCreated, user, id, {}, state});
+    return *find_mailbox(user, n);
+}
+
+std::optional<Mailbox> SqliteStore::find_mailbox(UserId user, std::string_view name) {
+    auto db = lease();
+    auto st =
+        db->prepare("SELECT " MAILBOX_COLUMNS " FROM mailboxes WHERE user_id = ? AND name = ?");
+    auto n = canonical_name(name);
+    st.bind(1, user).bind(2, n);
+    if (!st.step()) return std::nullopt;
+    return read_mailbox(st);
+}
+
+std::vector<Mailbox> SqliteStore::list_mailboxes(UserId user) {
+    auto db = lease();
+    auto st =
+        db->prepare("SELECT " MAILBOX_COLUMNS " FROM mailboxes WHERE user_id = ? ORDER BY name");
+    st.bind(1, user);
+    std::vector<Mailbox> out;
+    while (st.step())
+        out.push_back(read_mailbox(st));
+    return out;
+}
+
+void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
+    std::uint64_t state;
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        auto check = db->prepare("SELECT name FROM mailboxes WHERE id = ? AND user_id = ?");
+        check.bind(1, mailbox).bind(2, user);
+        if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        check.run();
+        db->prepare(
+              "UPDATE bodies SET refs = refs - 1 WHERE id IN "
+              "(SELECT body_id FROM messages WHERE mailbox_id = ?)")
+            .bind(1, mailbox)
+            .run();
+        db->prepare("DELETE FROM messages WHERE mailbox_id = ?").bind(1, mailbox).run();
+        db->prepare("DELETE FROM bodies WHERE refs <= 0").run();
+        db->prepare("DELETE FROM mailboxes WHERE id = ?").bind(1, mailbox).run();
+        state = log_change(*db, user, Change::Kind::Mailbox, Change::Op::Destroyed,
+                           std::to_string(mailbox));
+        tx.commit();
+    }
+    notify(Event{Event::Kind::MailboxDeleted, user, mailbox, {}, state});
+}
+
+std::vector<Delivered> SqliteStore::deliver(std::span<const UserId> recipients,
+                                            std::string_view mailbox_name, std::string_view bytes,
+                                            std::int64_t internaldate,
+                                            std::span<const std::string> flags) {
+    std::vector<Delivered> out;
+    std::vector<std::uint64_t> states;
+    if (recipients.empty()) return out;
+    auto name = canonical_name(mailbox_name);
+    std::string flag_text = join_flags(std::set<std::string>(flags.begin(), flags.end()));
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        db->prepare("INSERT INTO bodies(refs, data) VALUES (?, ?)")
+            .bind(1, static_cast<std::int64_t>(recipients.size()))
+            .bind_blob(2, bytes)
+            .run();
+        auto body = db->last_insert_rowid();
+        for (UserId user : recipients) {
+            auto st = db->prepare(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+                "messages = messages + 1, size = size + ? WHERE user_id = ? AND name = ? "
+                "RETURNING id, uidnext - 1, highestmodseq");
+            st.bind(1, static_cast<std::int64_t>(bytes.size())).bind(2, user).bind(3, name);
+            if (!st.step())
+                throw StoreError(StoreError::Kind::NotFound, "no mailbox " + name + " for user");
+            Delivered d{user, st.i64(0), static_cast<std::uint32_t>(st.i64(1))};
+            auto modseq = st.i64(2);
+            st.run();
+            db->prepare(
+                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
+                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(1, d.mailbox)
+                .bind(2, static_cast<std::int64_t>(d.uid))
+                .bind(3, body)
+                .bind(4, static_cast<std::int64_t>(bytes.size()))
+                .bind(5, internaldate)
+                .bind(6, modseq)
+                .bind(7, flag_text)
+                .run();
+            states.push_back(log_change(*db, user, Change::Kind::Message, Change::Op::Created,
+                                        message_object(d.mailbox, d.uid)));
+            out.push_back(d);
+        }
+        tx.commit();
+    }
+    for (std::size_t i = 0; i < out.size(); ++i)
+        notify(Event{Event::Kind::Appended, out[i].user, out[i].mailbox, {out[i].uid}, states[i]});
+    return out;
+}
+
+std::vector<Message> SqliteStore::messages(UserId user, MailboxId mailbox) {
+    auto db = lease();
+    sqlite::Transaction tx(*db, false);  // one snapshot for the ownership check and the rows
+    auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
+    check.bind(1, mailbox).bind(2, user);
+    if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+    check.run();
+    auto st = db->prepare(
+        "SELECT uid, size, internaldate, modseq, flags FROM messages "
+        "WHERE mailbox_id = ? ORDER BY uid");
+    st.bind(1, mailbox);
+    std::vector<Message> out;
+    while (st.step()) {
+        Message m;
+        m.uid = static_cast<std::uint32_t>(st.i64(0));
+        m.size = static_cast<std::uint64_t>(st.i64(1));
+        m.internaldate = st.i64(2);
+        m.modseq = static_cast<ModSeq>(st.i64(3));
+        m.flags = split_flags(st.text(4));
+        out.push_back(std::move(m));
+    }
+    tx.commit();
+    return out;
+}
+
+std::string SqliteStore::read_message(UserId user, MailboxId mailbox, std::uint32_t uid) {
+    auto db = lease();
+    auto st = db->prepare(
+        "SELECT b.data FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id "
+        "JOIN bodies b ON b.id = m.body_id WHERE m.mailbox_id = ? AND m.uid = ? AND x.user_id = ?");
+    st.bind(1, mailbox).bind(2, static_cast<std::int64_t>(uid)).bind(3, user);
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such message");
+    return st.blob(0);
+}
+
+ModSeq SqliteStore::store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
+                                FlagOp op, std::span<const std::string> flags) {
+    std::vector<std::uint32_t> changed;
+    ModSeq modseq = 0;
+    std::uint64_t state = 0;
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        auto mb = db->prepare("SELECT highestmodseq FROM mailboxes WHERE id = ? AND user_id = ?");
+        mb.bind(1, mailbox).bind(2, user);
+        if (!mb.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        modseq = static_cast<ModSeq>(mb.i64(0));
+        mb.run();
+        for (auto uid : uids) {
+            auto sel = db->prepare("SELECT flags FROM messages WHERE mailbox_id = ? AND uid = ?");
+            sel.bind(1, mailbox).bind(2, static_cast<std::int64_t>(uid));
+            if (!sel.step()) continue;
+            auto current = split_flags(sel.text(0));
+            sel.run();
+            std::set<std::string> before(current.begin(), current.end()), after;
+            if (op == FlagOp::Replace) {
+                after.insert(flags.begin(), flags.end());
+            } else {
+                after = before;
+                for (auto& f : flags) {
+                    if (op == FlagOp::Add)
+                        after.insert(f);
+                    else
+                        after.erase(f);
+                }
+            }
+            if (after == before) continue;
+            if (changed.empty()) ++modseq;  // one MODSEQ for the whole command
+            db->prepare(
+                  "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                .bind(1, join_flags(after))
+                .bind(2, static_cast<std::int64_t>(modseq))
+                .bind(3, mailbox)
+                .bind(4, static_cast<std::int64_t>(uid))
+                .run();
+            state = log_change(*db, user, Change::Kind::Message, Change::Op::Updated,
+                               message_object(mailbox, uid));
+            changed.push_back(uid);
+        }
+        if (!changed.empty())
+            db->prepare("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?")
+                .bind(1, static_cast<std::int64_t>(modseq))
+                .bind(2, mailbox)
+                .run();
+        tx.commit();
+    }
+    if (!changed.empty())
+        notify(Event{Event::Kind::FlagsChanged, user, mailbox, std::move(changed), state});
+    return modseq;
+}
+
+void SqliteStore::expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) {
+    std::vector<std::uint32_t> removed;
+    std::uint64_t state = 0;
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        auto mb = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
+        mb.bind(1, mailbox).bind(2, user);
+        if (!mb.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        mb.run();
+        for (auto uid : uids) {
+            auto del = db->prepare(
+                "DELETE FROM messages WHERE mailbox_id = ? AND uid = ? "
+                "RETURNING body_id, size");
+            del.bind(1, mailbox).bind(2, static_cast<std::int64_t>(uid));
+            if (!del.step()) continue;
+            auto body = del.i64(0);
+            auto size = del.i64(1);
+            del.run();
+            db->prepare("UPDATE bodies SET refs = refs - 1 WHERE id = ?").bind(1, body).run();
+            db->prepare("DELETE FROM bodies WHERE id = ? AND refs <= 0").bind(1, body).run();
+            db->prepare(
+                  "UPDATE mailboxes SET messages = messages - 1, size = size - ?, "
+                  "highestmodseq = highestmodseq + 1 WHERE id = ?")
+                .bind(1, size)
+                .bind(2, mailbox)
+                .run();
+            state = log_change(*db, user, Change::Kind::Message, Change::Op::Destroyed,
+                               message_object(mailbox, uid));
+            removed.push_back(uid);
+        }
+        tx.commit();
+    }
+    if (!removed.empty())
+        notify(Event{Event::Kind::Expunged, user, mailbox, std::move(removed), state});
+}
+
+std::uint64_t SqliteStore::state(UserId user) {
+    auto db = lease();
+    auto st = db->prepare("SELECT state FROM users WHERE id = ?");
+    st.bind(1, user);
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such user");
+    return static_cast<std::uint64_t>(st.i64(0));
+}
+
+Changes SqliteStore::changes_since(UserId user, std::uint64_t since, std::size_t max) {
+    auto db = lease();
+    Changes out;
+    out.since = since;
+    out.state = since;
+    auto st = db->prepare(
+        "SELECT state, kind, op, object FROM changes "
+        "WHERE user_id = ? AND state > ? ORDER BY state LIMIT ?");
+    st.bind(1, user)
+        .bind(2, static_cast<std::int64_t>(since))
+        .bind(3, static_cast<std::int64_t>(max + 1));
+    while (st.step()) {
+        if (out.changes.size() == max) {
+            out.has_more = true;
+            break;
+        }
+        Change c;
+        c.state = static_cast<std::uint64_t>(st.i64(0));
+        c.kind = static_cast<Change::Kind>(st.i64(1));
+        c.op = static_cast<Change::Op>(st.i64(2));
+        c.id = st.text(3);
+        out.state = c.state;
+        out.changes.push_back(std::move(c));
+    }
+    return out;
+}
+
+}  // namespace millipost::store

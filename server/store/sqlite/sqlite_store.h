@@ -1,0 +1,65 @@
+// store/sqlite/sqlite_store.h: the embedded MailStore backend: one SQLite file in WAL mode with
+// synchronous=FULL, a pool of connections (readers run beside the one writer), bodies stored
+// once per delivery and shared by reference count.
+#pragma once
+#include "store/mail_store.h"
+#include "store/sqlite/db.h"
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace millipost::store {
+
+class SqliteStore final : public MailStore {
+  public:
+    explicit SqliteStore(std::string path);
+    ~SqliteStore() override;
+
+    UserId add_user(std::string_view login, std::string_view secret) override;
+    std::optional<User> find_user(std::string_view login) override;
+    std::size_t add_users(std::span<const NewUser> users,
+                          const std::function<void(std::size_t)>& progress) override;
+    std::uint64_t user_count() override;
+
+    Mailbox create_mailbox(UserId user, std::string_view name) override;
+    std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) override;
+    std::vector<Mailbox> list_mailboxes(UserId user) override;
+    void delete_mailbox(UserId user, MailboxId mailbox) override;
+
+    std::vector<Delivered> deliver(std::span<const UserId> recipients,
+                                   std::string_view mailbox_name, std::string_view bytes,
+                                   std::int64_t internaldate,
+                                   std::span<const std::string> flags) override;
+    std::vector<Message> messages(UserId user, MailboxId mailbox) override;
+    std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) override;
+    ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
+                       FlagOp op, std::span<const std::string> flags) override;
+    void expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) override;
+
+    std::uint64_t state(UserId user) override;
+    Changes changes_since(UserId user, std::uint64_t since, std::size_t max) override;
+
+    const std::string& path() const { return path_; }
+
+  private:
+    // A pooled connection, returned to the pool when the lease ends.
+    class Lease {
+      public:
+        Lease(SqliteStore& s, std::unique_ptr<sqlite::Db> db) : s_(s), db_(std::move(db)) {}
+        ~Lease();
+        sqlite::Db& operator*() { return *db_; }
+        sqlite::Db* operator->() { return db_.get(); }
+
+      private:
+        SqliteStore& s_;
+        std::unique_ptr<sqlite::Db> db_;
+    };
+    Lease lease();
+
+    std::string path_;
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<sqlite::Db>> pool_;
+};
+
+}  // namespace millipost::store

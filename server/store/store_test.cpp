@@ -1,0 +1,176 @@
+// store/store_test.cpp: the MailStore contract, run against the SQLite backend on a real file.
+// Every backend must pass this suite; RADOS will be added to the backend list.
+#include "store/mail_store.h"
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+using namespace millipost::store;
+namespace fs = std::filesystem;
+
+class StoreContract : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = fs::temp_directory_path() /
+               ("millipost-store-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(dir_);
+        store_ = open_store("sqlite:" + dir_.string());
+    }
+    void TearDown() override {
+        store_.reset();
+        fs::remove_all(dir_);
+    }
+    void reopen() {
+        store_.reset();
+        store_ = open_store("sqlite:" + dir_.string());
+    }
+    fs::path dir_;
+    std::unique_ptr<MailStore> store_;
+};
+
+TEST_F(StoreContract, UsersAreUniqueAndHaveAnInbox) {
+    auto id = store_->add_user("alice", "$secret");
+    EXPECT_THROW(store_->add_user("alice", "$other"), StoreError);
+    auto u = store_->find_user("alice");
+    ASSERT_TRUE(u);
+    EXPECT_EQ(u->id, id);
+    EXPECT_EQ(u->secret, "$secret");
+    EXPECT_FALSE(store_->find_user("bob"));
+    auto inbox = store_->find_mailbox(id, "inbox");  // INBOX is case-insensitive
+    ASSERT_TRUE(inbox);
+    EXPECT_EQ(inbox->name, "INBOX");
+    EXPECT_EQ(inbox->uidnext, 1u);
+    EXPECT_EQ(store_->user_count(), 1u);
+}
+
+TEST_F(StoreContract, DeliveryIsSharedAndUidsAscend) {
+    auto a = store_->add_user("a", "$");
+    auto b = store_->add_user("b", "$");
+    std::vector<UserId> both{a, b};
+    auto d1 = store_->deliver(both, "INBOX", "Subject: 1\r\n\r\nx\r\n", 1000);
+    auto d2 = store_->deliver(std::vector<UserId>{a}, "INBOX", "Subject: 2\r\n\r\ny\r\n", 1001);
+    ASSERT_EQ(d1.size(), 2u);
+    EXPECT_EQ(d1[0].uid, 1u);
+    EXPECT_EQ(d2[0].uid, 2u);
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    auto msgs = store_->messages(a, inbox.id);
+    ASSERT_EQ(msgs.size(), 2u);
+    EXPECT_EQ(msgs[0].uid, 1u);
+    EXPECT_EQ(msgs[1].uid, 2u);
+    EXPECT_LT(msgs[0].modseq, msgs[1].modseq);
+    EXPECT_EQ(store_->read_message(a, inbox.id, 2), "Subject: 2\r\n\r\ny\r\n");
+    EXPECT_EQ(inbox.messages, 2u);
+    EXPECT_EQ(inbox.uidnext, 3u);
+}
+
+TEST_F(StoreContract, UsersCannotReadEachOthersMail) {
+    auto a = store_->add_user("a", "$");
+    auto b = store_->add_user("b", "$");
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "secret\r\n", 1);
+    auto inbox_a = store_->find_mailbox(a, "INBOX")->id;
+    EXPECT_THROW(store_->read_message(b, inbox_a, 1), StoreError);
+    EXPECT_THROW(store_->messages(b, inbox_a), StoreError);
+    EXPECT_THROW(store_->expunge(b, inbox_a, std::vector<std::uint32_t>{1}), StoreError);
+    EXPECT_EQ(store_->messages(a, inbox_a).size(), 1u);
+}
+
+TEST_F(StoreContract, ExpungeNeverReusesUidsAndFreesBodies) {
+    auto a = store_->add_user("a", "$");
+    auto mb = store_->find_mailbox(a, "INBOX")->id;
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "m1\r\n", 1);
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "m2\r\n", 1);
+    store_->expunge(a, mb, std::vector<std::uint32_t>{2});
+    reopen();
+    auto d = store_->deliver(std::vector<UserId>{a}, "INBOX", "m3\r\n", 1);
+    EXPECT_EQ(d[0].uid, 3u);
+    auto msgs = store_->messages(a, mb);
+    ASSERT_EQ(msgs.size(), 2u);
+    EXPECT_EQ(msgs[0].uid, 1u);
+    EXPECT_EQ(msgs[1].uid, 3u);
+}
+
+TEST_F(StoreContract, FlagsBumpModseqOnlyWhenTheyChange) {
+    auto a = store_->add_user("a", "$");
+    auto mb = store_->find_mailbox(a, "INBOX")->id;
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "m\r\n", 1);
+    std::vector<std::uint32_t> uid1{1};
+    std::vector<std::string> seen{"\\Seen"};
+    auto m1 = store_->store_flags(a, mb, uid1, FlagOp::Add, seen);
+    auto m2 = store_->store_flags(a, mb, uid1, FlagOp::Add, seen);
+    EXPECT_EQ(m1, m2);
+    auto m3 = store_->store_flags(a, mb, uid1, FlagOp::Remove, seen);
+    EXPECT_GT(m3, m2);
+    EXPECT_TRUE(store_->messages(a, mb)[0].flags.empty());
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->highestmodseq, m3);
+}
+
+TEST_F(StoreContract, ChangeLogReportsWhatChangedSinceAState) {
+    auto a = store_->add_user("a", "$");
+    auto s0 = store_->state(a);
+    auto mb = store_->create_mailbox(a, "Archive");
+    store_->deliver(std::vector<UserId>{a}, "Archive", "m\r\n", 1);
+    auto ch = store_->changes_since(a, s0, 10);
+    ASSERT_EQ(ch.changes.size(), 2u);
+    EXPECT_EQ(ch.changes[0].kind, Change::Kind::Mailbox);
+    EXPECT_EQ(ch.changes[1].kind, Change::Kind::Message);
+    EXPECT_EQ(ch.changes[1].id, std::to_string(mb.id) + ":1");
+    EXPECT_EQ(ch.state, store_->state(a));
+    auto limited = store_->changes_since(a, s0, 1);
+    EXPECT_TRUE(limited.has_more);
+    EXPECT_EQ(limited.changes.size(), 1u);
+    EXPECT_TRUE(store_->changes_since(a, ch.state, 10).changes.empty());
+}
+
+TEST_F(StoreContract, NotificationsFollowDurableChanges) {
+    auto a = store_->add_user("a", "$");
+    std::vector<Event> seen;
+    {
+        auto sub = store_->subscribe(a, [&](const Event& e) { seen.push_back(e); });
+        store_->deliver(std::vector<UserId>{a}, "INBOX", "m\r\n", 1);
+    }
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "m\r\n", 1);  // after unsubscribe
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].kind, Event::Kind::Appended);
+    EXPECT_EQ(seen[0].uids, std::vector<std::uint32_t>{1});
+}
+
+TEST_F(StoreContract, BulkAddSkipsExistingAndIsDurable) {
+    store_->add_user("u1", "$");
+    std::vector<NewUser> users;
+    for (int i = 0; i < 1000; ++i)
+        users.push_back({"u" + std::to_string(i), "$s"});
+    EXPECT_EQ(store_->add_users(users, {}), 999u);
+    reopen();
+    EXPECT_EQ(store_->user_count(), 1000u);
+    auto u = store_->find_user("u999");
+    ASSERT_TRUE(u);
+    EXPECT_TRUE(store_->find_mailbox(u->id, "INBOX"));
+}
+
+TEST_F(StoreContract, ConcurrentDeliveriesKeepUidsUnique) {
+    auto a = store_->add_user("a", "$");
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 25; ++i) {
+                try {
+                    store_->deliver(std::vector<UserId>{a}, "INBOX", "m\r\n", 1);
+                } catch (...) {
+                    ++failures;
+                }
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(failures, 0);
+    auto msgs = store_->messages(a, store_->find_mailbox(a, "INBOX")->id);
+    ASSERT_EQ(msgs.size(), 100u);
+    for (std::size_t i = 0; i < msgs.size(); ++i)
+        EXPECT_EQ(msgs[i].uid, i + 1);
+}

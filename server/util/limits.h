@@ -1,0 +1,36 @@
+// util/limits.h: every protocol and resource limit of the server, named in one place.
+// Each limit has a test that crosses it; the values are defaults that config may override.
+#pragma once
+#include <chrono>
+#include <cstddef>
+
+namespace millipost::limits {
+
+// SMTP (RFC 5321 §4.5.3.1 sets 512 octets for a command line; extensions such as SMTPUTF8 and
+// long ESMTP parameters need more, so we accept up to this before `500 5.5.6`).
+inline constexpr std::size_t kSmtpMaxCommandLine = 2048;
+// Default maximum message size advertised by `SIZE` (bytes, before our Received: header).
+inline constexpr std::size_t kSmtpDefaultMaxMessage = 50u * 1024 * 1024;
+// Recipients per transaction (RFC 5321 §4.5.3.1.8 requires at least 100).
+inline constexpr std::size_t kSmtpMaxRecipients = 1000;
+// Protocol errors in one SMTP session before it is closed with 421.
+inline constexpr int kSmtpMaxErrors = 20;
+
+// POP3 (RFC 2449 §4: 255 octets per command line; AUTH responses may be longer).
+inline constexpr std::size_t kPop3MaxCommandLine = 512;
+inline constexpr int kPop3MaxErrors = 20;
+
+// Idle timeouts (RFC 5321 §4.5.3.2.7 asks 5 minutes for SMTP; RFC 1939 §3 at least 10 for POP3).
+inline constexpr std::chrono::seconds kSmtpIdleTimeout{300};
+inline constexpr std::chrono::seconds kPop3IdleTimeout{600};
+
+// Connections in total; each costs one file descriptor.
+inline constexpr std::size_t kMaxConnections = 10000;
+
+// Shutdown: how long in-flight sessions may take to finish after SIGTERM.
+inline constexpr std::chrono::seconds kShutdownGrace{10};
+
+// Users provisioned per SQLite transaction on the bulk path.
+inline constexpr std::size_t kProvisionBatch = 50000;
+
+}  // namespace millipost::limits
