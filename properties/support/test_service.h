@@ -1,0 +1,40 @@
+// support/test_service.h: a millipost::Service for one property run: a fresh data directory,
+// ephemeral loopback ports, few threads, and a restart on the same directory (persistence).
+#pragma once
+#include "service.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace millipost::props {
+
+class TestService {
+  public:
+    // `tweak` may adjust the configuration (limits) before the first start.
+    explicit TestService(const std::function<void(config::Config&)>& tweak = {});
+    ~TestService();
+    TestService(const TestService&) = delete;
+    TestService& operator=(const TestService&) = delete;
+
+    Service& svc() { return *svc_; }
+    store::MailStore& store() { return svc_->store(); }
+    std::uint16_t smtp_port() const { return svc_->smtp_port(); }
+    std::uint16_t pop3_port() const { return svc_->pop3_port(); }
+
+    // Stops the service (sessions are interrupted) and starts a new one on the same data
+    // directory. Ports change.
+    void restart();
+
+    // Adds a user with a cheap password hash; returns its id.
+    store::UserId add_user(const std::string& login, const std::string& password);
+    // The id of a user's INBOX.
+    store::MailboxId inbox(store::UserId user);
+
+  private:
+    std::filesystem::path dir_;
+    config::Config cfg_;
+    std::unique_ptr<Service> svc_;
+};
+
+}  // namespace millipost::props
