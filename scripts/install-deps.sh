@@ -39,6 +39,6 @@ for spec in sys.argv[1:]:
 PYEOF
 then
   echo "install-deps: pip packages: ${PIP_PACKAGES[*]}"
-  $PY -m pip install -q "${PIP_PACKAGES[@]}"
+  $PY -m pip install --root-user-action=ignore -q "${PIP_PACKAGES[@]}"
 fi
 echo "install-deps: ok"

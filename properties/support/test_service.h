@@ -4,6 +4,7 @@
 #include "service.h"
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 

@@ -46,8 +46,7 @@ std::string SmtpReply::text() const {
     return out;
 }
 
-WireClient::WireClient(std::uint16_t port, std::chrono::milliseconds timeout)
-    : timeout_(timeout) {
+WireClient::WireClient(std::uint16_t port, std::chrono::milliseconds timeout) : timeout_(timeout) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw WireError(errno_text("socket"));
     int one = 1;

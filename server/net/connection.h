@@ -43,6 +43,9 @@ class Connection {
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
     void interrupt();
+    // While protected (an SMTP DATA transfer in flight), shutdown neither interrupts reads nor
+    // refuses new ones, so the transaction can finish within the shutdown grace period.
+    void set_protected(bool on) { protected_ = on; }
 
   private:
     Server& server_;
@@ -50,6 +53,7 @@ class Connection {
     std::string in_;
     std::size_t in_pos_ = 0;
     Closed closed_ = Closed::No;
+    bool protected_ = false;
     std::string peer_;
     bool loopback_ = false;
     std::uint64_t id_;

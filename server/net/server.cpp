@@ -27,6 +27,7 @@ bool Connection::shutting_down() const {
 }
 
 void Connection::interrupt() {
+    if (protected_) return;
     boost::system::error_code ec;
     socket_.cancel(ec);
 }
@@ -40,7 +41,7 @@ void Connection::consume(std::size_t n) {
 }
 
 awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
-    if (server_.stopping()) {
+    if (server_.stopping() && !protected_) {
         closed_ = Closed::Shutdown;
         co_return false;
     }

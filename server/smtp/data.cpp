@@ -38,6 +38,11 @@ net::awaitable<void> receive_data(Session& s) {
     auto id = s.svc.next_queue_id();
     std::string message = received_header(s, id, now);
     DataReader reader(cfg.max_message_size);
+    struct Protect {  // a shutdown lets this transfer finish (within the grace period)
+        net::Connection& c;
+        explicit Protect(net::Connection& conn) : c(conn) { c.set_protected(true); }
+        ~Protect() { c.set_protected(false); }
+    } protect(*s.conn);
     while (true) {
         auto input = s.conn->input();
         std::size_t used = 0;
@@ -55,6 +60,7 @@ net::awaitable<void> receive_data(Session& s) {
             spdlog::info("smtp {} id={} aborted during DATA after {} bytes", s.conn->id(), id,
                          reader.size());
             s.quit = true;
+            co_await s.goodbye();
             co_return;
         }
     }

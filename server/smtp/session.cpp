@@ -28,22 +28,18 @@ void Session::reset_transaction() {
     recipients.clear();
 }
 
-namespace {
-
-// Says goodbye for the reason the connection ended, when the peer is still there to hear it.
-net::awaitable<void> close_with_reason(Session& s) {
+net::awaitable<void> Session::goodbye() {
     using C = net::Connection::Closed;
-    const auto& host = s.svc.config().hostname;
-    if (s.conn->closed() == C::Timeout)
-        s.reply(421, "4.4.2", host + " Error: timeout exceeded");
-    else if (s.conn->closed() == C::Shutdown)
-        s.reply(421, "4.3.2", host + " Service shutting down");
+    const auto& host = svc.config().hostname;
+    if (conn->closed() == C::Timeout)
+        reply(421, "4.4.2", host + " Error: timeout exceeded");
+    else if (conn->closed() == C::Shutdown)
+        reply(421, "4.3.2", host + " Service shutting down");
     else
         co_return;
-    co_await s.conn->send(s.out);
+    co_await conn->send(out);
+    out.clear();
 }
-
-}  // namespace
 
 net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
     Session s(conn, svc);
@@ -64,7 +60,7 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
                 s.out.clear();
             }
             if (!co_await conn->fill(cfg.smtp_timeout)) {
-                co_await close_with_reason(s);
+                co_await s.goodbye();
                 co_return;
             }
             continue;

@@ -42,6 +42,8 @@ struct Session {
     void reply(int code, std::string_view status, std::string_view text);
     void reply_multi(int code, const std::vector<std::string>& lines);
     void reset_transaction();
+    // Sends pending replies plus a 421 that says why the connection ends (timeout, shutdown).
+    net::awaitable<void> goodbye();
 };
 
 // One command family's handler; `awaitable` because RCPT and DATA reach the store.

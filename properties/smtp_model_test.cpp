@@ -1,0 +1,524 @@
+// properties/smtp_model_test.cpp: the SMTP (RFC 5321) session and transaction state machine
+// against a model: greeting, MAIL with SIZE (RFC 1870) and parameters, RCPT to known, unknown and
+// foreign recipients, DATA with dot-stuffed bodies and the size limit, RSET, NOOP, VRFY, unknown
+// verbs, PIPELINING (RFC 2920), and after every DATA the store: each accepted recipient got
+// exactly this message once and nobody else got anything.
+//
+// Each RapidCheck case starts a fresh service (temporary data directory, ephemeral ports,
+// max_message_size 10000) with users alice, bob and carol, and runs up to ~36 commands on one
+// connection (QUIT and reconnect is a command). On a failure RapidCheck prints the shrunk
+// command sequence and a `reproduce` string; replay exactly that case with
+//   RC_PARAMS="reproduce=<string>" ./smtp_model_test
+// Other knobs: RC_PARAMS="seed=N", "max_success=N" (see RapidCheck doc/configuration.md).
+#include "support/generators.h"
+#include "support/test_service.h"
+#include "support/wire_client.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+#include <rapidcheck/state.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <optional>
+#include <set>
+
+namespace {
+
+using namespace millipost;
+using props::SmtpReply;
+using props::WireClient;
+
+constexpr std::size_t kMaxSize = 10000;
+const std::vector<std::string> kUsers = {"alice", "bob", "carol"};
+// Negative replies in one connection before the model asks for a reconnect: well below any
+// sane per-session error limit (millipost closes after 20 syntax errors).
+constexpr int kMaxNegatives = 12;
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+struct SmtpModel {
+    bool greeted = false;         // HELO or EHLO accepted on this connection
+    bool esmtp = false;           // ... and it was EHLO
+    bool in_mail = false;         // MAIL accepted, transaction open
+    std::set<std::string> rcpts;  // logins accepted by RCPT in this transaction
+    int negatives = 0;            // 4xx/5xx replies on this connection
+    std::map<std::string, int> delivered = {{"alice", 0}, {"bob", 0}, {"carol", 0}};
+    int next_serial = 1;
+
+    void reset_transaction() {
+        in_mail = false;
+        rcpts.clear();
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// System under test
+
+struct SmtpSut {
+    props::TestService server{[](config::Config& c) { c.max_message_size = kMaxSize; }};
+    std::map<std::string, store::UserId> users;
+    std::optional<WireClient> smtp;
+
+    SmtpSut() {
+        for (auto& u : kUsers)
+            users[u] = server.add_user(u, "password of " + u);
+        connect();
+    }
+
+    void connect() {
+        smtp.emplace(server.smtp_port());
+        auto r = smtp->read_smtp_reply();
+        if (r.code != 220) RC_FAIL("greeting: " + std::to_string(r.code) + " " + r.text());
+    }
+
+    SmtpReply command(const std::string& line) {
+        smtp->send_line(line);
+        return smtp->read_smtp_reply();
+    }
+};
+
+std::string show_reply(const SmtpReply& r) {
+    return std::to_string(r.code) + " " + r.text();
+}
+
+// RFC 2034: after EHLO, every 2xx/4xx/5xx reply line except the greeting and the EHLO/HELO reply
+// starts with an enhanced status code whose class is the reply's first digit.
+void check_enhanced(const SmtpReply& r, bool esmtp, const std::string& cmd) {
+    int cls = r.code / 100;
+    if (!esmtp || cls == 3) return;
+    for (auto& line : r.lines) {
+        auto sp = line.find(' ');
+        auto code = line.substr(0, sp);
+        auto first = code.find('.'), second = code.find('.', first + 1);
+        bool ok = code.size() >= 5 && code[0] == static_cast<char>('0' + cls) && first == 1 &&
+                  second != std::string::npos && code.find('.', second + 1) == std::string::npos &&
+                  second > first + 1 && second + 1 < code.size() &&
+                  std::all_of(code.begin() + 2, code.end(),
+                              [](char c) { return c == '.' || std::isdigit(c); });
+        if (!ok) RC_FAIL(cmd + ": reply without enhanced status code: " + show_reply(r));
+    }
+}
+
+// Checks the reply code against the acceptable ones and counts a negative reply in `s`.
+void expect(const SmtpReply& r, std::initializer_list<int> codes, const std::string& cmd,
+            bool esmtp) {
+    if (std::find(codes.begin(), codes.end(), r.code) == codes.end()) {
+        std::string want;
+        for (int c : codes)
+            want += (want.empty() ? "" : " or ") + std::to_string(c);
+        RC_FAIL(cmd + ": expected " + want + ", got " + show_reply(r));
+    }
+    check_enhanced(r, esmtp, cmd);
+}
+
+// The store agrees with the model: every user holds as many messages as the model says, and
+// each login in `fresh` has `text` as its newest message, behind the Received: field.
+void check_store(const SmtpModel& s, SmtpSut& sut, const std::set<std::string>& fresh,
+                 const std::string& text) {
+    auto& store = sut.server.store();
+    for (auto& [login, id] : sut.users) {
+        auto inbox = sut.server.inbox(id);
+        auto msgs = store.messages(id, inbox);
+        if (static_cast<int>(msgs.size()) != s.delivered.at(login))
+            RC_FAIL(login + " holds " + std::to_string(msgs.size()) + " messages, model says " +
+                    std::to_string(s.delivered.at(login)));
+        if (!fresh.count(login)) continue;
+        auto newest = std::max_element(msgs.begin(), msgs.end(),
+                                       [](auto& a, auto& b) { return a.uid < b.uid; });
+        auto bytes = store.read_message(id, inbox, newest->uid);
+        if (props::strip_received(bytes) != text)
+            RC_FAIL(login + " got other bytes than were sent: \"" + props::gen::visible(bytes) +
+                    "\"");
+    }
+}
+
+// A recipient as the client writes it, and what it resolves to.
+struct Recipient {
+    enum class Kind { Known, Unknown, Foreign, Malformed } kind = Kind::Known;
+    std::string address;  // inside RCPT TO:<...> (Malformed: the whole argument)
+    std::string login;    // Known: the user it reaches
+};
+
+Recipient gen_recipient() {
+    using K = Recipient::Kind;
+    auto kind = *rc::gen::weightedElement<K>(
+        {{6, K::Known}, {2, K::Unknown}, {2, K::Foreign}, {1, K::Malformed}});
+    Recipient r;
+    r.kind = kind;
+    switch (kind) {
+        case K::Known:
+            r.login = *rc::gen::elementOf(kUsers);
+            // Domains are case-insensitive (RFC 5321 §2.4).
+            r.address = r.login + "@" +
+                        *rc::gen::element<std::string>("localhost", "LOCALHOST", "LocalHost");
+            break;
+        case K::Unknown:
+            r.address = *rc::gen::element<std::string>("nobody", "mallory", "dave", "alice.x") +
+                        "@localhost";
+            break;
+        case K::Foreign:
+            r.address = *rc::gen::elementOf(kUsers) + "@" +
+                        *rc::gen::element<std::string>("example.org", "example.net");
+            break;
+        case K::Malformed:
+            r.address = *rc::gen::element<std::string>("TO:alice@localhost", "TO:<alice@>",
+                                                       "TO:<a..b@localhost>", "TO <bob@localhost>");
+            break;
+    }
+    return r;
+}
+
+std::string rcpt_line(const Recipient& r) {
+    return r.kind == Recipient::Kind::Malformed ? "RCPT " + r.address
+                                                : "RCPT TO:<" + r.address + ">";
+}
+
+// The reply a RCPT gets inside a transaction, by the kind of its recipient.
+int rcpt_code(const Recipient& r) {
+    switch (r.kind) {
+        case Recipient::Kind::Known:
+            return 250;
+        case Recipient::Kind::Unknown:
+            return 550;  // RFC 5321 §3.3: mailbox unavailable, 5.1.1 bad destination mailbox
+        case Recipient::Kind::Foreign:
+            return 554;  // relaying denied
+        case Recipient::Kind::Malformed:
+            return 501;
+    }
+    return 0;
+}
+
+using SmtpCommand = rc::state::Command<SmtpModel, SmtpSut>;
+
+// Commands other than QUIT+reconnect stop once a connection has had its share of errors.
+struct Bounded : SmtpCommand {
+    void checkPreconditions(const SmtpModel& s) const override {
+        RC_PRE(s.negatives < kMaxNegatives);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+struct Helo : Bounded {
+    bool ehlo = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+    void apply(SmtpModel& s) const override {
+        s.greeted = true;
+        s.esmtp = ehlo;
+        s.reset_transaction();  // RFC 5321 §4.1.4: EHLO/HELO reset the state like RSET
+    }
+    void run(const SmtpModel&, SmtpSut& sut) const override {
+        auto r = sut.command(ehlo ? "EHLO client.example" : "HELO client.example");
+        expect(r, {250}, ehlo ? "EHLO" : "HELO", false);
+        if (!ehlo) return;
+        // The EHLO keywords (RFC 5321 §4.1.1.1): our SIZE limit and PIPELINING must be there.
+        std::set<std::string> keywords;
+        for (std::size_t i = 1; i < r.lines.size(); ++i) {
+            auto kw = r.lines[i];
+            std::transform(kw.begin(), kw.end(), kw.begin(),
+                           [](unsigned char c) { return std::toupper(c); });
+            keywords.insert(kw);
+        }
+        RC_ASSERT(keywords.count("PIPELINING") == 1u);
+        RC_ASSERT(keywords.count("SIZE " + std::to_string(kMaxSize)) == 1u);
+    }
+    void show(std::ostream& os) const override { os << (ehlo ? "EHLO" : "HELO"); }
+};
+
+struct Mail : Bounded {
+    enum class Kind { Plain, Size, Body8, TooBig, BadSizeValue, UnknownParam, Malformed };
+    Kind kind;
+    std::string line;
+
+    explicit Mail(const SmtpModel& s) {
+        // ESMTP parameters only after EHLO (RFC 5321 §4.1.1.2).
+        kind = s.esmtp ? *rc::gen::weightedElement<Kind>({{4, Kind::Plain},
+                                                          {2, Kind::Size},
+                                                          {1, Kind::Body8},
+                                                          {1, Kind::TooBig},
+                                                          {1, Kind::BadSizeValue},
+                                                          {1, Kind::UnknownParam},
+                                                          {1, Kind::Malformed}})
+                       : *rc::gen::weightedElement<Kind>({{5, Kind::Plain}, {1, Kind::Malformed}});
+        auto from = *rc::gen::element<std::string>("sender@example.org", "", "x.y@[127.0.0.1]");
+        line = "MAIL FROM:<" + from + ">";
+        switch (kind) {
+            case Kind::Plain:
+                break;
+            case Kind::Size:
+                line += " SIZE=" + std::to_string(*rc::gen::inRange<std::size_t>(0, kMaxSize + 1));
+                break;
+            case Kind::Body8:
+                line += " BODY=8BITMIME";
+                break;
+            case Kind::TooBig:
+                line += " SIZE=" + std::to_string(*rc::gen::element<std::size_t>(
+                                       kMaxSize + 1, kMaxSize * 2, 99999999999ull));
+                break;
+            case Kind::BadSizeValue:
+                line += " SIZE=" + *rc::gen::element<std::string>("", "ten", "-1", "1k");
+                break;
+            case Kind::UnknownParam:
+                line += " " + *rc::gen::element<std::string>("XFOO=1", "RET=HDRS", "AUTH=<>");
+                break;
+            case Kind::Malformed:
+                line = *rc::gen::element<std::string>(
+                    "MAIL FROM:sender@example.org", "MAIL FROM:<sender@example.org",
+                    "MAIL TO:<sender@example.org>", "MAIL FROM:<a..b@example.org>",
+                    "MAIL FROM:<sender@-example.org>");
+                break;
+        }
+    }
+
+    bool state_ok(const SmtpModel& s) const { return s.greeted && !s.in_mail; }
+    bool accepted(const SmtpModel& s) const {
+        return state_ok(s) && (kind == Kind::Plain || kind == Kind::Size || kind == Kind::Body8);
+    }
+
+    void apply(SmtpModel& s) const override {
+        if (accepted(s)) {
+            s.in_mail = true;
+            s.rcpts.clear();
+        } else {
+            ++s.negatives;
+        }
+    }
+
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        auto r = sut.command(line);
+        // A parameter or syntax error with the session in the wrong state may be reported as
+        // either: RFC 5321 does not order the checks.
+        int param_code = kind == Kind::TooBig         ? 552  // RFC 1870 §6.1
+                         : kind == Kind::BadSizeValue ? 501
+                         : kind == Kind::UnknownParam ? 555  // RFC 5321 §4.1.1.11
+                         : kind == Kind::Malformed    ? 501
+                                                      : 0;
+        if (accepted(s))
+            expect(r, {250}, line, s.esmtp);
+        else if (state_ok(s))
+            expect(r, {param_code}, line, s.esmtp);
+        else if (param_code)
+            expect(r, {503, param_code}, line, s.esmtp);
+        else
+            expect(r, {503}, line, s.esmtp);  // RFC 5321 §4.1.4: out of sequence
+    }
+
+    void show(std::ostream& os) const override { os << line; }
+};
+
+struct Rcpt : Bounded {
+    Recipient rcpt = gen_recipient();
+    void apply(SmtpModel& s) const override {
+        if (s.in_mail && rcpt.kind == Recipient::Kind::Known)
+            s.rcpts.insert(rcpt.login);
+        else
+            ++s.negatives;
+    }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        auto line = rcpt_line(rcpt);
+        auto r = sut.command(line);
+        if (s.in_mail)
+            expect(r, {rcpt_code(rcpt)}, line, s.esmtp);
+        else if (rcpt.kind == Recipient::Kind::Malformed)
+            expect(r, {503, 501}, line, s.esmtp);
+        else
+            expect(r, {503}, line, s.esmtp);
+    }
+    void show(std::ostream& os) const override { os << rcpt_line(rcpt); }
+};
+
+// The message a DATA command sends: ordinary text, exactly the size limit, or over it.
+struct Body {
+    enum class Kind { Text, AtLimit, OverLimit } kind = Kind::Text;
+    std::string text;
+};
+
+Body gen_body(int serial) {
+    auto id = "s" + std::to_string(serial) + "." +
+              std::to_string(*rc::gen::inRange<unsigned>(0, 1000000000u));
+    Body b;
+    b.kind = *rc::gen::weightedElement<Body::Kind>(
+        {{8, Body::Kind::Text}, {1, Body::Kind::AtLimit}, {1, Body::Kind::OverLimit}});
+    switch (b.kind) {
+        case Body::Kind::Text:
+            b.text = props::gen::make_message(id, *props::gen::body_lines(15));
+            break;
+        case Body::Kind::AtLimit:
+            b.text = props::gen::make_message_of_size(id, kMaxSize);
+            break;
+        case Body::Kind::OverLimit:
+            b.text = props::gen::make_message_of_size(
+                id, kMaxSize + *rc::gen::inRange<std::size_t>(1, 3000));
+            break;
+    }
+    return b;
+}
+
+// After 354: send the message, expect the final reply, update the model, check the store.
+// `s` is the model before the transaction ends.
+void finish_data(SmtpModel s, SmtpSut& sut, const Body& body, const std::string& cmd) {
+    sut.smtp->send(props::smtp_data_block(body.text));
+    auto r = sut.smtp->read_smtp_reply();
+    std::set<std::string> fresh;
+    if (body.kind == Body::Kind::OverLimit) {
+        expect(r, {552}, cmd + " (" + std::to_string(body.text.size()) + " bytes)", s.esmtp);
+    } else {
+        expect(r, {250}, cmd + " (" + std::to_string(body.text.size()) + " bytes)", s.esmtp);
+        fresh = s.rcpts;
+        for (auto& login : fresh)
+            ++s.delivered[login];
+    }
+    check_store(s, sut, fresh, body.text);
+}
+
+void apply_data(SmtpModel& s, const Body& body) {
+    if (!s.in_mail || s.rcpts.empty()) {
+        ++s.negatives;
+        return;
+    }
+    if (body.kind == Body::Kind::OverLimit)
+        ++s.negatives;
+    else
+        for (auto& login : s.rcpts)
+            ++s.delivered[login];
+    s.reset_transaction();  // RFC 5321 §4.1.1.4: the buffers are cleared either way
+}
+
+struct Data : Bounded {
+    int serial;
+    Body body;
+    explicit Data(const SmtpModel& s) : serial(s.next_serial), body(gen_body(s.next_serial)) {}
+    void checkPreconditions(const SmtpModel& s) const override {
+        Bounded::checkPreconditions(s);
+        RC_PRE(serial >= s.next_serial);
+    }
+    void apply(SmtpModel& s) const override {
+        apply_data(s, body);
+        s.next_serial = serial + 1;
+    }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        auto r = sut.command("DATA");
+        if (!s.in_mail) return expect(r, {503}, "DATA", s.esmtp);
+        // RFC 5321 §3.3: without accepted recipients 503 or 554.
+        if (s.rcpts.empty()) return expect(r, {503, 554}, "DATA", s.esmtp);
+        expect(r, {354}, "DATA", s.esmtp);
+        finish_data(s, sut, body, "DATA");
+    }
+    void show(std::ostream& os) const override {
+        os << "DATA \"" << props::gen::visible(body.text) << "\"";
+    }
+};
+
+struct Rset : Bounded {
+    void apply(SmtpModel& s) const override { s.reset_transaction(); }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        expect(sut.command("RSET"), {250}, "RSET", s.esmtp);
+    }
+    void show(std::ostream& os) const override { os << "RSET"; }
+};
+
+struct Noop : Bounded {
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        expect(sut.command("NOOP"), {250}, "NOOP", s.esmtp);
+    }
+    void show(std::ostream& os) const override { os << "NOOP"; }
+};
+
+struct Vrfy : Bounded {
+    std::string who = *rc::gen::element<std::string>("alice", "nobody", "bob@localhost");
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        // 252: cannot verify, will accept and attempt delivery (RFC 5321 §3.5.3).
+        expect(sut.command("VRFY " + who), {252}, "VRFY " + who, s.esmtp);
+    }
+    void show(std::ostream& os) const override { os << "VRFY " << who; }
+};
+
+struct Unknown : Bounded {
+    std::string verb = "X" + *rc::gen::container<std::string>(
+                                 *rc::gen::inRange<std::size_t>(2, 8),
+                                 rc::gen::elementOf(std::string("ABCDEFGHIJKLMNOPQRSTUVWXYZ")));
+    void apply(SmtpModel& s) const override { ++s.negatives; }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        expect(sut.command(verb), {500}, verb, s.esmtp);
+    }
+    void show(std::ostream& os) const override { os << verb; }
+};
+
+// QUIT, the server closes, and a new connection starts from scratch.
+struct Reconnect : SmtpCommand {
+    void apply(SmtpModel& s) const override {
+        s.greeted = s.esmtp = false;
+        s.reset_transaction();
+        s.negatives = 0;
+    }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        expect(sut.command("QUIT"), {221}, "QUIT", s.esmtp);
+        RC_ASSERT(sut.smtp->wait_closed());
+        sut.connect();
+    }
+    void show(std::ostream& os) const override { os << "QUIT, connect again"; }
+};
+
+// RFC 2920: MAIL, two RCPTs and DATA in one write; the replies come in order, and the body
+// follows only after 354.
+struct Pipeline : Bounded {
+    int serial;
+    std::string from = "pipe@example.org";
+    Recipient r1 = gen_recipient(), r2 = gen_recipient();
+    Body body;
+
+    explicit Pipeline(const SmtpModel& s) : serial(s.next_serial), body(gen_body(s.next_serial)) {}
+
+    void checkPreconditions(const SmtpModel& s) const override {
+        Bounded::checkPreconditions(s);
+        RC_PRE(s.esmtp && !s.in_mail && serial >= s.next_serial);
+    }
+    void apply(SmtpModel& s) const override {
+        s.in_mail = true;
+        s.rcpts.clear();
+        for (auto* r : {&r1, &r2})
+            if (r->kind == Recipient::Kind::Known)
+                s.rcpts.insert(r->login);
+            else
+                ++s.negatives;
+        apply_data(s, body);
+        s.next_serial = serial + 1;
+    }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        sut.smtp->send("MAIL FROM:<" + from + ">\r\n" + rcpt_line(r1) + "\r\n" + rcpt_line(r2) +
+                       "\r\nDATA\r\n");
+        expect(sut.smtp->read_smtp_reply(), {250}, "pipelined MAIL", s.esmtp);
+        SmtpModel in = s;
+        in.in_mail = true;
+        for (auto* r : {&r1, &r2}) {
+            expect(sut.smtp->read_smtp_reply(), {rcpt_code(*r)}, "pipelined " + rcpt_line(*r),
+                   s.esmtp);
+            if (r->kind == Recipient::Kind::Known) in.rcpts.insert(r->login);
+        }
+        auto data = sut.smtp->read_smtp_reply();
+        if (in.rcpts.empty()) return expect(data, {503, 554}, "pipelined DATA", s.esmtp);
+        expect(data, {354}, "pipelined DATA", s.esmtp);
+        finish_data(in, sut, body, "pipelined DATA");
+    }
+    void show(std::ostream& os) const override {
+        os << "pipelined MAIL, " << rcpt_line(r1) << ", " << rcpt_line(r2) << ", DATA \""
+           << props::gen::visible(body.text) << "\"";
+    }
+};
+
+}  // namespace
+
+RC_GTEST_PROP(SmtpModel, TransactionsFollowTheModel, ()) {
+    SmtpSut sut;
+    // Weighted towards complete transactions: MAIL, RCPT and DATA appear more than once.
+    auto commands = rc::state::gen::execOneOfWithArgs<Helo, Helo, Mail, Mail, Rcpt, Rcpt, Rcpt,
+                                                      Data, Data, Rset, Noop, Vrfy, Unknown,
+                                                      Reconnect, Pipeline, Pipeline>();
+    // At most ~36 commands per case (the default size 100 gives up to 101).
+    auto sequence = *rc::gen::scale(0.35, rc::state::gen::commands(SmtpModel{}, commands));
+    rc::state::runAll(sequence, SmtpModel{}, sut);
+}
