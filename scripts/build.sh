@@ -9,9 +9,14 @@ build_dir=${MILLIPOST_BUILD_DIR:-build/py-tests-$tests}
 export CCACHE_NOHASHDIR=true CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 PY=${PYTHON:-python3}
+PIP_FLAGS=(--root-user-action=ignore)
+if $PY -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+  PIP_FLAGS+=(--break-system-packages)
+fi
 echo "build: pip install . (tests=$tests, build dir $build_dir)"
-$PY -m pip install --no-build-isolation --no-deps --root-user-action=ignore -q . \
+$PY -m pip install --no-build-isolation --no-deps "${PIP_FLAGS[@]}" -q . \
   -Cbuild-dir="$build_dir" \
   -Ccmake.define.MILLIPOST_TESTS="$tests" \
   -Ccmake.define.MILLIPOST_WERROR=ON
-echo "build: ok ($(command -v millipost-server || echo 'millipost-server not on PATH'))"
+scripts_dir=$($PY -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+echo "build: ok (millipost and millipost-server installed in $scripts_dir)"

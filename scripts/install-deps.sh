@@ -14,18 +14,26 @@ PIP_PACKAGES=(
   "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3"
 )
 
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "install-deps: apt packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
+# A Debian-managed Python refuses pip without this flag (PEP 668); pyenv's and venvs do not.
+PIP_FLAGS=(--root-user-action=ignore)
+if $PY -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+  PIP_FLAGS+=(--break-system-packages)
+fi
+if ! $PY -m pip --version >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq python3-pip >/dev/null
+fi
 if ! $PY - "${PIP_PACKAGES[@]}" <<'PYEOF'
 import sys
 from importlib.metadata import version, PackageNotFoundError
@@ -39,6 +47,6 @@ for spec in sys.argv[1:]:
 PYEOF
 then
   echo "install-deps: pip packages: ${PIP_PACKAGES[*]}"
-  $PY -m pip install --root-user-action=ignore -q "${PIP_PACKAGES[@]}"
+  $PY -m pip install "${PIP_FLAGS[@]}" -q "${PIP_PACKAGES[@]}"
 fi
 echo "install-deps: ok"

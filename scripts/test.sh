@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 export MILLIPOST_BUILD_DIR=${MILLIPOST_BUILD_DIR:-build/py-tests-ON}
 MILLIPOST_TESTS=ON bash scripts/build.sh
+# The installed commands, whatever PATH the caller has (pyenv shims, venvs, system Python).
+export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 echo "test: ctest"
 ctest --test-dir "$MILLIPOST_BUILD_DIR" --output-on-failure -j 2 --timeout 600
 echo "test: pytest"
