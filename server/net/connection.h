@@ -27,6 +27,9 @@ class Connection {
     // Reads more bytes into the input buffer. False when the peer is gone, the idle timeout
     // passed or the server is shutting down; closed() says which.
     awaitable<bool> fill(std::chrono::steady_clock::duration timeout);
+    // Sends the replies gathered in `out` (PIPELINING: once per batch of input), clears it,
+    // then reads more. False as fill(), or when the send failed.
+    awaitable<bool> flush_and_fill(std::string& out, std::chrono::steady_clock::duration timeout);
     // Writes all of `data`; false when the peer is gone or does not read within the timeout.
     awaitable<bool> send(std::string_view data);
 

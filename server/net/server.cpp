@@ -73,6 +73,16 @@ awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
     co_return true;
 }
 
+awaitable<bool> Connection::flush_and_fill(std::string& out,
+                                           std::chrono::steady_clock::duration timeout) {
+    if (!out.empty()) {
+        if (!co_await send(out)) co_return false;
+        out.clear();
+    }
+    bool more = co_await fill(timeout);  // (g++ 12 miscompiles `co_return co_await ...`)
+    co_return more;
+}
+
 awaitable<bool> Connection::send(std::string_view data) {
     asio::steady_timer timer(socket_.get_executor());
     timer.expires_after(std::chrono::seconds(60));  // a peer that stops reading is dropped

@@ -276,11 +276,7 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
     while (!s.quit) {
         auto input = conn->input();
         if (input.empty()) {
-            if (!s.out.empty()) {
-                if (!co_await conn->send(s.out)) co_return;
-                s.out.clear();
-            }
-            if (!co_await conn->fill(cfg.pop3_timeout)) {
+            if (!co_await conn->flush_and_fill(s.out, cfg.pop3_timeout)) {
                 // RFC 1939 §3: an autologout does not enter UPDATE; no message is removed.
                 using C = net::Connection::Closed;
                 if (conn->closed() == C::Timeout)

@@ -51,11 +51,8 @@ net::awaitable<void> receive_data(Session& s) {
             break;
         }
         s.conn->consume(used);
-        if (!s.out.empty()) {  // the 354 must reach the client before it sends the message
-            if (!co_await s.conn->send(s.out)) co_return;
-            s.out.clear();
-        }
-        if (!co_await s.conn->fill(cfg.smtp_timeout)) {
+        // The 354 must reach the client before it sends the message.
+        if (!co_await s.conn->flush_and_fill(s.out, cfg.smtp_timeout)) {
             // Disconnect, timeout or shutdown mid-DATA: nothing was acknowledged, nothing kept.
             spdlog::info("smtp {} id={} aborted during DATA after {} bytes", s.conn->id(), id,
                          reader.size());

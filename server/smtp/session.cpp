@@ -55,11 +55,7 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
     while (!s.quit) {
         auto input = conn->input();
         if (input.empty()) {
-            if (!s.out.empty()) {
-                if (!co_await conn->send(s.out)) co_return;
-                s.out.clear();
-            }
-            if (!co_await conn->fill(cfg.smtp_timeout)) {
+            if (!co_await conn->flush_and_fill(s.out, cfg.smtp_timeout)) {
                 co_await s.goodbye();
                 co_return;
             }
