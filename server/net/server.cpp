@@ -194,11 +194,19 @@ void Server::stop(std::chrono::steady_clock::duration grace) {
             a->close(ec);
         }
     });
+    // Interrupt every session. The references are taken under the lock but dropped outside it:
+    // dropping the last one runs ~Connection, which unregisters under the same lock.
+    std::vector<std::shared_ptr<Connection>> live;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [ptr, weak] : sessions_)
+            if (auto conn = weak.lock()) live.push_back(std::move(conn));
+    }
+    for (auto& conn : live)
+        asio::post(conn->socket().get_executor(), [conn] { conn->interrupt(); });
+    live.clear();
     {
         std::unique_lock lock(mutex_);
-        for (auto& [ptr, weak] : sessions_)
-            if (auto conn = weak.lock())
-                asio::post(conn->socket().get_executor(), [conn] { conn->interrupt(); });
         if (!threads_.empty()) drained_.wait_for(lock, grace, [this] { return live_ == 0; });
         if (live_ > 0) spdlog::warn("shutdown: {} sessions still open after grace", live_.load());
     }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace millipost::smtp {
@@ -35,13 +36,17 @@ net::awaitable<void> cmd_mail(Session& s, Command& c) {
     bool utf8 = false;
     for (auto& p : c.params) {
         if (p.key == "SIZE") {
-            std::size_t n = 0;
-            auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), n);
-            if (ec != std::errc() || ptr != p.value.data() + p.value.size() || p.value.empty()) {
+            // RFC 1870: size-value = 1*20DIGIT; a value past 2^64 is still just too big.
+            const auto& v = p.value;
+            if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), [](char ch) {
+                    return ch >= '0' && ch <= '9';
+                })) {
                 s.reply(501, "5.5.4", "Bad SIZE parameter");
                 co_return;
             }
-            if (n > s.svc.config().max_message_size) {
+            std::size_t n = 0;
+            auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec == std::errc::result_out_of_range || n > s.svc.config().max_message_size) {
                 s.reply(552, "5.3.4", "Message size exceeds fixed limit");
                 co_return;
             }
