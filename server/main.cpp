@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
     auto* pop3 = app.add_option("--pop3", cfg.pop3_port, "POP3 port (0 = any free port, -1 = off)");
     auto* host =
         app.add_option("--hostname", cfg.hostname, "name in greetings and Received: headers");
+    auto* postmaster =
+        app.add_option("--postmaster", cfg.postmaster, "login that receives mail for <postmaster>");
     auto* listen = app.add_option("--listen", cfg.listen, "address to listen on");
     auto* domains = app.add_option("--domain", cfg.domains, "extra local mail domain (repeatable)");
     auto* threads =
@@ -89,6 +91,9 @@ int main(int argc, char** argv) {
     std::string login, password;
     add->add_option("login", login, "login name (or a full address)")->required();
     add->add_option("-p,--password", password, "password (prefer stdin)");
+    auto* passwd = user->add_subcommand("passwd", "set a user's password (read from stdin unless given)");
+    passwd->add_option("login", login, "login name")->required();
+    passwd->add_option("-p,--password", password, "password (prefer stdin)");
     auto* count = user->add_subcommand("count", "print the number of users");
     user->require_subcommand(1);
 
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
         keep(pop3, cfg.pop3_port, from_file.pop3_port);
         keep(host, cfg.hostname, from_file.hostname);
         keep(listen, cfg.listen, from_file.listen);
+        keep(postmaster, cfg.postmaster, from_file.postmaster);
         keep(domains, cfg.domains, from_file.domains);
         keep(threads, cfg.io_threads, from_file.io_threads);
         keep(maxsize, cfg.max_message_size, from_file.max_message_size);
@@ -138,6 +144,22 @@ int main(int argc, char** argv) {
             auto st = millipost::store::open_store(cfg.store_spec());
             auto id = st->add_user(login, millipost::auth::make_secret(password));
             std::cout << "added user " << login << " (id " << id << ")\n";
+        } catch (const std::exception& e) {
+            std::cerr << "millipost-server: " << e.what() << "\n";
+            return 1;
+        }
+        return 0;
+    }
+    if (passwd->parsed()) {
+        if (!passwd->get_option("--password")->count()) password = read_password();
+        if (password.empty()) {
+            std::cerr << "millipost-server: empty password\n";
+            return 2;
+        }
+        try {
+            auto st = millipost::store::open_store(cfg.store_spec());
+            st->set_secret(login, millipost::auth::make_secret(password));
+            std::cout << "password set for " << login << "\n";
         } catch (const std::exception& e) {
             std::cerr << "millipost-server: " << e.what() << "\n";
             return 1;

@@ -24,6 +24,7 @@ Service::~Service() {
 void Service::start() {
     if (net_) return;
     if (!store_) store_ = store::open_store(cfg_.store_spec());
+
     unsigned threads =
         cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
     net_ = std::make_unique<net::Server>(threads, cfg_.store_threads, cfg_.max_connections);
@@ -84,8 +85,24 @@ bool Service::is_local_domain(std::string_view domain) const {
 }
 
 std::optional<store::User> Service::resolve_recipient(const std::string& address) {
-    if (auto u = store_->find_user(address)) return u;
     auto [local, domain] = smtp::split_address(address);
+    auto is_postmaster = [](std::string_view l) {
+        return l.size() == 10 && std::equal(l.begin(), l.end(), "postmaster", [](char a, char b) {
+                   return std::tolower(static_cast<unsigned char>(a)) == b;
+               });
+    };
+    // RFC 5321 §4.5.1: <postmaster> and postmaster@<our domains> always reach someone.
+    // The account is created on first use, with no usable password until one is set
+    // (`millipost-server user passwd`), so that mail to postmaster is never refused.
+    if (is_postmaster(local) && (domain.empty() || is_local_domain(domain))) {
+        if (auto u = store_->find_user(cfg_.postmaster)) return u;
+        try {
+            store_->add_user(cfg_.postmaster, "!");
+        } catch (const store::StoreError&) {  // created meanwhile by another session
+        }
+        return store_->find_user(cfg_.postmaster);
+    }
+    if (auto u = store_->find_user(address)) return u;
     if (!is_local_domain(domain) || local.empty() || local.front() == '"') return std::nullopt;
     if (auto u = store_->find_user(local)) return u;
     std::string lower(local);

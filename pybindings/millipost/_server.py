@@ -16,6 +16,8 @@ class Server:
     map to the server's configuration: ``hostname``, ``domains``, ``smtp_port``, ``pop3_port``
     (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
     ``smtp_timeout``, ``pop3_timeout`` (seconds), ``io_threads``, ``store_threads``,
+    ``postmaster`` (the login that receives mail for <postmaster>; created without a usable
+    password when missing),
     ``log_level`` (default ``"warn"``).
 
         with Server() as s:
@@ -33,9 +35,13 @@ class Server:
         self.data_dir = str(data_dir)
         options.setdefault("log_level", "warn")
         options["data_dir"] = self.data_dir
-        self._service = _core.Service(options)
-        if start:
-            self.start()
+        try:
+            self._service = _core.Service(options)
+            if start:
+                self.start()
+        except BaseException:
+            self._remove_tmp()
+            raise
 
     def start(self) -> "Server":
         self._service.start()
@@ -44,6 +50,9 @@ class Server:
     def stop(self) -> None:
         """Stops gracefully: no new connections, in-flight deliveries finish, store closed."""
         self._service.stop()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -8,9 +8,11 @@ from __future__ import annotations
 import poplib
 import resource
 import smtplib
+import contextlib
 import socket
+import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -18,6 +20,10 @@ import millipost
 
 #: Seconds any single network wait may take before the test fails.
 TIMEOUT = 10.0
+
+#: Seconds ``Server.stop()`` may take: the shutdown grace (limits::kShutdownGrace, 10 s) and
+#: plenty of margin. Longer means it is stuck.
+STOP_TIMEOUT = 30.0
 
 #: The users every ``server`` fixture starts with.
 USERS = {"alice": "secret", "bob": "hunter2"}
@@ -153,8 +159,44 @@ def wait_for(predicate: Callable[[], object], timeout: float = TIMEOUT, interval
     return value
 
 
+def stop_server(s: millipost.Server, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stops a server from a watchdog thread; False if ``stop()`` did not return within
+    ``timeout`` (the thread is then abandoned, so that a stuck stop fails one test instead of
+    hanging the whole run)."""
+    t = threading.Thread(target=s.stop, name="millipost-stop", daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive()
+
+
+@contextlib.contextmanager
+def running(**options) -> Iterator[millipost.Server]:
+    """Like ``with millipost.Server(**options) as s``, but stopped through :func:`stop_server`:
+    a ``stop()`` that hangs fails the test."""
+    s = millipost.Server(**options)
+    try:
+        yield s
+    finally:
+        assert stop_server(s), f"Server.stop() did not return within {STOP_TIMEOUT} s: {s!r}"
+
+
 @pytest.fixture
-def make_server():
+def _clients():
+    """Every client the factories below open; closed after the servers have stopped (this
+    fixture is set up before ``make_server``, so it is torn down after it). Idle clients at
+    stop() are told goodbye by the server; closing them first would end sessions *during*
+    stop(), a race that is tested on purpose in test_python_api.py, not in every teardown."""
+    clients: list = []
+    yield clients
+    for c in clients:
+        try:
+            c.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def make_server(_clients):
     """Factory: ``make_server(users=USERS, **options)`` starts a ``millipost.Server`` with the
     given options (``smtp_timeout=1``, ``max_message_size=10000``, ``max_connections=5``, ...)
     and users; every server made is stopped after the test."""
@@ -168,8 +210,9 @@ def make_server():
         return s
 
     yield make
-    for s in servers:
-        s.stop()
+    stuck = [repr(s) for s in servers if not stop_server(s)]
+    if stuck:
+        pytest.fail(f"Server.stop() did not return within {STOP_TIMEOUT} s: {stuck}")
 
 
 @pytest.fixture
@@ -179,65 +222,50 @@ def server(make_server) -> millipost.Server:
 
 
 @pytest.fixture
-def raw():
+def raw(_clients):
     """Factory: ``raw(port, timeout=TIMEOUT)`` connects a :class:`RawClient` to 127.0.0.1;
     all are closed after the test."""
-    clients = []
 
     def connect(port: int, timeout: float = TIMEOUT) -> RawClient:
         c = RawClient(millipost.Server.host, port, timeout)
-        clients.append(c)
+        _clients.append(c)
         return c
 
-    yield connect
-    for c in clients:
-        c.close()
+    return connect
 
 
 @pytest.fixture
-def smtp(server):
+def smtp(server, _clients):
     """Factory: ``smtp(srv=server, ehlo=True)`` opens an ``smtplib.SMTP`` to a server (the
     default one unless given), EHLO done; closed after the test."""
-    clients = []
 
     def connect(srv: Optional[millipost.Server] = None, ehlo: bool = True) -> smtplib.SMTP:
         srv = srv or server
         c = smtplib.SMTP(srv.host, srv.smtp_port, timeout=TIMEOUT)
-        clients.append(c)
+        _clients.append(c)
         if ehlo:
             c.ehlo("client.test")
         return c
 
-    yield connect
-    for c in clients:
-        try:
-            c.close()
-        except OSError:
-            pass
+    return connect
 
 
 @pytest.fixture
-def pop3(server):
+def pop3(server, _clients):
     """Factory: ``pop3(login=None, password=None, srv=server)`` opens a ``poplib.POP3``
     (logged in when a login is given); closed (without QUIT) after the test."""
-    clients = []
 
     def connect(login: Optional[str] = None, password: Optional[str] = None,
                 srv: Optional[millipost.Server] = None) -> poplib.POP3:
         srv = srv or server
         c = poplib.POP3(srv.host, srv.pop3_port, timeout=TIMEOUT)
-        clients.append(c)
+        _clients.append(c)
         if login is not None:
             c.user(login)
             c.pass_(password if password is not None else USERS[login])
         return c
 
-    yield connect
-    for c in clients:
-        try:
-            c.close()
-        except OSError:
-            pass
+    return connect
 
 
 def deliver(srv: millipost.Server, recipients: list[str], message: bytes,

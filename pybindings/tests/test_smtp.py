@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import threading
 import time
 
 import pytest
@@ -178,6 +179,13 @@ def test_delivery_to_two_users(server, pop3):
         p.quit()
 
 
+def test_mail_is_only_in_its_recipients_maildrops(server, pop3):
+    deliver(server, ["bob@localhost"], message("for bob only"))
+    assert server.mailbox_uids("alice") == []
+    assert pop3("alice").stat() == (0, 0)
+    assert pop3("bob").stat()[0] == 1
+
+
 def test_same_recipient_twice_is_one_delivery(server):
     deliver(server, ["alice@localhost", "alice@localhost"], message())
     assert len(server.mailbox_uids("alice")) == 1
@@ -327,6 +335,15 @@ def test_mail_size_parameter_too_big_552(make_server, smtp):
     assert text.startswith(b"5.3.4")
     code, _ = s.mail("sender@example.org", ["SIZE=10000"])
     assert code == 250
+
+
+def test_mail_size_parameter_of_twenty_digits_552(server, smtp):
+    """RFC 1870 §3/§6.1: size-value is 1*20DIGIT; a syntactically valid size over the limit
+    (even one beyond 2**64) is "552 message size exceeds fixed maximum", not a syntax error."""
+    s = smtp()
+    code, text = s.mail("sender@example.org", ["SIZE=99999999999999999999"])
+    assert code == 552, text
+    assert text.startswith(b"5.3.4")
 
 
 def test_mail_size_parameter_malformed_501(server, smtp):
@@ -700,3 +717,141 @@ def test_nineteen_errors_keep_the_session(server, raw):
         assert c.read_reply()[0] == 500
     c.cmd("NOOP")
     assert c.read_reply()[0] == 250
+
+
+# --- more limits and streaming ---------------------------------------------------------------
+
+def test_max_recipients_452(make_server, raw):
+    srv = make_server(max_recipients=2, users={"alice": "secret", "bob": "hunter2",
+                                               "carol": "pw"})
+    c = esmtp_session(raw, srv)
+    c.cmd("MAIL FROM:<sender@example.org>")
+    assert c.read_reply()[0] == 250
+    c.cmd("RCPT TO:<alice@localhost>")
+    assert c.read_reply()[0] == 250
+    c.cmd("RCPT TO:<bob@localhost>")
+    assert c.read_reply()[0] == 250
+    c.cmd("RCPT TO:<carol@localhost>")
+    code, lines = c.read_reply()
+    assert code == 452
+    assert status(lines) == b"4.5.3"
+    c.cmd("DATA")
+    assert c.read_reply()[0] == 354
+    c.send(message() + b".\r\n")
+    assert c.read_reply()[0] == 250
+    assert len(srv.mailbox_uids("alice")) == 1
+    assert len(srv.mailbox_uids("bob")) == 1
+    assert srv.mailbox_uids("carol") == []
+
+
+def test_max_connections_counts_pop3_too(make_server, raw):
+    srv = make_server(max_connections=5)
+    for _ in range(5):
+        assert raw(srv.smtp_port).read_reply()[0] == 220
+    c = raw(srv.pop3_port)
+    line = c.read_line()
+    assert line.startswith(b"-ERR [SYS/TEMP]"), line
+    assert c.read_until_eof() == b""
+
+
+def test_helo_resets_the_transaction(server, raw):
+    c = esmtp_session(raw, server)
+    c.cmd("MAIL FROM:<sender@example.org>")
+    assert c.read_reply()[0] == 250
+    c.cmd("EHLO client.test")
+    assert c.read_reply()[0] == 250
+    c.cmd("RCPT TO:<alice@localhost>")
+    assert c.read_reply()[0] == 503
+
+
+def test_large_message_byte_exact(server, pop3):
+    lines = []
+    for i in range(30000):  # about 2 MB, with dots at line starts here and there
+        lines.append((b"." if i % 7 == 0 else b"") + b"line %06d " % i + b"x" * 50 + b"\r\n")
+    original = message("large", b"".join(lines))
+    deliver(server, ["alice@localhost"], original)
+    p = pop3("alice")
+    assert strip_received(retr(p, 1))[1] == original
+
+
+def test_data_dripped_byte_by_byte(server, raw, pop3):
+    """The DATA reader keeps its state across reads: the end mark and dot-stuffing split over
+    many TCP segments still work."""
+    c = esmtp_session(raw, server)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    open_transaction(c)
+    wire = b"Subject: drip\r\n\r\n..dot\r\nx\r\n.\r\n"
+    for b in wire:
+        c.send(bytes([b]))
+        time.sleep(0.002)
+    code, lines = c.read_reply()
+    assert code == 250, lines
+    p = pop3("alice")
+    assert strip_received(retr(p, 1))[1] == b"Subject: drip\r\n\r\n.dot\r\nx\r\n"
+
+
+def test_concurrent_senders_all_delivered(server, pop3):
+    errors = []
+
+    def send(worker: int) -> None:
+        try:
+            with smtplib.SMTP(server.host, server.smtp_port, timeout=TIMEOUT) as s:
+                for i in range(10):
+                    s.sendmail("sender@example.org", ["alice@localhost", "bob@localhost"],
+                               message(f"w{worker} m{i}"))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    for user in ("alice", "bob"):
+        uids = server.mailbox_uids(user)
+        assert len(uids) == 80 and len(set(uids)) == 80
+    p = pop3("bob")
+    subjects = set()
+    for i in range(1, 81):
+        stored = retr(p, i)
+        subjects.add(stored.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0])
+    assert subjects == {f"w{w} m{i}".encode() for w in range(8) for i in range(10)}
+
+
+def test_postmaster_always_reaches_someone(make_server, smtp, tmp_path):
+    """RFC 5321 §4.5.1: <postmaster> (no domain) and postmaster@<local domain> are accepted;
+    the account is created on first use without a usable password until one is set."""
+    srv = make_server()
+    s = smtp(srv)
+    assert s.mail("sender@example.org")[0] == 250
+    assert s.rcpt("postmaster")[0] == 250
+    assert s.rcpt("PostMaster@localhost")[0] == 250
+    code, _ = s.data(b"Subject: to postmaster\r\n\r\nhello\r\n")
+    assert code == 250
+    assert srv.mailbox_uids("postmaster") == [1]  # two RCPTs, one user: delivered once
+    s.quit()
+
+
+def test_user_passwd_sets_a_password(tmp_path):
+    import poplib
+    import subprocess
+
+    data = str(tmp_path / "d")
+    run = lambda *a: subprocess.run(["millipost-server", "--data", data, *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=30)
+    assert run("user", "add", "dora", "--password", "old").returncode == 0
+    r = run("user", "passwd", "dora", "--password", "new")
+    assert r.returncode == 0, r.stderr
+    assert run("user", "passwd", "nobody", "--password", "x").returncode == 1
+    import millipost
+    with millipost.Server(data_dir=data) as srv:
+        p = poplib.POP3(srv.host, srv.pop3_port, timeout=10)
+        p.user("dora")
+        with pytest.raises(poplib.error_proto):
+            p.pass_("old")
+        p.close()
+        p = poplib.POP3(srv.host, srv.pop3_port, timeout=10)
+        p.user("dora")
+        assert p.pass_("new").startswith(b"+OK")
+        p.quit()

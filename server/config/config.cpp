@@ -52,6 +52,7 @@ void load_toml(Config& cfg, const std::string& path) {
         take(server, "store", cfg.store, known);
         take(server, "hostname", cfg.hostname, known);
         take(server, "listen", cfg.listen, known);
+        take(server, "postmaster", cfg.postmaster, known);
         known.insert("domains");
         if (auto arr = server["domains"].as_array()) {
             cfg.domains.clear();

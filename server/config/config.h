@@ -14,6 +14,7 @@ struct Config {
     std::string data_dir = "./data";     // the SQLite store lives here (millipost.db)
     std::string store;                   // backend spec; empty = "sqlite:<data_dir>"
     std::string hostname = "localhost";  // greeting and Received: header
+    std::string postmaster = "postmaster";   // login that receives mail for <postmaster>
     std::vector<std::string> domains;    // local mail domains besides hostname and localhost
     std::string listen = "127.0.0.1";    // address of every listener
     int smtp_port = 2525;                // 0 = ephemeral, -1 = off

@@ -7,6 +7,8 @@
 #include "service.h"
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <limits>
 #include <spdlog/spdlog.h>
 
 namespace millipost::pop3 {
@@ -39,7 +41,9 @@ struct Session {
     store::Mailbox inbox;
     std::vector<Item> items;
 
-    void ok(std::string_view text) { out += fmt::format("+OK {}\r\n", text); }
+    void ok(std::string_view text) {
+        out += text.empty() ? std::string("+OK\r\n") : fmt::format("+OK {}\r\n", text);
+    }
     void err(std::string_view text) { out += fmt::format("-ERR {}\r\n", text); }
     // A protocol error: counted, and too many close the session.
     void bad(std::string_view text) {
@@ -205,12 +209,14 @@ net::awaitable<void> transaction(Session& s, Command& c) {
         case Verb::Top: {
             long lines = -1;
             if (c.verb == Verb::Top) {
-                std::optional<unsigned> n;
-                if (c.args.size() != 2 || (c.args[1] != "0" && !(n = parse_number(c.args[1])))) {
+                // n is any count of lines; past the message's length it means all of them.
+                const std::string* n = c.args.size() == 2 ? &c.args[1] : nullptr;
+                if (!n || n->empty() || n->size() > 20 ||
+                    !std::all_of(n->begin(), n->end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
                     s.err("Syntax: TOP msg n");
                     break;
                 }
-                lines = n ? static_cast<long>(*n) : 0;
+                lines = n->size() > 9 ? std::numeric_limits<long>::max() : std::stol(*n);
             }
             auto it = s.item(c);
             if (!it) break;

@@ -92,10 +92,6 @@ net::awaitable<void> cmd_rcpt(Session& s, Command& c) {
         co_return;
     }
     auto [local, domain] = split_address(c.path);
-    if (domain.empty()) {  // "postmaster" without a domain (RFC 5321 §4.5.1)
-        s.reply(550, "5.1.1", "Recipient address rejected: user unknown");
-        co_return;
-    }
     std::string path = c.path;
     auto lookup = [&s, path] { return s.svc.resolve_recipient(path); };
     auto user = co_await s.conn->server().blocking(std::move(lookup));

@@ -131,6 +131,8 @@ class MailStore {
     // Users. add_user throws StoreError::Exists for a taken login; the user gets an INBOX.
     virtual UserId add_user(std::string_view login, std::string_view secret) = 0;
     virtual std::optional<User> find_user(std::string_view login) = 0;
+    // Replaces a user's secret; StoreError::NotFound for an unknown login.
+    virtual void set_secret(std::string_view login, std::string_view secret) = 0;
     // Bulk path for provisioning: batched transactions. Logins that exist are skipped;
     // returns how many were added. `progress` (optional) gets the running count.
     virtual std::size_t add_users(std::span<const NewUser> users,

@@ -46,6 +46,9 @@ TEST_F(StoreContract, UsersAreUniqueAndHaveAnInbox) {
     EXPECT_EQ(inbox->name, "INBOX");
     EXPECT_EQ(inbox->uidnext, 1u);
     EXPECT_EQ(store_->user_count(), 1u);
+    store_->set_secret("alice", "$new");
+    EXPECT_EQ(store_->find_user("alice")->secret, "$new");
+    EXPECT_THROW(store_->set_secret("nobody", "$x"), StoreError);
 }
 
 TEST_F(StoreContract, DeliveryIsSharedAndUidsAscend) {

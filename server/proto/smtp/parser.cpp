@@ -138,7 +138,9 @@ ParseResult parse_path_command(Verb verb, std::string_view rest) {
         if (p.key == "SMTPUTF8") utf8 = true;
         cmd.params.push_back(std::move(p));
     }
-    if (!(verb == Verb::Mail && cmd.path.empty()) && !valid_mailbox(cmd.path, true))
+    // RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted.
+    bool postmaster = verb == Verb::Rcpt && iequals(cmd.path, "postmaster");
+    if (!(verb == Verb::Mail && cmd.path.empty()) && !postmaster && !valid_mailbox(cmd.path, true))
         return fail(501, "5.1.3", "Bad address syntax");
     if (!utf8 && verb == Verb::Mail && std::any_of(cmd.path.begin(), cmd.path.end(), [](char c) {
             return static_cast<unsigned char>(c) >= 0x80;

@@ -188,6 +188,13 @@ std::optional<User> SqliteStore::find_user(std::string_view login) {
     return User{st.i64(0), st.text(1), st.text(2)};
 }
 
+void SqliteStore::set_secret(std::string_view login, std::string_view secret) {
+    auto db = lease();
+    db->prepare("UPDATE users SET secret = ? WHERE login = ?").bind(1, secret).bind(2, login).run();
+    if (db->changes() == 0)
+        throw StoreError(StoreError::Kind::NotFound, "no such user: " + std::string(login));
+}
+
 std::size_t SqliteStore::add_users(std::span<const NewUser> users,
                                    const std::function<void(std::size_t)>& progress) {
     auto db = lease();

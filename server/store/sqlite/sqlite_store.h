@@ -18,6 +18,7 @@ class SqliteStore final : public MailStore {
 
     UserId add_user(std::string_view login, std::string_view secret) override;
     std::optional<User> find_user(std::string_view login) override;
+    void set_secret(std::string_view login, std::string_view secret) override;
     std::size_t add_users(std::span<const NewUser> users,
                           const std::function<void(std::size_t)>& progress) override;
     std::uint64_t user_count() override;

@@ -1,0 +1,103 @@
+// proto/imap/search.h: SEARCH programs (RFC 9051 §6.4.4) as a tree: every IMAP4rev2 key, the
+// IMAP4rev1 keys NEW/OLD/RECENT, MODSEQ (CONDSTORE, RFC 7162 §3.1.5), the RETURN options of
+// ESEARCH (RFC 4731/9051) including SAVE (SEARCHRES, RFC 5182), and the CHARSET prefix.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proto/imap/parsed.h"
+#include "proto/imap/parser.h"
+#include "proto/imap/sequence_set.h"
+
+namespace millipost::imap {
+
+// NOT, OR and parentheses nested deeper than this are refused, so that evaluating the tree
+// recursively stays shallow. "NOT NOT NOT ..." is not bounded by the parser's max_depth.
+inline constexpr std::size_t kMaxSearchDepth = 64;
+
+struct SearchKey {
+    enum class Op : std::uint8_t {
+        And,  // children, all must match: the top level and "(...)"
+        Or,   // two children
+        Not,  // one child
+        All,
+        SequenceSet,  // set (message sequence numbers; may be "$")
+        Uid,          // set (UIDs; may be "$")
+        // Flags
+        Answered,
+        Deleted,
+        Draft,
+        Flagged,
+        Seen,
+        Unanswered,
+        Undeleted,
+        Undraft,
+        Unflagged,
+        Unseen,
+        Keyword,    // value
+        Unkeyword,  // value
+        New,        // IMAP4rev1: RECENT UNSEEN
+        Old,        // IMAP4rev1: NOT RECENT
+        Recent,     // IMAP4rev1
+        // Substring matches, case-insensitive (value is the needle)
+        Bcc,
+        Body,
+        Cc,
+        From,
+        Subject,
+        Text,
+        To,
+        Header,  // field, value ("" matches every message that has the field)
+        // Dates (date: 00:00 UTC of the day, compare by day)
+        Before,
+        On,
+        Since,
+        SentBefore,
+        SentOn,
+        SentSince,
+        // Sizes (number, octets)
+        Larger,
+        Smaller,
+        ModSeq,  // number; value = entry name ("/flags/\\seen"), entry_type
+    };
+    enum class EntryType : std::uint8_t { None, Priv, Shared, All };
+
+    Op op = Op::All;
+    std::string field;
+    std::string value;
+    std::int64_t date = 0;
+    std::uint64_t number = 0;
+    SequenceSet set;
+    EntryType entry_type = EntryType::None;
+    std::vector<SearchKey> children;
+
+    bool operator==(const SearchKey&) const = default;
+};
+
+struct SearchReturn {
+    bool min = false;
+    bool max = false;
+    bool all = false;
+    bool count = false;
+    bool save = false;
+    bool operator==(const SearchReturn&) const = default;
+};
+
+struct SearchProgram {
+    bool esearch = false;  // RETURN (...) was given: answer with ESEARCH, not SEARCH
+    SearchReturn ret;      // "RETURN ()" means ALL
+    std::string charset;   // upper-cased, empty if not given
+    SearchKey key;         // Op::And of the top-level keys
+};
+
+// The arguments after SEARCH (or UID SEARCH). A CHARSET other than US-ASCII and UTF-8 gives
+// an error with code "BADCHARSET (US-ASCII UTF-8)", to be sent as NO.
+Parsed<SearchProgram> parse_search(const Command& cmd);
+
+// One or more search keys (e.g. the items of a parenthesised group); the result is an And.
+Parsed<SearchKey> parse_search_keys(std::span<const Arg> args);
+
+}  // namespace millipost::imap
