@@ -3,10 +3,11 @@
 // the maildrop lock, and persistence across a restart of the whole service.
 //
 // Each RapidCheck case starts a fresh service (temporary data directory, ephemeral ports), logs
-// one POP3 session in and runs up to ~36 commands. On a failure RapidCheck prints the shrunk
-// command sequence and a `reproduce` string; replay exactly that case with
+// one POP3 session in and runs 1 to 101 commands (more as the run goes on). Every run prints its
+// seed. On a failure RapidCheck prints the shrunk command sequence and a `reproduce` string;
+// replay exactly that case with
 //   RC_PARAMS="reproduce=<string>" ./pop3_model_test
-// Other knobs: RC_PARAMS="seed=N", "max_success=N" (see RapidCheck doc/configuration.md).
+// Other knobs: RC_PARAMS="seed=N max_success=N max_size=N" (RapidCheck doc/configuration.md).
 #include "support/generators.h"
 #include "support/test_service.h"
 #include "support/wire_client.h"
@@ -17,6 +18,7 @@
 #include <rapidcheck/state.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -29,6 +31,8 @@ using props::WireClient;
 
 const std::string kLogin = "pat";
 const std::string kPassword = "pat's password";
+// Commands per case: 1 to kScale * size + 1, where RapidCheck's size grows from 0 to 99.
+constexpr double kScale = 1.0;
 
 // ---------------------------------------------------------------------------------------------
 // Model
@@ -108,8 +112,8 @@ std::string show_status(const props::Pop3Status& st) {
     return (st.ok ? "+OK " : "-ERR ") + st.text;
 }
 
-// "+OK n m": the status text must start with these words (RFC 1939 allows nothing else for STAT
-// and a single-message LIST/UIDL, but tolerates more text after them).
+// "+OK n m": the status text must start with these words (RFC 1939 §5 defines them for STAT and
+// single-message LIST/UIDL; more text after them is discouraged, not forbidden).
 void expect_words(const props::Pop3Status& st, const std::vector<std::string>& words,
                   const std::string& what) {
     if (!st.ok) RC_FAIL(what + ": expected +OK, got " + show_status(st));
@@ -429,16 +433,22 @@ struct SecondSession : Pop3Command {
 };
 
 // The whole service stops and a new one starts on the same data directory: every acknowledged
-// message is still there with its unique-id; marks of the interrupted session are not applied.
+// message is still there with its unique-id; marks of the dropped session are not applied.
+// Half the restarts happen under the open session (shutdown interrupts it: its marks are not
+// applied), half after it closed and the server drained.
 struct Restart : Pop3Command {
+    bool live = *rc::gen::arbitrary<bool>();
     void apply(Pop3Model& s) const override { s.relogin(); }
     void run(const Pop3Model& s, Pop3Sut& sut) const override {
-        sut.server.restart();
+        if (!live) sut.pop.reset();
+        sut.server.restart(!live);
         sut.pop.reset();
         sut.login(false);
         check_new_session(nextState(s), sut);
     }
-    void show(std::ostream& os) const override { os << "restart the service"; }
+    void show(std::ostream& os) const override {
+        os << "restart the service" << (live ? " under the open session" : "");
+    }
 };
 
 }  // namespace
@@ -450,7 +460,7 @@ RC_GTEST_PROP(Pop3Model, MaildropFollowsTheModel, ()) {
         rc::state::gen::execOneOfWithArgs<Deliver, Deliver, Deliver, Stat, List, ListOne, Uidl,
                                           UidlOne, Retr, Retr, Top, Dele, Dele, Rset, Noop, Quit,
                                           Drop, SecondSession, Restart>();
-    // At most ~36 commands per case (the default size 100 gives up to 101).
-    auto sequence = *rc::gen::scale(0.35, rc::state::gen::commands(Pop3Model{}, commands));
+    auto sequence = *rc::gen::scale(kScale, rc::state::gen::commands(Pop3Model{}, commands));
+    RC_TAG(props::gen::length_tag(sequence.size()));
     rc::state::runAll(sequence, Pop3Model{}, sut);
 }

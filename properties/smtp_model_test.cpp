@@ -5,11 +5,12 @@
 // exactly this message once and nobody else got anything.
 //
 // Each RapidCheck case starts a fresh service (temporary data directory, ephemeral ports,
-// max_message_size 10000) with users alice, bob and carol, and runs up to ~36 commands on one
-// connection (QUIT and reconnect is a command). On a failure RapidCheck prints the shrunk
-// command sequence and a `reproduce` string; replay exactly that case with
+// max_message_size 10000) with users alice, bob and carol, and runs 1 to 101 commands (more as
+// the run goes on) on one connection; QUIT and reconnect is a command. Every run prints its
+// seed. On a failure RapidCheck prints the shrunk command sequence and a `reproduce` string;
+// replay exactly that case with
 //   RC_PARAMS="reproduce=<string>" ./smtp_model_test
-// Other knobs: RC_PARAMS="seed=N", "max_success=N" (see RapidCheck doc/configuration.md).
+// Other knobs: RC_PARAMS="seed=N max_success=N max_size=N" (RapidCheck doc/configuration.md).
 #include "support/generators.h"
 #include "support/test_service.h"
 #include "support/wire_client.h"
@@ -24,6 +25,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 namespace {
 
@@ -36,6 +38,8 @@ const std::vector<std::string> kUsers = {"alice", "bob", "carol"};
 // Negative replies in one connection before the model asks for a reconnect: well below any
 // sane per-session error limit (millipost closes after 20 syntax errors).
 constexpr int kMaxNegatives = 12;
+// Commands per case: 1 to kScale * size + 1, where RapidCheck's size grows from 0 to 99.
+constexpr double kScale = 1.0;
 
 // ---------------------------------------------------------------------------------------------
 // Model
@@ -85,25 +89,36 @@ std::string show_reply(const SmtpReply& r) {
     return std::to_string(r.code) + " " + r.text();
 }
 
+// RFC 3463: class "." subject "." detail, with 1 digit, 1-3 digits and 1-3 digits.
+bool is_enhanced_code(std::string_view code, int cls) {
+    auto digits = [&code](std::size_t min, std::size_t max) {
+        std::size_t n = 0;
+        while (n < code.size() && code[n] >= '0' && code[n] <= '9')
+            ++n;
+        if (n < min || n > max) return false;
+        code.remove_prefix(n);
+        return true;
+    };
+    auto dot = [&code] {
+        if (code.empty() || code.front() != '.') return false;
+        code.remove_prefix(1);
+        return true;
+    };
+    if (code.empty() || code.front() != static_cast<char>('0' + cls)) return false;
+    return digits(1, 1) && dot() && digits(1, 3) && dot() && digits(1, 3) && code.empty();
+}
+
 // RFC 2034: after EHLO, every 2xx/4xx/5xx reply line except the greeting and the EHLO/HELO reply
 // starts with an enhanced status code whose class is the reply's first digit.
 void check_enhanced(const SmtpReply& r, bool esmtp, const std::string& cmd) {
     int cls = r.code / 100;
     if (!esmtp || cls == 3) return;
-    for (auto& line : r.lines) {
-        auto sp = line.find(' ');
-        auto code = line.substr(0, sp);
-        auto first = code.find('.'), second = code.find('.', first + 1);
-        bool ok = code.size() >= 5 && code[0] == static_cast<char>('0' + cls) && first == 1 &&
-                  second != std::string::npos && code.find('.', second + 1) == std::string::npos &&
-                  second > first + 1 && second + 1 < code.size() &&
-                  std::all_of(code.begin() + 2, code.end(),
-                              [](char c) { return c == '.' || std::isdigit(c); });
-        if (!ok) RC_FAIL(cmd + ": reply without enhanced status code: " + show_reply(r));
-    }
+    for (auto& line : r.lines)
+        if (!is_enhanced_code(std::string_view(line).substr(0, line.find(' ')), cls))
+            RC_FAIL(cmd + ": reply without enhanced status code: " + show_reply(r));
 }
 
-// Checks the reply code against the acceptable ones and counts a negative reply in `s`.
+// Checks the reply code against the acceptable ones (and the enhanced code after EHLO).
 void expect(const SmtpReply& r, std::initializer_list<int> codes, const std::string& cmd,
             bool esmtp) {
     if (std::find(codes.begin(), codes.end(), r.code) == codes.end()) {
@@ -358,21 +373,18 @@ Body gen_body(int serial) {
     return b;
 }
 
-// After 354: send the message, expect the final reply, update the model, check the store.
-// `s` is the model before the transaction ends.
-void finish_data(SmtpModel s, SmtpSut& sut, const Body& body, const std::string& cmd) {
+// After 354: sends the message and expects the final reply; then the store must agree with
+// `after`, the model once the command is done, and each login in `rcpts` must have got the
+// message unless it was over the limit.
+void finish_data(const SmtpModel& after, SmtpSut& sut, const std::set<std::string>& rcpts,
+                 const Body& body, const std::string& cmd) {
     sut.smtp->send(props::smtp_data_block(body.text));
     auto r = sut.smtp->read_smtp_reply();
-    std::set<std::string> fresh;
-    if (body.kind == Body::Kind::OverLimit) {
-        expect(r, {552}, cmd + " (" + std::to_string(body.text.size()) + " bytes)", s.esmtp);
-    } else {
-        expect(r, {250}, cmd + " (" + std::to_string(body.text.size()) + " bytes)", s.esmtp);
-        fresh = s.rcpts;
-        for (auto& login : fresh)
-            ++s.delivered[login];
-    }
-    check_store(s, sut, fresh, body.text);
+    auto what = cmd + " (" + std::to_string(body.text.size()) + " bytes)";
+    bool over = body.kind == Body::Kind::OverLimit;
+    // RFC 1870 §6.1: 552 for a message over the fixed limit.
+    expect(r, {over ? 552 : 250}, what, after.esmtp);
+    check_store(after, sut, over ? std::set<std::string>{} : rcpts, body.text);
 }
 
 void apply_data(SmtpModel& s, const Body& body) {
@@ -406,7 +418,7 @@ struct Data : Bounded {
         // RFC 5321 §3.3: without accepted recipients 503 or 554.
         if (s.rcpts.empty()) return expect(r, {503, 554}, "DATA", s.esmtp);
         expect(r, {354}, "DATA", s.esmtp);
-        finish_data(s, sut, body, "DATA");
+        finish_data(nextState(s), sut, s.rcpts, body, "DATA");
     }
     void show(std::ostream& os) const override {
         os << "DATA \"" << props::gen::visible(body.text) << "\"";
@@ -492,17 +504,16 @@ struct Pipeline : Bounded {
         sut.smtp->send("MAIL FROM:<" + from + ">\r\n" + rcpt_line(r1) + "\r\n" + rcpt_line(r2) +
                        "\r\nDATA\r\n");
         expect(sut.smtp->read_smtp_reply(), {250}, "pipelined MAIL", s.esmtp);
-        SmtpModel in = s;
-        in.in_mail = true;
+        std::set<std::string> rcpts;
         for (auto* r : {&r1, &r2}) {
             expect(sut.smtp->read_smtp_reply(), {rcpt_code(*r)}, "pipelined " + rcpt_line(*r),
                    s.esmtp);
-            if (r->kind == Recipient::Kind::Known) in.rcpts.insert(r->login);
+            if (r->kind == Recipient::Kind::Known) rcpts.insert(r->login);
         }
         auto data = sut.smtp->read_smtp_reply();
-        if (in.rcpts.empty()) return expect(data, {503, 554}, "pipelined DATA", s.esmtp);
+        if (rcpts.empty()) return expect(data, {503, 554}, "pipelined DATA", s.esmtp);
         expect(data, {354}, "pipelined DATA", s.esmtp);
-        finish_data(in, sut, body, "pipelined DATA");
+        finish_data(nextState(s), sut, rcpts, body, "pipelined DATA");
     }
     void show(std::ostream& os) const override {
         os << "pipelined MAIL, " << rcpt_line(r1) << ", " << rcpt_line(r2) << ", DATA \""
@@ -510,15 +521,42 @@ struct Pipeline : Bounded {
     }
 };
 
+template <class C>
+std::pair<std::size_t, rc::Gen<std::shared_ptr<const SmtpCommand>>> weighted(std::size_t weight,
+                                                                             const SmtpModel& s) {
+    return {weight, rc::state::gen::execOneOfWithArgs<C>()(s)};
+}
+
+// The next command, weighted by the state so that most are in sequence (a session greets,
+// opens a transaction, adds recipients, sends data) while every command still appears out of
+// sequence now and then.
+rc::Gen<std::shared_ptr<const SmtpCommand>> next_command(const SmtpModel& s) {
+    std::size_t helo = 1, mail = 1, pipe = 0, rcpt = 1, data = 1;
+    if (!s.greeted)
+        helo = 8;
+    else if (!s.in_mail)
+        mail = 6, pipe = s.esmtp ? 4 : 0;
+    else
+        rcpt = 6, data = s.rcpts.empty() ? 1 : 5;
+    return rc::gen::weightedOneOf<std::shared_ptr<const SmtpCommand>>({
+        weighted<Helo>(helo, s),
+        weighted<Mail>(mail, s),
+        weighted<Pipeline>(pipe, s),
+        weighted<Rcpt>(rcpt, s),
+        weighted<Data>(data, s),
+        weighted<Rset>(1, s),
+        weighted<Noop>(1, s),
+        weighted<Vrfy>(1, s),
+        weighted<Unknown>(1, s),
+        weighted<Reconnect>(1, s),
+    });
+}
+
 }  // namespace
 
 RC_GTEST_PROP(SmtpModel, TransactionsFollowTheModel, ()) {
     SmtpSut sut;
-    // Weighted towards complete transactions: MAIL, RCPT and DATA appear more than once.
-    auto commands = rc::state::gen::execOneOfWithArgs<Helo, Helo, Mail, Mail, Rcpt, Rcpt, Rcpt,
-                                                      Data, Data, Rset, Noop, Vrfy, Unknown,
-                                                      Reconnect, Pipeline, Pipeline>();
-    // At most ~36 commands per case (the default size 100 gives up to 101).
-    auto sequence = *rc::gen::scale(0.35, rc::state::gen::commands(SmtpModel{}, commands));
+    auto sequence = *rc::gen::scale(kScale, rc::state::gen::commands(SmtpModel{}, next_command));
+    RC_TAG(props::gen::length_tag(sequence.size()));
     rc::state::runAll(sequence, SmtpModel{}, sut);
 }

@@ -73,6 +73,12 @@ inline std::string make_message_of_size(const std::string& id, std::size_t size)
     return m;
 }
 
+// A tag for the length of a command sequence ("commands 20-29"), for RapidCheck's distribution.
+inline std::string length_tag(std::size_t n) {
+    auto low = n / 10 * 10;
+    return "commands " + std::to_string(low) + "-" + std::to_string(low + 9);
+}
+
 // The message's text with CR and LF made visible, for show().
 inline std::string visible(const std::string& s) {
     std::string out;

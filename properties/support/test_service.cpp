@@ -5,14 +5,33 @@
 
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 namespace millipost::props {
 
+namespace {
+
+// Where data directories go: $MILLIPOST_PROPS_TMP, else /dev/shm when it is there (a restart
+// within one process needs no disk, and fsync on a busy CI disk would dominate the run time),
+// else the system's temporary directory.
+std::filesystem::path scratch_root() {
+    if (const char* dir = std::getenv("MILLIPOST_PROPS_TMP")) return dir;
+    std::error_code ec;
+    if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0)
+        return "/dev/shm";
+    return std::filesystem::temp_directory_path();
+}
+
+}  // namespace
+
 TestService::TestService(const std::function<void(config::Config&)>& tweak) {
     spdlog::set_level(spdlog::level::warn);
-    auto pattern = (std::filesystem::temp_directory_path() / "millipost-props-XXXXXX").string();
+    auto pattern = (scratch_root() / "millipost-props-XXXXXX").string();
     if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
     dir_ = pattern;
     cfg_.data_dir = dir_.string();
@@ -20,22 +39,38 @@ TestService::TestService(const std::function<void(config::Config&)>& tweak) {
     cfg_.pop3_port = 0;
     cfg_.io_threads = 2;
     cfg_.store_threads = 2;
-    if (tweak) tweak(cfg_);
-    svc_ = std::make_unique<Service>(cfg_);
-    svc_->start();
+    try {
+        if (tweak) tweak(cfg_);
+        svc_ = std::make_unique<Service>(cfg_);
+        svc_->start();
+    } catch (...) {  // no destructor runs for a constructor that throws
+        svc_.reset();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+        throw;
+    }
 }
 
 TestService::~TestService() {
+    drain();
     svc_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
 }
 
-void TestService::restart() {
+void TestService::restart(bool drain_first) {
+    if (drain_first) drain();
     svc_->stop();
     svc_.reset();
     svc_ = std::make_unique<Service>(cfg_);
     svc_->start();
+}
+
+void TestService::drain() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (svc_ && svc_->running() && svc_->net().connections() > 0 &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 store::UserId TestService::add_user(const std::string& login, const std::string& password) {

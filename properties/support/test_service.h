@@ -23,9 +23,14 @@ class TestService {
     std::uint16_t smtp_port() const { return svc_->smtp_port(); }
     std::uint16_t pop3_port() const { return svc_->pop3_port(); }
 
-    // Stops the service (sessions are interrupted) and starts a new one on the same data
-    // directory. Ports change.
-    void restart();
+    // Stops the service and starts a new one on the same data directory; ports change.
+    // With `drain_first`, waits until every session has ended before stopping (see drain()).
+    void restart(bool drain_first = true);
+
+    // Waits (up to 5 s) until the server has no connection left, so that a restart after the
+    // client closed its session stops a quiet server; restart(false) stops it under live
+    // sessions instead (shutdown interrupting them is part of what is tested).
+    void drain();
 
     // Adds a user with a cheap password hash; returns its id.
     store::UserId add_user(const std::string& login, const std::string& password);

@@ -22,8 +22,8 @@ using Clock = std::chrono::steady_clock;
 // Replies and response lines longer than this are a broken server, not a slow one.
 constexpr std::size_t kMaxLine = 1 << 20;
 
-std::string errno_text(const char* what) {
-    return std::string(what) + ": " + std::strerror(errno);
+std::string errno_text(const std::string& what) {
+    return what + ": " + std::strerror(errno);
 }
 
 bool iequals_prefix(std::string_view s, std::string_view prefix) {
