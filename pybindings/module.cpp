@@ -21,6 +21,7 @@ config::Config make_config(const py::dict& opts) {
     config::Config c;
     c.smtp_port = 0;  // in-process servers take ephemeral ports unless told otherwise
     c.pop3_port = 0;
+    c.imap_port = 0;
     for (auto [k, v] : opts) {
         auto key = k.cast<std::string>();
         if (v.is_none()) continue;
@@ -38,6 +39,8 @@ config::Config make_config(const py::dict& opts) {
             c.smtp_port = v.cast<int>();
         else if (key == "pop3_port")
             c.pop3_port = v.cast<int>();
+        else if (key == "imap_port")
+            c.imap_port = v.cast<int>();
         else if (key == "io_threads")
             c.io_threads = v.cast<unsigned>();
         else if (key == "store_threads")
@@ -52,6 +55,8 @@ config::Config make_config(const py::dict& opts) {
             c.smtp_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "pop3_timeout")
             c.pop3_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "imap_timeout")
+            c.imap_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "log_level")
             c.log_level = v.cast<std::string>();
         else
@@ -88,6 +93,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("running", &Service::running)
         .def_property_readonly("smtp_port", &Service::smtp_port)
         .def_property_readonly("pop3_port", &Service::pop3_port)
+        .def_property_readonly("imap_port", &Service::imap_port)
         .def_property_readonly("store_spec", [](Service& s) { return s.config().store_spec(); })
         .def_property_readonly("hostname", [](Service& s) { return s.config().hostname; })
         .def("add_user",
@@ -133,6 +139,7 @@ PYBIND11_MODULE(_core, m) {
             py::dict d;
             d["smtp_sessions"] = c.smtp_sessions.load();
             d["pop3_sessions"] = c.pop3_sessions.load();
+            d["imap_sessions"] = c.imap_sessions.load();
             d["messages_accepted"] = c.messages_accepted.load();
             d["messages_rejected"] = c.messages_rejected.load();
             d["deliveries"] = c.deliveries.load();

@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
     auto* store = app.add_option("--store", cfg.store, "store backend spec, e.g. sqlite:/path/db");
     auto* smtp = app.add_option("--smtp", cfg.smtp_port, "SMTP port (0 = any free port, -1 = off)");
     auto* pop3 = app.add_option("--pop3", cfg.pop3_port, "POP3 port (0 = any free port, -1 = off)");
+    auto* imap = app.add_option("--imap", cfg.imap_port, "IMAP port (0 = any free port, -1 = off)");
     auto* host =
         app.add_option("--hostname", cfg.hostname, "name in greetings and Received: headers");
     auto* postmaster =
@@ -79,9 +80,10 @@ int main(int argc, char** argv) {
         app.add_option("--max-message-size", cfg.max_message_size, "largest message in bytes");
     auto* maxconn =
         app.add_option("--max-connections", cfg.max_connections, "connections in total");
-    std::int64_t smtp_timeout = 0, pop3_timeout = 0;
+    std::int64_t smtp_timeout = 0, pop3_timeout = 0, imap_timeout = 0;
     app.add_option("--smtp-timeout", smtp_timeout, "SMTP idle timeout in seconds");
     app.add_option("--pop3-timeout", pop3_timeout, "POP3 idle timeout in seconds");
+    app.add_option("--imap-timeout", imap_timeout, "IMAP idle timeout after login in seconds");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
     std::string login, password;
     add->add_option("login", login, "login name (or a full address)")->required();
     add->add_option("-p,--password", password, "password (prefer stdin)");
-    auto* passwd = user->add_subcommand("passwd", "set a user's password (read from stdin unless given)");
+    auto* passwd =
+        user->add_subcommand("passwd", "set a user's password (read from stdin unless given)");
     passwd->add_option("login", login, "login name")->required();
     passwd->add_option("-p,--password", password, "password (prefer stdin)");
     auto* count = user->add_subcommand("count", "print the number of users");
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
         keep(store, cfg.store, from_file.store);
         keep(smtp, cfg.smtp_port, from_file.smtp_port);
         keep(pop3, cfg.pop3_port, from_file.pop3_port);
+        keep(imap, cfg.imap_port, from_file.imap_port);
         keep(host, cfg.hostname, from_file.hostname);
         keep(listen, cfg.listen, from_file.listen);
         keep(postmaster, cfg.postmaster, from_file.postmaster);
@@ -126,10 +130,12 @@ int main(int argc, char** argv) {
         cfg.max_recipients = from_file.max_recipients;
         cfg.smtp_timeout = from_file.smtp_timeout;
         cfg.pop3_timeout = from_file.pop3_timeout;
+        cfg.imap_timeout = from_file.imap_timeout;
         if (log_level.empty()) log_level = from_file.log_level;
     }
     if (smtp_timeout > 0) cfg.smtp_timeout = std::chrono::seconds(smtp_timeout);
     if (pop3_timeout > 0) cfg.pop3_timeout = std::chrono::seconds(pop3_timeout);
+    if (imap_timeout > 0) cfg.imap_timeout = std::chrono::seconds(imap_timeout);
     if (log_level.empty()) log_level = cfg.log_level;
     spdlog::set_level(spdlog::level::from_str(log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

@@ -2,6 +2,7 @@
 #include "service.h"
 
 #include "auth/password.h"
+#include "imap/session.h"
 #include "pop3/session.h"
 #include "proto/smtp/parser.h"
 #include "smtp/session.h"
@@ -35,14 +36,17 @@ void Service::start() {
     if (cfg_.pop3_port >= 0)
         listeners.push_back({"pop3", cfg_.listen, static_cast<unsigned short>(cfg_.pop3_port),
                              [this](auto conn) { return pop3::serve(std::move(conn), *this); }});
+    if (cfg_.imap_port >= 0)
+        listeners.push_back({"imap", cfg_.listen, static_cast<unsigned short>(cfg_.imap_port),
+                             [this](auto conn) { return imap::serve(std::move(conn), *this); }});
     try {
         net_->start(std::move(listeners));
     } catch (...) {
         net_.reset();
         throw;
     }
-    spdlog::info("millipost listening on {}: smtp {} pop3 {}; store {}", cfg_.listen, smtp_port(),
-                 pop3_port(), cfg_.store_spec());
+    spdlog::info("millipost listening on {}: smtp {} pop3 {} imap {}; store {}", cfg_.listen,
+                 smtp_port(), pop3_port(), imap_port(), cfg_.store_spec());
 }
 
 void Service::stop() {
@@ -59,6 +63,10 @@ unsigned short Service::smtp_port() const {
 }
 unsigned short Service::pop3_port() const {
     return net_ ? net_->port("pop3") : 0;
+}
+
+unsigned short Service::imap_port() const {
+    return net_ ? net_->port("imap") : 0;
 }
 
 std::optional<store::User> Service::authenticate(const std::string& login,

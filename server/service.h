@@ -16,7 +16,7 @@
 namespace millipost {
 
 struct Counters {
-    std::atomic<std::uint64_t> smtp_sessions{0}, pop3_sessions{0};
+    std::atomic<std::uint64_t> smtp_sessions{0}, pop3_sessions{0}, imap_sessions{0};
     std::atomic<std::uint64_t> messages_accepted{0}, deliveries{0}, messages_rejected{0};
     std::atomic<std::uint64_t> pop3_retrieved{0}, pop3_deleted{0};
     std::atomic<std::uint64_t> auth_failures{0};
@@ -37,6 +37,7 @@ class Service {
 
     unsigned short smtp_port() const;
     unsigned short pop3_port() const;
+    unsigned short imap_port() const;
 
     const config::Config& config() const { return cfg_; }
     store::MailStore& store() { return *store_; }

@@ -37,6 +37,7 @@ TestService::TestService(const std::function<void(config::Config&)>& tweak) {
     cfg_.data_dir = dir_.string();
     cfg_.smtp_port = 0;
     cfg_.pop3_port = 0;
+    cfg_.imap_port = 0;
     cfg_.io_threads = 2;
     cfg_.store_threads = 2;
     try {

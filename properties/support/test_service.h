@@ -22,6 +22,7 @@ class TestService {
     store::MailStore& store() { return svc_->store(); }
     std::uint16_t smtp_port() const { return svc_->smtp_port(); }
     std::uint16_t pop3_port() const { return svc_->pop3_port(); }
+    std::uint16_t imap_port() const { return svc_->imap_port(); }
 
     // Stops the service and starts a new one on the same data directory; ports change.
     // With `drain_first`, waits until every session has ended before stopping (see drain()).

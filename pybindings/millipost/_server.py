@@ -13,9 +13,9 @@ class Server:
     """Runs millipost in this process on ephemeral loopback ports.
 
     ``data_dir=None`` uses a temporary directory removed by :meth:`stop`. Other keyword options
-    map to the server's configuration: ``hostname``, ``domains``, ``smtp_port``, ``pop3_port``
-    (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
-    ``smtp_timeout``, ``pop3_timeout`` (seconds), ``io_threads``, ``store_threads``,
+    map to the server's configuration: ``hostname``, ``domains``, ``smtp_port``, ``pop3_port``,
+    ``imap_port`` (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
+    ``smtp_timeout``, ``pop3_timeout``, ``imap_timeout`` (seconds), ``io_threads``, ``store_threads``,
     ``postmaster`` (the login that receives mail for <postmaster>; created without a usable
     password when missing),
     ``log_level`` (default ``"warn"``).
@@ -76,6 +76,10 @@ class Server:
         return self._service.pop3_port
 
     @property
+    def imap_port(self) -> int:
+        return self._service.imap_port
+
+    @property
     def hostname(self) -> str:
         return self._service.hostname
 
@@ -106,5 +110,6 @@ class Server:
         return self._service.counters()
 
     def __repr__(self) -> str:
-        state = f"smtp={self.smtp_port} pop3={self.pop3_port}" if self.running else "stopped"
+        state = (f"smtp={self.smtp_port} pop3={self.pop3_port} imap={self.imap_port}"
+                 if self.running else "stopped")
         return f"<millipost.Server {state} data_dir={self.data_dir!r}>"

@@ -33,7 +33,7 @@ def cmd_provision(args: argparse.Namespace, rest: list[str]) -> int:
     from .progress import Progress
 
     population = Population(args.seed, args.users, password=args.password, domain=args.domain)
-    with Server(data_dir=args.data, smtp_port=-1, pop3_port=-1) as server:
+    with Server(data_dir=args.data, smtp_port=-1, pop3_port=-1, imap_port=-1) as server:
         bar = Progress(args.users, "provision", unit="users")
         added = server.provision(population, progress=bar.update)
         elapsed = bar.close()

@@ -32,7 +32,8 @@ def test_millipost_server_help():
     r = run(tool("millipost-server"), "--help")
     assert r.returncode == 0, r.stderr
     for flag in ("--data", "--smtp", "--pop3", "--config", "--max-message-size",
-                 "--max-connections", "--smtp-timeout", "--pop3-timeout"):
+                 "--max-connections", "--smtp-timeout", "--pop3-timeout", "--imap",
+                 "--imap-timeout"):
         assert flag in r.stdout, flag
 
 

@@ -30,10 +30,10 @@ class Binary:
                         "--password", password], check=True, capture_output=True, timeout=30)
 
     def start(self) -> None:
-        self.smtp, self.pop3 = free_port(), free_port()
+        self.smtp, self.pop3, self.imap = free_port(), free_port(), free_port()
         self.proc = subprocess.Popen(
             ["millipost-server", "--data", self.data_dir, "--smtp", str(self.smtp),
-             "--pop3", str(self.pop3), "--log-level", "warn"],
+             "--pop3", str(self.pop3), "--imap", str(self.imap), "--log-level", "warn"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

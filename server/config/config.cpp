@@ -81,6 +81,12 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*pop3, "timeout", cfg.pop3_timeout, k);
             reject_unknown(*pop3, k, "[pop3].");
         }
+        if (auto imap = root["imap"].as_table()) {
+            std::set<std::string> k;
+            take(*imap, "port", cfg.imap_port, k);
+            take(*imap, "timeout", cfg.imap_timeout, k);
+            reject_unknown(*imap, k, "[imap].");
+        }
     } catch (const std::runtime_error& e) {
         throw std::runtime_error(path + ": " + e.what());
     }

@@ -11,14 +11,15 @@
 namespace millipost::config {
 
 struct Config {
-    std::string data_dir = "./data";     // the SQLite store lives here (millipost.db)
-    std::string store;                   // backend spec; empty = "sqlite:<data_dir>"
-    std::string hostname = "localhost";  // greeting and Received: header
-    std::string postmaster = "postmaster";   // login that receives mail for <postmaster>
-    std::vector<std::string> domains;    // local mail domains besides hostname and localhost
-    std::string listen = "127.0.0.1";    // address of every listener
-    int smtp_port = 2525;                // 0 = ephemeral, -1 = off
+    std::string data_dir = "./data";        // the SQLite store lives here (millipost.db)
+    std::string store;                      // backend spec; empty = "sqlite:<data_dir>"
+    std::string hostname = "localhost";     // greeting and Received: header
+    std::string postmaster = "postmaster";  // login that receives mail for <postmaster>
+    std::vector<std::string> domains;       // local mail domains besides hostname and localhost
+    std::string listen = "127.0.0.1";       // address of every listener
+    int smtp_port = 2525;                   // 0 = ephemeral, -1 = off
     int pop3_port = 1110;
+    int imap_port = 1143;
     unsigned io_threads = 0;     // 0 = one per core
     unsigned store_threads = 4;  // blocking store calls run here
     std::size_t max_connections = limits::kMaxConnections;
@@ -26,6 +27,7 @@ struct Config {
     std::size_t max_recipients = limits::kSmtpMaxRecipients;
     std::chrono::seconds smtp_timeout = limits::kSmtpIdleTimeout;
     std::chrono::seconds pop3_timeout = limits::kPop3IdleTimeout;
+    std::chrono::seconds imap_timeout = limits::kImapIdleTimeout;  // after login
     std::string log_level = "info";
 
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }

@@ -23,20 +23,25 @@ TEST(Config, DefaultsRunOutOfTheBox) {
     EXPECT_EQ(c.listen, "127.0.0.1");
     EXPECT_GT(c.smtp_port, 1024);
     EXPECT_GT(c.pop3_port, 1024);
+    EXPECT_EQ(c.imap_port, 1143);
+    EXPECT_EQ(c.imap_timeout.count(), 30 * 60);  // RFC 9051 §5.4: at least 30 minutes
     EXPECT_EQ(c.store_spec(), "sqlite:./data");
 }
 
 TEST(Config, ReadsSections) {
     Config c;
-    load_toml(
-        c, write("[server]\nhostname = \"mx.example\"\ndomains = [\"example.org\"]\n"
-                 "[smtp]\nport = 2600\nmax_message_size = 1000\ntimeout = 7\n[pop3]\nport = 0\n"));
+    load_toml(c,
+              write("[server]\nhostname = \"mx.example\"\ndomains = [\"example.org\"]\n"
+                    "[smtp]\nport = 2600\nmax_message_size = 1000\ntimeout = 7\n[pop3]\nport = 0\n"
+                    "[imap]\nport = -1\ntimeout = 3600\n"));
     EXPECT_EQ(c.hostname, "mx.example");
     EXPECT_EQ(c.domains, std::vector<std::string>{"example.org"});
     EXPECT_EQ(c.smtp_port, 2600);
     EXPECT_EQ(c.max_message_size, 1000u);
     EXPECT_EQ(c.smtp_timeout.count(), 7);
     EXPECT_EQ(c.pop3_port, 0);
+    EXPECT_EQ(c.imap_port, -1);
+    EXPECT_EQ(c.imap_timeout.count(), 3600);
 }
 
 TEST(Config, RefusesUnknownKeysAndBadValues) {
@@ -45,4 +50,5 @@ TEST(Config, RefusesUnknownKeysAndBadValues) {
     EXPECT_THROW(load_toml(c, write("[smtp]\nport = \"x\"\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[smtp]\ntimeout = 0\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[server\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[imap]\nidle = 5\n")), std::runtime_error);
 }

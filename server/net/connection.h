@@ -7,6 +7,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <variant>
 
 namespace millipost::net {
 
@@ -27,6 +28,12 @@ class Connection {
     // Reads more bytes into the input buffer. False when the peer is gone, the idle timeout
     // passed or the server is shutting down; closed() says which.
     awaitable<bool> fill(std::chrono::steady_clock::duration timeout);
+    // As fill(), but also returns (with Filled::Woken, the connection still open) when `wake`
+    // (if given) expires or is cancelled: IMAP IDLE waits for the client and for mailbox
+    // changes at once.
+    enum class Filled { Data, Woken, Closed };
+    awaitable<Filled> fill_or_wake(std::chrono::steady_clock::duration timeout,
+                                   asio::steady_timer* wake);
     // Sends the replies gathered in `out` (PIPELINING: once per batch of input), clears it,
     // then reads more. False as fill(), or when the send failed.
     awaitable<bool> flush_and_fill(std::string& out, std::chrono::steady_clock::duration timeout);

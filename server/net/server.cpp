@@ -41,11 +41,17 @@ void Connection::consume(std::size_t n) {
 }
 
 awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
+    bool more = co_await fill_or_wake(timeout, nullptr) == Filled::Data;
+    co_return more;
+}
+
+awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock::duration timeout,
+                                                       asio::steady_timer* wake) {
     if (server_.stopping() && !protected_) {
         closed_ = Closed::Shutdown;
-        co_return false;
+        co_return Filled::Closed;
     }
-    if (in_pos_ > 0 && in_pos_ * 2 > in_.size()) {  // compact before growing
+    if (in_pos_ > 0 && in_pos_ * 2 > in_.size()) {
         in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
@@ -54,13 +60,27 @@ awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
     in_.resize(old + kChunk);
     asio::steady_timer timer(socket_.get_executor());
     timer.expires_after(timeout);
-    auto result = co_await (socket_.async_read_some(asio::buffer(in_.data() + old, kChunk),
-                                                    asio::as_tuple(asio::use_awaitable)) ||
-                            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-    if (result.index() == 1) {
+    auto read = socket_.async_read_some(asio::buffer(in_.data() + old, kChunk),
+                                        asio::as_tuple(asio::use_awaitable));
+    auto expiry = timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    std::variant<std::tuple<boost::system::error_code, std::size_t>,
+                 std::tuple<boost::system::error_code>, std::tuple<boost::system::error_code>>
+        result;
+    if (wake) {
+        auto woken = wake->async_wait(asio::as_tuple(asio::use_awaitable));
+        result = co_await (std::move(read) || std::move(expiry) || std::move(woken));
+    } else {
+        auto two = co_await (std::move(read) || std::move(expiry));
+        if (two.index() == 0)
+            result.emplace<0>(std::get<0>(two));
+        else
+            result.emplace<1>(std::get<1>(two));
+    }
+    if (result.index() != 0) {
         in_.resize(old);
-        closed_ = Closed::Timeout;
-        co_return false;
+        if (result.index() == 2 && !server_.stopping()) co_return Filled::Woken;
+        closed_ = result.index() == 1 ? Closed::Timeout : Closed::Shutdown;
+        co_return Filled::Closed;
     }
     auto [ec, n] = std::get<0>(result);
     in_.resize(old + n);
@@ -68,9 +88,9 @@ awaitable<bool> Connection::fill(std::chrono::steady_clock::duration timeout) {
         closed_ = server_.stopping()       ? Closed::Shutdown
                   : ec == asio::error::eof ? Closed::Eof
                                            : Closed::Error;
-        co_return n > 0;
+        co_return n > 0 ? Filled::Data : Filled::Closed;
     }
-    co_return true;
+    co_return Filled::Data;
 }
 
 awaitable<bool> Connection::flush_and_fill(std::string& out,

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace millipost::store {
@@ -144,6 +145,16 @@ class MailStore {
     virtual std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) = 0;
     virtual std::vector<Mailbox> list_mailboxes(UserId user) = 0;
     virtual void delete_mailbox(UserId user, MailboxId mailbox) = 0;
+    // Renames a mailbox and every mailbox below it ("a" -> "b" also renames "a/x" to "b/x"),
+    // keeping their ids, UIDVALIDITY and messages. StoreError::Exists when a target name is
+    // taken, NotFound for an unknown mailbox, Invalid for INBOX (the IMAP rename of INBOX moves
+    // its messages instead: see move_messages) or an empty name.
+    virtual void rename_mailbox(UserId user, MailboxId mailbox, std::string_view new_name) = 0;
+
+    // Subscriptions (IMAP SUBSCRIBE/LSUB): names, which need not exist as mailboxes.
+    virtual void add_subscription(UserId user, std::string_view name) = 0;
+    virtual void remove_subscription(UserId user, std::string_view name) = 0;
+    virtual std::vector<std::string> subscriptions(UserId user) = 0;
 
     // Stores `bytes` once and appends it to mailbox `mailbox_name` of every recipient.
     virtual std::vector<Delivered> deliver(std::span<const UserId> recipients,
@@ -156,6 +167,16 @@ class MailStore {
     // Changes flags of the given UIDs; returns the new MODSEQ (unchanged when nothing changed).
     virtual ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
                                FlagOp op, std::span<const std::string> flags) = 0;
+    // Copies the given UIDs (those that exist, ascending) into mailbox `to` of the same user,
+    // sharing the bodies and keeping flags and internal dates; new UIDs are allocated in
+    // ascending order. Returns (source UID, new UID) pairs, what COPYUID reports. NotFound for an
+    // unknown mailbox.
+    using UidMap = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
+    virtual UidMap copy_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
+                                 MailboxId to) = 0;
+    // As copy_messages, then removes the originals, all in one atomic step (IMAP MOVE).
+    virtual UidMap move_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
+                                 MailboxId to) = 0;
     // Removes the given UIDs; bodies no mailbox references any more are freed.
     virtual void expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) = 0;
 

@@ -177,3 +177,78 @@ TEST_F(StoreContract, ConcurrentDeliveriesKeepUidsUnique) {
     for (std::size_t i = 0; i < msgs.size(); ++i)
         EXPECT_EQ(msgs[i].uid, i + 1);
 }
+
+TEST_F(StoreContract, CopyKeepsFlagsAndSharesBodies) {
+    auto a = store_->add_user("a", "$");
+    std::vector<UserId> me{a};
+    std::vector<std::string> seen{"\\Seen"};
+    store_->deliver(me, "INBOX", "Subject: 1\r\n\r\nx\r\n", 1000, seen);
+    store_->deliver(me, "INBOX", "Subject: 2\r\n\r\ny\r\n", 1001);
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    auto dst = store_->create_mailbox(a, "Archive");
+    std::vector<std::uint32_t> uids{2, 1, 7};
+    auto map = store_->copy_messages(a, inbox.id, uids, dst.id);
+    ASSERT_EQ(map.size(), 2u);  // UID 7 does not exist
+    EXPECT_EQ(map[0], std::make_pair(1u, 1u));
+    EXPECT_EQ(map[1], std::make_pair(2u, 2u));
+    auto copied = store_->messages(a, dst.id);
+    ASSERT_EQ(copied.size(), 2u);
+    EXPECT_EQ(copied[0].flags, seen);
+    EXPECT_EQ(copied[0].internaldate, 1000);
+    EXPECT_EQ(store_->read_message(a, dst.id, 2), "Subject: 2\r\n\r\ny\r\n");
+    // The body outlives the expunge of the original.
+    std::vector<std::uint32_t> one{1};
+    store_->expunge(a, inbox.id, one);
+    EXPECT_EQ(store_->read_message(a, dst.id, 1), "Subject: 1\r\n\r\nx\r\n");
+    EXPECT_EQ(store_->find_mailbox(a, "Archive")->messages, 2u);
+}
+
+TEST_F(StoreContract, MoveRemovesTheOriginalsAndNotifies) {
+    auto a = store_->add_user("a", "$");
+    std::vector<UserId> me{a};
+    store_->deliver(me, "INBOX", "Subject: 1\r\n\r\nx\r\n", 1000);
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    auto dst = store_->create_mailbox(a, "Trash");
+    std::vector<Event> events;
+    auto sub = store_->subscribe(a, [&](const Event& e) { events.push_back(e); });
+    std::vector<std::uint32_t> uids{1};
+    auto map = store_->move_messages(a, inbox.id, uids, dst.id);
+    ASSERT_EQ(map.size(), 1u);
+    EXPECT_TRUE(store_->messages(a, inbox.id).empty());
+    EXPECT_EQ(store_->messages(a, dst.id).size(), 1u);
+    EXPECT_EQ(store_->read_message(a, dst.id, map[0].second), "Subject: 1\r\n\r\nx\r\n");
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].kind, Event::Kind::Appended);
+    EXPECT_EQ(events[1].kind, Event::Kind::Expunged);
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->messages, 0u);
+}
+
+TEST_F(StoreContract, RenameMovesChildrenAndRefusesTakenNames) {
+    auto a = store_->add_user("a", "$");
+    auto p = store_->create_mailbox(a, "Projects");
+    store_->create_mailbox(a, "Projects/2026");
+    store_->create_mailbox(a, "Other");
+    EXPECT_THROW(store_->rename_mailbox(a, p.id, "Other"), StoreError);
+    EXPECT_THROW(store_->rename_mailbox(a, p.id, "Projects/2026/x"), StoreError);
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    EXPECT_THROW(store_->rename_mailbox(a, inbox.id, "Old"), StoreError);
+    store_->rename_mailbox(a, p.id, "Work");
+    EXPECT_FALSE(store_->find_mailbox(a, "Projects"));
+    auto w = store_->find_mailbox(a, "Work");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->id, p.id);
+    EXPECT_EQ(w->uidvalidity, p.uidvalidity);
+    EXPECT_TRUE(store_->find_mailbox(a, "Work/2026"));
+}
+
+TEST_F(StoreContract, SubscriptionsAreNamesPerUser) {
+    auto a = store_->add_user("a", "$");
+    auto b = store_->add_user("b", "$");
+    store_->add_subscription(a, "inbox");
+    store_->add_subscription(a, "Lists/x");
+    store_->add_subscription(a, "Lists/x");
+    EXPECT_EQ(store_->subscriptions(a), (std::vector<std::string>{"INBOX", "Lists/x"}));
+    EXPECT_TRUE(store_->subscriptions(b).empty());
+    store_->remove_subscription(a, "Lists/x");
+    EXPECT_EQ(store_->subscriptions(a), (std::vector<std::string>{"INBOX"}));
+}

@@ -24,6 +24,12 @@ inline constexpr int kPop3MaxErrors = 20;
 inline constexpr std::chrono::seconds kSmtpIdleTimeout{300};
 inline constexpr std::chrono::seconds kPop3IdleTimeout{600};
 
+// IMAP: the autologout timer after login is at least 30 minutes (RFC 9051 §5.4); before login a
+// silent client is dropped sooner. Protocol errors (BAD) per session before BYE.
+inline constexpr std::chrono::seconds kImapIdleTimeout{30 * 60};
+inline constexpr std::chrono::seconds kImapPreLoginTimeout{60};
+inline constexpr int kImapMaxErrors = 20;
+
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;
 

@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS changes(
   op INTEGER NOT NULL,
   object TEXT NOT NULL,
   PRIMARY KEY(user_id, state)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscriptions(
+  user_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY(user_id, name)) WITHOUT ROWID;
 PRAGMA user_version = 1;
 )sql";
 
@@ -306,6 +310,78 @@ void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
     notify(Event{Event::Kind::MailboxDeleted, user, mailbox, {}, state});
 }
 
+void SqliteStore::rename_mailbox(UserId user, MailboxId mailbox, std::string_view new_name) {
+    auto target = canonical_name(new_name);
+    if (target.empty()) throw StoreError(StoreError::Kind::Invalid, "empty mailbox name");
+    if (target == kInbox) throw StoreError(StoreError::Kind::Exists, "mailbox exists: INBOX");
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        auto check = db->prepare("SELECT name FROM mailboxes WHERE id = ? AND user_id = ?");
+        check.bind(1, mailbox).bind(2, user);
+        if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        std::string old = check.text(0);
+        check.run();
+        if (old == kInbox)
+            throw StoreError(StoreError::Kind::Invalid, "INBOX cannot be renamed in place");
+        if (target == old) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + target);
+        if (target.size() > old.size() && target.compare(0, old.size() + 1, old + "/") == 0)
+            throw StoreError(StoreError::Kind::Invalid, "cannot rename a mailbox below itself");
+        // The mailbox and its descendants, each to the new prefix.
+        std::vector<std::pair<MailboxId, std::string>> moves;
+        auto sel = db->prepare(
+            "SELECT id, name FROM mailboxes WHERE user_id = ? AND (name = ? OR "
+            "substr(name, 1, ?) = ?)");
+        const std::string prefix = old + "/";  // bound by reference: keep it alive
+        sel.bind(1, user)
+            .bind(2, old)
+            .bind(3, static_cast<std::int64_t>(prefix.size()))
+            .bind(4, prefix);
+        while (sel.step())
+            moves.emplace_back(sel.i64(0), target + sel.text(1).substr(old.size()));
+        for (auto& [id, name] : moves) {
+            auto exists = db->prepare("SELECT 1 FROM mailboxes WHERE user_id = ? AND name = ?");
+            exists.bind(1, user).bind(2, name);
+            if (exists.step())
+                throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + name);
+        }
+        for (auto& [id, name] : moves)
+            db->prepare("UPDATE mailboxes SET name = ? WHERE id = ?")
+                .bind(1, name)
+                .bind(2, id)
+                .run();
+        for (auto& [id, name] : moves)
+            log_change(*db, user, Change::Kind::Mailbox, Change::Op::Updated, std::to_string(id));
+        tx.commit();
+    }
+}
+
+void SqliteStore::add_subscription(UserId user, std::string_view name) {
+    auto db = lease();
+    db->prepare("INSERT INTO subscriptions(user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(1, user)
+        .bind(2, canonical_name(name))
+        .run();
+}
+
+void SqliteStore::remove_subscription(UserId user, std::string_view name) {
+    auto db = lease();
+    db->prepare("DELETE FROM subscriptions WHERE user_id = ? AND name = ?")
+        .bind(1, user)
+        .bind(2, canonical_name(name))
+        .run();
+}
+
+std::vector<std::string> SqliteStore::subscriptions(UserId user) {
+    auto db = lease();
+    auto st = db->prepare("SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name");
+    st.bind(1, user);
+    std::vector<std::string> out;
+    while (st.step())
+        out.push_back(st.text(0));
+    return out;
+}
+
 std::vector<Delivered> SqliteStore::deliver(std::span<const UserId> recipients,
                                             std::string_view mailbox_name, std::string_view bytes,
                                             std::int64_t internaldate,
@@ -445,6 +521,98 @@ ModSeq SqliteStore::store_flags(UserId user, MailboxId mailbox, std::span<const 
     if (!changed.empty())
         notify(Event{Event::Kind::FlagsChanged, user, mailbox, std::move(changed), state});
     return modseq;
+}
+
+MailStore::UidMap SqliteStore::copy_messages(UserId user, MailboxId from,
+                                             std::span<const std::uint32_t> uids, MailboxId to) {
+    return transfer(user, from, uids, to, false);
+}
+
+MailStore::UidMap SqliteStore::move_messages(UserId user, MailboxId from,
+                                             std::span<const std::uint32_t> uids, MailboxId to) {
+    return transfer(user, from, uids, to, true);
+}
+
+MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
+                                        std::span<const std::uint32_t> uids, MailboxId to,
+                                        bool move) {
+    UidMap map;
+    std::uint64_t state = 0;
+    std::vector<std::uint32_t> sorted(uids.begin(), uids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        for (auto mb : {from, to}) {
+            auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
+            check.bind(1, mb).bind(2, user);
+            if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+            check.run();
+        }
+        for (auto uid : sorted) {
+            auto sel = db->prepare(
+                "SELECT body_id, size, internaldate, flags FROM messages "
+                "WHERE mailbox_id = ? AND uid = ?");
+            sel.bind(1, from).bind(2, static_cast<std::int64_t>(uid));
+            if (!sel.step()) continue;
+            auto body = sel.i64(0);
+            auto size = sel.i64(1);
+            auto date = sel.i64(2);
+            auto flags = sel.text(3);
+            sel.run();
+            auto up = db->prepare(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+                "messages = messages + 1, size = size + ? WHERE id = ? "
+                "RETURNING uidnext - 1, highestmodseq");
+            up.bind(1, size).bind(2, to);
+            up.step();
+            auto new_uid = static_cast<std::uint32_t>(up.i64(0));
+            auto modseq = up.i64(1);
+            up.run();
+            db->prepare(
+                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
+                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(1, to)
+                .bind(2, static_cast<std::int64_t>(new_uid))
+                .bind(3, body)
+                .bind(4, size)
+                .bind(5, date)
+                .bind(6, modseq)
+                .bind(7, flags)
+                .run();
+            state = log_change(*db, user, Change::Kind::Message, Change::Op::Created,
+                               message_object(to, new_uid));
+            if (move) {
+                db->prepare("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?")
+                    .bind(1, from)
+                    .bind(2, static_cast<std::int64_t>(uid))
+                    .run();
+                db->prepare(
+                      "UPDATE mailboxes SET messages = messages - 1, size = size - ?, "
+                      "highestmodseq = highestmodseq + 1 WHERE id = ?")
+                    .bind(1, size)
+                    .bind(2, from)
+                    .run();
+                state = log_change(*db, user, Change::Kind::Message, Change::Op::Destroyed,
+                                   message_object(from, uid));
+            } else {
+                db->prepare("UPDATE bodies SET refs = refs + 1 WHERE id = ?").bind(1, body).run();
+            }
+            map.emplace_back(uid, new_uid);
+        }
+        tx.commit();
+    }
+    if (!map.empty()) {
+        std::vector<std::uint32_t> src, dst;
+        for (auto& [a, b] : map) {
+            src.push_back(a);
+            dst.push_back(b);
+        }
+        notify(Event{Event::Kind::Appended, user, to, std::move(dst), state});
+        if (move) notify(Event{Event::Kind::Expunged, user, from, std::move(src), state});
+    }
+    return map;
 }
 
 void SqliteStore::expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) {

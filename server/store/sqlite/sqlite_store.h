@@ -27,6 +27,10 @@ class SqliteStore final : public MailStore {
     std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) override;
     std::vector<Mailbox> list_mailboxes(UserId user) override;
     void delete_mailbox(UserId user, MailboxId mailbox) override;
+    void rename_mailbox(UserId user, MailboxId mailbox, std::string_view new_name) override;
+    void add_subscription(UserId user, std::string_view name) override;
+    void remove_subscription(UserId user, std::string_view name) override;
+    std::vector<std::string> subscriptions(UserId user) override;
 
     std::vector<Delivered> deliver(std::span<const UserId> recipients,
                                    std::string_view mailbox_name, std::string_view bytes,
@@ -36,6 +40,10 @@ class SqliteStore final : public MailStore {
     std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) override;
     ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
                        FlagOp op, std::span<const std::string> flags) override;
+    UidMap copy_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
+                         MailboxId to) override;
+    UidMap move_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
+                         MailboxId to) override;
     void expunge(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids) override;
 
     std::uint64_t state(UserId user) override;
@@ -57,6 +65,8 @@ class SqliteStore final : public MailStore {
         std::unique_ptr<sqlite::Db> db_;
     };
     Lease lease();
+    UidMap transfer(UserId user, MailboxId from, std::span<const std::uint32_t> uids, MailboxId to,
+                    bool move);
 
     std::string path_;
     std::mutex pool_mutex_;

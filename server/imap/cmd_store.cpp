@@ -1,0 +1,127 @@
+// imap/cmd_store.cpp: STORE and UID STORE (+/-FLAGS[.SILENT]), COPY/UID COPY with COPYUID
+// (UIDPLUS, RFC 4315) and MOVE/UID MOVE (RFC 6851).
+#include "imap/context.h"
+
+#include <fmt/format.h>
+
+namespace millipost::imap {
+
+net::awaitable<void> cmd_store(Session& s, Command& c) {
+    auto args = parse_store(c);
+    if (!args) {
+        s.arg_error(c, args.error());
+        co_return;
+    }
+    if (args->unchanged_since) {
+        s.bad(c, "UNCHANGEDSINCE is not supported");
+        co_return;
+    }
+    if (!c.uid && args->set.max_number() > s.view.size()) {
+        s.bad(c, "invalid message sequence number");
+        co_return;
+    }
+    if (s.view.read_only) {
+        s.no(c, "mailbox is read-only", "READ-ONLY");
+        co_return;
+    }
+    auto seqs = resolve_set(s, args->set, c.uid);
+    std::vector<std::uint32_t> uids;
+    for (auto seq : seqs)
+        uids.push_back(s.view.at(seq).uid);
+    auto op = args->mode == StoreArgs::Mode::Replace ? store::FlagOp::Replace
+              : args->mode == StoreArgs::Mode::Add   ? store::FlagOp::Add
+                                                     : store::FlagOp::Remove;
+    auto flags = from_flag_list(args->flags);
+    auto& store = s.svc.store();
+    auto user = s.user.id;
+    auto mb = s.view.mailbox.id;
+    auto apply = [&store, user, mb, uids, op, flags] {
+        if (!uids.empty()) store.store_flags(user, mb, uids, op, flags);
+        return store.messages(user, mb);
+    };
+    auto now = co_await s.blocking(std::move(apply));
+    // The new flags of the messages named, from the listing taken after the change.
+    std::size_t j = 0;
+    for (auto seq : seqs) {
+        auto uid = s.view.at(seq).uid;
+        while (j < now.size() && now[j].uid < uid)
+            ++j;
+        if (j == now.size() || now[j].uid != uid) continue;  // expunged meanwhile
+        s.view.set_flags(uid, now[j].flags, now[j].modseq);
+        if (args->silent) continue;
+        FetchResponse r(s.out, seq);
+        r.flags(to_flag_list(s.view.at(seq).flags));
+        if (c.uid) r.uid(uid);
+        r.finish();
+    }
+    s.ok(c, "STORE completed");
+}
+
+net::awaitable<void> cmd_copy(Session& s, Command& c) {
+    bool move = c.name == "MOVE";
+    if (c.args.size() != 2) {
+        s.bad(c, fmt::format("Syntax: {} sequence-set mailbox", c.name));
+        co_return;
+    }
+    auto set = parse_sequence_set(c.args[0]);
+    if (!set) {
+        s.arg_error(c, set.error());
+        co_return;
+    }
+    auto name = parse_mailbox(c.args[1], s.utf8);
+    if (!name) {
+        s.arg_error(c, name.error());
+        co_return;
+    }
+    if (!c.uid && set->max_number() > s.view.size()) {
+        s.bad(c, "invalid message sequence number");
+        co_return;
+    }
+    if (move && s.view.read_only) {
+        s.no(c, "mailbox is read-only", "READ-ONLY");
+        co_return;
+    }
+    std::vector<std::uint32_t> uids;
+    for (auto seq : resolve_set(s, *set, c.uid))
+        uids.push_back(s.view.at(seq).uid);
+    auto& store = s.svc.store();
+    auto user = s.user.id;
+    auto from = s.view.mailbox.id;
+    auto n = *name;
+    auto transfer = [&store, user, from, uids, n,
+                     move]() -> std::optional<std::pair<std::uint32_t, store::MailStore::UidMap>> {
+        auto dst = store.find_mailbox(user, n);
+        if (!dst) return std::nullopt;
+        auto map = move ? store.move_messages(user, from, uids, dst->id)
+                        : store.copy_messages(user, from, uids, dst->id);
+        return std::make_pair(dst->uidvalidity, std::move(map));
+    };
+    std::optional<std::pair<std::uint32_t, store::MailStore::UidMap>> r;
+    try {
+        r = co_await s.blocking(std::move(transfer));
+    } catch (const store::StoreError&) {
+    }
+    if (!r) {
+        s.no(c, "no such mailbox", "TRYCREATE");
+        co_return;
+    }
+    std::string code;
+    if (!r->second.empty()) {
+        std::vector<std::uint32_t> src, dst;
+        for (auto& [a, b] : r->second) {
+            src.push_back(a);
+            dst.push_back(b);
+        }
+        code = fmt::format("COPYUID {} {} {}", r->first, compress_sequence(src),
+                           compress_sequence(dst));
+    }
+    if (move) {
+        // RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+        if (!code.empty()) s.untagged("OK [" + code + "] moved");
+        s.ok(c, "MOVE completed");
+    } else {
+        s.ok(c, "COPY completed", code);
+    }
+}
+
+}  // namespace millipost::imap

@@ -1,0 +1,117 @@
+// imap/commands.cpp: the IMAP command table (name, allowed states, handler) and the helpers
+// the command families share.
+#include "imap/context.h"
+
+#include <algorithm>
+#include <array>
+
+namespace millipost::imap {
+
+namespace {
+
+constexpr std::array kCommands{
+    CommandSpec{"CAPABILITY", kAnyState, cmd_capability},
+    CommandSpec{"NOOP", kAnyState, cmd_noop},
+    CommandSpec{"LOGOUT", kAnyState, cmd_logout},
+    CommandSpec{"ID", kAnyState, cmd_id},
+    CommandSpec{"ENABLE", kLoggedIn, cmd_enable},
+    CommandSpec{"LOGIN", kNotAuthenticated, cmd_login},
+    CommandSpec{"AUTHENTICATE", kNotAuthenticated, cmd_authenticate},
+    CommandSpec{"SELECT", kLoggedIn, cmd_select},
+    CommandSpec{"EXAMINE", kLoggedIn, cmd_select},
+    CommandSpec{"CREATE", kLoggedIn, cmd_create},
+    CommandSpec{"DELETE", kLoggedIn, cmd_delete},
+    CommandSpec{"RENAME", kLoggedIn, cmd_rename},
+    CommandSpec{"SUBSCRIBE", kLoggedIn, cmd_subscribe},
+    CommandSpec{"UNSUBSCRIBE", kLoggedIn, cmd_subscribe},
+    CommandSpec{"LIST", kLoggedIn, cmd_list},
+    CommandSpec{"LSUB", kLoggedIn, cmd_list},
+    CommandSpec{"NAMESPACE", kLoggedIn, cmd_namespace},
+    CommandSpec{"STATUS", kLoggedIn, cmd_status},
+    CommandSpec{"APPEND", kLoggedIn, cmd_append},
+    CommandSpec{"IDLE", kLoggedIn, cmd_idle},
+    CommandSpec{"FETCH", kSelected, cmd_fetch, true},
+    CommandSpec{"STORE", kSelected, cmd_store, true},
+    CommandSpec{"COPY", kSelected, cmd_copy, true},
+    CommandSpec{"MOVE", kSelected, cmd_copy, true},
+    CommandSpec{"SEARCH", kSelected, cmd_search, true},
+    CommandSpec{"EXPUNGE", kSelected, cmd_expunge, true},
+    CommandSpec{"CHECK", kSelected, cmd_check},
+    CommandSpec{"CLOSE", kSelected, cmd_close},
+    CommandSpec{"UNSELECT", kSelected, cmd_close},
+};
+
+}  // namespace
+
+const CommandSpec* find_command(std::string_view name) {
+    for (auto& c : kCommands)
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+std::string capabilities(const Session& s) {
+    std::string caps = "IMAP4rev2 IMAP4rev1";
+    if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
+    caps +=
+        " LITERAL- ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
+        "UTF8=ACCEPT";
+    return caps;
+}
+
+FlagList to_flag_list(const std::vector<std::string>& flags) {
+    FlagList out;
+    for (auto& f : flags) {
+        if (auto bit = system_flag(f))
+            out.system |= bit;
+        else
+            out.keywords.push_back(f);
+    }
+    return out;
+}
+
+std::vector<std::string> from_flag_list(const FlagList& flags) {
+    std::vector<std::string> out;
+    static constexpr std::pair<std::uint8_t, std::string_view> kNames[] = {
+        {kFlagSeen, "\\Seen"},       {kFlagAnswered, "\\Answered"}, {kFlagFlagged, "\\Flagged"},
+        {kFlagDeleted, "\\Deleted"}, {kFlagDraft, "\\Draft"},
+    };
+    for (auto& [bit, name] : kNames)
+        if (flags.system & bit) out.emplace_back(name);
+    for (auto& k : flags.keywords)
+        out.push_back(k);
+    return out;
+}
+
+std::string render_flags(const std::vector<std::string>& flags) {
+    std::string out;
+    write_flags(out, to_flag_list(flags));
+    return out;
+}
+
+std::vector<std::uint32_t> resolve_set(const Session& s, const SequenceSet& set, bool uid) {
+    std::vector<std::uint32_t> seqs;
+    auto n = s.view.size();
+    if (!uid) {
+        for (auto seq : set.expand(n))
+            if (!s.view.at(seq).expunged) seqs.push_back(seq);
+        return seqs;
+    }
+    auto intervals = set.resolve(s.view.max_uid());
+    for (std::uint32_t seq = 1; seq <= n; ++seq) {
+        auto& e = s.view.at(seq);
+        if (e.expunged) continue;
+        auto it = std::upper_bound(
+            intervals.begin(), intervals.end(), e.uid,
+            [](std::uint32_t u, const SequenceSet::Interval& iv) { return u < iv.first; });
+        if (it != intervals.begin() && std::prev(it)->second >= e.uid) seqs.push_back(seq);
+    }
+    return seqs;
+}
+
+std::string mailbox_name(const Session& s, std::string_view name) {
+    std::string out;
+    write_mailbox(out, name, s.utf8);
+    return out;
+}
+
+}  // namespace millipost::imap

@@ -1,0 +1,148 @@
+// imap/context.h: the state of one IMAP session shared by the session loop and the command
+// families (cmd_*.cpp), the command table's types, and small reply helpers.
+#pragma once
+#include "imap/mailbox_view.h"
+#include "net/server.h"
+#include "proto/imap/args.h"
+#include "proto/imap/parser.h"
+#include "proto/imap/writer.h"
+#include "service.h"
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace millipost::imap {
+
+enum State : unsigned {
+    kNotAuthenticated = 1u << 0,
+    kAuthenticated = 1u << 1,
+    kSelected = 1u << 2,
+    kLogout = 1u << 3,
+};
+inline constexpr unsigned kAnyState = kNotAuthenticated | kAuthenticated | kSelected;
+inline constexpr unsigned kLoggedIn = kAuthenticated | kSelected;
+
+// Store events reach the session through this: the listener (on the store's thread) marks the
+// selected mailbox dirty and expires `wake` on the session's strand, which ends an IDLE wait.
+struct Notifier {
+    explicit Notifier(net::asio::any_io_executor ex) : executor(ex), wake(ex) {
+        wake.expires_at(std::chrono::steady_clock::time_point::max());
+    }
+    net::asio::any_io_executor executor;
+    net::asio::steady_timer wake;  // touched on the strand only
+    std::atomic<store::MailboxId> selected{0};
+    std::atomic<bool> dirty{false};
+};
+
+struct Session {
+    Session(std::shared_ptr<net::Connection> c, Service& s);
+    ~Session();
+
+    std::shared_ptr<net::Connection> conn;
+    Service& svc;
+    Parser parser;
+    std::string out;      // untagged data and continuations, sent at the next read
+    std::string tagged;   // the command's tagged reply, appended after the untagged updates
+    bool closed = false;  // the connection ended inside a command (IDLE, AUTHENTICATE)
+    int errors = 0;
+    unsigned state = kNotAuthenticated;
+    bool rev2 = false;  // ENABLE IMAP4rev2
+    bool utf8 = false;  // ENABLE IMAP4rev2 or UTF8=ACCEPT: UTF-8 names and quoted strings
+    store::User user;
+    MailboxView view;
+    std::shared_ptr<Notifier> notifier;
+    store::MailStore::Subscription subscription;
+
+    // Runs a store call on the blocking pool (see net::Server::blocking for the g++ 12 trap).
+    template <class F>
+    auto blocking(F f) {
+        return conn->server().blocking(std::move(f));
+    }
+
+    void ok(const Command& c, std::string_view text, std::string_view code = {}) {
+        write_status(tagged, c.tag, Condition::Ok, code, text);
+    }
+    void no(const Command& c, std::string_view text, std::string_view code = {}) {
+        write_status(tagged, c.tag, Condition::No, code, text);
+    }
+    // A protocol error: counted; too many end the session.
+    void bad(const Command& c, std::string_view text) {
+        ++errors;
+        write_status(tagged, c.tag, Condition::Bad, {}, text);
+    }
+    // An interpreter's error: BAD, or NO [code] when it names one.
+    void arg_error(const Command& c, const ArgError& e) {
+        if (e.code.empty())
+            bad(c, e.text);
+        else
+            no(c, e.text, e.code);
+    }
+    void untagged(std::string_view line) {
+        out += "* ";
+        out += line;
+        out += "\r\n";
+    }
+
+    // Reports changes of the selected mailbox (untagged EXPUNGE/EXISTS/FETCH); with
+    // `allow_expunge` false only what RFC 9051 §7.5.1 allows during FETCH, STORE and SEARCH.
+    net::awaitable<void> sync(bool allow_expunge, bool force = false);
+    // Leaves the selected state without reporting anything more.
+    void deselect();
+};
+
+using Handler = net::awaitable<void> (*)(Session&, Command&);
+struct CommandSpec {
+    std::string_view name;  // upper case; "FETCH" serves UID FETCH too (Command::uid)
+    unsigned states;
+    Handler handler;
+    bool uid_form = false;  // UID <name> exists
+};
+// The command table (commands.cpp); nullptr for an unknown name.
+const CommandSpec* find_command(std::string_view name);
+
+// Helpers shared by the families.
+std::string capabilities(const Session& s);
+FlagList to_flag_list(const std::vector<std::string>& flags);
+std::vector<std::string> from_flag_list(const FlagList& flags);
+std::string render_flags(const std::vector<std::string>& flags);
+// The sequence numbers a set names in the selected mailbox (UIDs when `uid`), ascending;
+// ghosts of expunged messages excluded.
+std::vector<std::uint32_t> resolve_set(const Session& s, const SequenceSet& set, bool uid);
+// A mailbox name for the wire in this session's encoding.
+std::string mailbox_name(const Session& s, std::string_view name);
+
+// Command families.
+net::awaitable<void> cmd_capability(Session&, Command&);
+net::awaitable<void> cmd_noop(Session&, Command&);
+net::awaitable<void> cmd_logout(Session&, Command&);
+net::awaitable<void> cmd_id(Session&, Command&);
+net::awaitable<void> cmd_enable(Session&, Command&);
+net::awaitable<void> cmd_login(Session&, Command&);
+net::awaitable<void> cmd_authenticate(Session&, Command&);
+net::awaitable<void> cmd_select(Session&, Command&);
+net::awaitable<void> cmd_create(Session&, Command&);
+net::awaitable<void> cmd_delete(Session&, Command&);
+net::awaitable<void> cmd_rename(Session&, Command&);
+net::awaitable<void> cmd_subscribe(Session&, Command&);
+net::awaitable<void> cmd_list(Session&, Command&);
+net::awaitable<void> cmd_namespace(Session&, Command&);
+net::awaitable<void> cmd_status(Session&, Command&);
+net::awaitable<void> cmd_append(Session&, Command&);
+net::awaitable<void> cmd_fetch(Session&, Command&);
+net::awaitable<void> cmd_store(Session&, Command&);
+net::awaitable<void> cmd_copy(Session&, Command&);
+net::awaitable<void> cmd_check(Session&, Command&);
+net::awaitable<void> cmd_close(Session&, Command&);
+net::awaitable<void> cmd_expunge(Session&, Command&);
+net::awaitable<void> cmd_search(Session&, Command&);
+net::awaitable<void> cmd_idle(Session&, Command&);
+
+// Reads one raw line (AUTHENTICATE responses, IDLE's DONE) of at most `max` octets, without
+// its CRLF; nullopt when the connection closed or the line was too long.
+net::awaitable<std::optional<std::string>> read_raw_line(Session& s, std::size_t max);
+
+}  // namespace millipost::imap

@@ -1,0 +1,75 @@
+// imap/mailbox_view.cpp: the selected mailbox's sequence map and its diff (see mailbox_view.h).
+#include "imap/mailbox_view.h"
+
+#include <algorithm>
+
+namespace millipost::imap {
+
+void MailboxView::reset(const store::Mailbox& mb, std::vector<store::Message> messages) {
+    mailbox = mb;
+    entries_.clear();
+    entries_.reserve(messages.size());
+    for (auto& m : messages) {
+        std::sort(m.flags.begin(), m.flags.end());
+        entries_.push_back({m.uid, m.size, m.internaldate, m.modseq, std::move(m.flags), false});
+    }
+}
+
+std::uint32_t MailboxView::seq_of(std::uint32_t uid) const {
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), uid,
+                               [](const Entry& e, std::uint32_t u) { return e.uid < u; });
+    if (it == entries_.end() || it->uid != uid) return 0;
+    return static_cast<std::uint32_t>(it - entries_.begin()) + 1;
+}
+
+void MailboxView::set_flags(std::uint32_t uid, std::vector<std::string> flags,
+                            store::ModSeq modseq) {
+    if (auto seq = seq_of(uid)) {
+        std::sort(flags.begin(), flags.end());
+        at(seq).flags = std::move(flags);
+        at(seq).modseq = modseq;
+    }
+}
+
+MailboxView::Update MailboxView::sync(const std::vector<store::Message>& now, bool allow_expunge) {
+    Update up;
+    // Mark what is gone and find flag changes; both lists ascend by UID.
+    std::vector<std::uint32_t> changed_uids;
+    std::size_t j = 0;
+    for (auto& e : entries_) {
+        while (j < now.size() && now[j].uid < e.uid)
+            ++j;  // cannot happen (new UIDs are above ours); skip defensively
+        if (j < now.size() && now[j].uid == e.uid) {
+            auto flags = now[j].flags;
+            std::sort(flags.begin(), flags.end());
+            if (!e.expunged && flags != e.flags) {
+                e.flags = std::move(flags);
+                changed_uids.push_back(e.uid);
+            }
+            e.modseq = now[j].modseq;
+            ++j;
+        } else {
+            e.expunged = true;
+        }
+    }
+    if (allow_expunge) {
+        // Highest first, so that every number sent is valid when it is sent.
+        for (std::size_t i = entries_.size(); i-- > 0;)
+            if (entries_[i].expunged) up.expunged.push_back(static_cast<std::uint32_t>(i + 1));
+        std::erase_if(entries_, [](const Entry& e) { return e.expunged; });
+    }
+    auto before = entries_.size();
+    auto top = max_uid();
+    for (auto& m : now) {
+        if (m.uid <= top) continue;
+        auto flags = m.flags;
+        std::sort(flags.begin(), flags.end());
+        entries_.push_back({m.uid, m.size, m.internaldate, m.modseq, std::move(flags), false});
+    }
+    if (entries_.size() > before) up.exists = size();
+    for (auto uid : changed_uids)
+        if (auto seq = seq_of(uid)) up.changed.push_back(seq);
+    return up;
+}
+
+}  // namespace millipost::imap

@@ -1,0 +1,194 @@
+// imap/session.cpp: the IMAP session loop: greeting, parser feeding (literal continuations,
+// errors and limits), dispatch through the command table, mailbox-change reporting, timeouts
+// and shutdown.
+#include "imap/session.h"
+
+#include "imap/context.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace millipost::imap {
+
+namespace {
+
+// Before login: short lines and small literals only.
+Limits prelogin_limits() {
+    Limits l;
+    l.max_line = 8192;
+    l.max_literal = 8192;
+    l.max_command_literals = 16384;
+    return l;
+}
+
+// Commands during which EXPUNGE may not be sent (RFC 9051 §7.5.1).
+bool forbids_expunge(const Command& c) {
+    return c.name == "FETCH" || c.name == "STORE" || c.name == "SEARCH";
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<net::Connection> c, Service& s)
+    : conn(std::move(c)), svc(s), parser(prelogin_limits()) {}
+
+Session::~Session() {
+    subscription.reset();
+}
+
+void Session::deselect() {
+    view.clear();
+    if (notifier) notifier->selected = 0;
+    state = kAuthenticated;
+}
+
+net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
+    if (state != kSelected) co_return;
+    bool dirty = notifier->dirty.exchange(false);
+    if (!dirty && !force) co_return;
+    auto& store = svc.store();
+    auto uid = user.id;
+    auto mb = view.mailbox.id;
+    auto load = [&store, uid, mb] { return store.messages(uid, mb); };
+    std::vector<store::Message> now;
+    try {
+        now = co_await blocking(std::move(load));
+    } catch (const store::StoreError&) {
+        co_return;  // the mailbox was deleted meanwhile: nothing more to say about it
+    }
+    auto up = view.sync(now, allow_expunge);
+    if (!allow_expunge && now.size() != view.size()) notifier->dirty = true;  // ghosts remain
+    for (auto n : up.expunged)
+        out += fmt::format("* {} EXPUNGE\r\n", n);
+    if (up.exists) out += fmt::format("* {} EXISTS\r\n", *up.exists);
+    for (auto seq : up.changed) {
+        auto& e = view.at(seq);
+        out += fmt::format("* {} FETCH (UID {} FLAGS {})\r\n", seq, e.uid, render_flags(e.flags));
+    }
+}
+
+net::awaitable<std::optional<std::string>> read_raw_line(Session& s, std::size_t max) {
+    for (;;) {
+        auto in = s.conn->input();
+        auto pos = in.find('\n');
+        if (pos != std::string_view::npos) {
+            std::string line(in.substr(0, pos));
+            s.conn->consume(pos + 1);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (line.size() > max) co_return std::nullopt;
+            co_return line;
+        }
+        if (in.size() > max) {
+            s.conn->consume(in.size());
+            co_return std::nullopt;
+        }
+        auto timeout = s.state == kNotAuthenticated ? limits::kImapPreLoginTimeout
+                                                    : s.svc.config().imap_timeout;
+        if (!co_await s.conn->flush_and_fill(s.out, timeout)) co_return std::nullopt;
+    }
+}
+
+namespace {
+
+// The BYE (if any) for a connection that ended on its own.
+std::string_view closing_bye(net::Connection::Closed how) {
+    using C = net::Connection::Closed;
+    if (how == C::Timeout) return "* BYE autologout: idle for too long\r\n";
+    if (how == C::Shutdown) return "* BYE server shutting down\r\n";
+    return {};
+}
+
+net::awaitable<void> dispatch(Session& s, Command& cmd) {
+    const CommandSpec* spec = find_command(cmd.name);
+    if (!spec || (cmd.uid && !spec->uid_form)) {
+        s.bad(cmd, "unknown command");
+        co_return;
+    }
+    if (!(spec->states & s.state)) {
+        if (s.state == kNotAuthenticated)
+            s.bad(cmd, "log in first (LOGIN or AUTHENTICATE)");
+        else if (s.state == kAuthenticated && (spec->states & kSelected))
+            s.bad(cmd, "no mailbox selected");
+        else
+            s.bad(cmd, "command not valid in this state");
+        co_return;
+    }
+    // Handlers write untagged data to s.out; the tagged reply is held back in s.tagged so that
+    // untagged updates found afterwards still precede it.
+    co_await spec->handler(s, cmd);
+}
+
+// The session proper. serve() owns the Session in its own frame: with the whole loop in
+// serve(), g++ 12 under -fsanitize reports a false -Wmismatched-new-delete on the frame.
+net::awaitable<void> run(Session& s) {
+    auto& conn = s.conn;
+    auto& svc = s.svc;
+    const auto& cfg = svc.config();
+    if (conn->server().connections() > cfg.max_connections) {
+        co_await conn->send("* BYE too many connections, try again later\r\n");
+        co_return;
+    }
+    ++svc.counters().imap_sessions;
+    s.out = fmt::format("* OK [CAPABILITY {}] millipost IMAP4rev2 ready\r\n", capabilities(s));
+    while (s.state != kLogout) {
+        auto input = conn->input();
+        if (input.empty()) {
+            auto timeout =
+                s.state == kNotAuthenticated ? limits::kImapPreLoginTimeout : cfg.imap_timeout;
+            if (!co_await conn->flush_and_fill(s.out, timeout)) {
+                auto bye = closing_bye(conn->closed());
+                if (!bye.empty()) co_await conn->send(bye);
+                co_return;
+            }
+            continue;
+        }
+        std::size_t used = 0;
+        auto status = s.parser.feed(input, used);
+        conn->consume(used);
+        using P = Parser::Status;
+        if (status == P::NeedMore) continue;
+        if (status == P::NeedContinuation) {
+            write_continuation(s.out, "Ready for literal data");
+            continue;
+        }
+        if (status == P::Command) {
+            Command cmd = s.parser.take_command();
+            s.tagged.clear();
+            co_await dispatch(s, cmd);
+            if (s.closed) break;
+            if (s.state == kSelected) co_await s.sync(!forbids_expunge(cmd));
+            s.out += s.tagged;
+        } else {
+            const auto& err = s.parser.error();
+            std::string tag = err.tag.empty() ? "*" : err.tag;
+            if (err.fatal) {
+                write_status(s.out, "*", Condition::Bye, {}, err.text);
+                break;
+            }
+            ++s.errors;
+            if (status == P::LiteralTooBig)
+                write_status(s.out, tag, Condition::No, "TOOBIG", err.text);
+            else
+                write_status(s.out, tag, Condition::Bad, {}, err.text);
+        }
+        if (s.errors >= limits::kImapMaxErrors) {
+            s.out += "* BYE too many errors, closing connection\r\n";
+            break;
+        }
+    }
+    if (s.closed) {
+        auto bye = closing_bye(conn->closed());
+        s.out += bye;
+    }
+    if (!s.out.empty()) co_await conn->send(s.out);
+}
+
+}  // namespace
+
+net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
+    Session s(conn, svc);
+    // The socket was accepted on the connection's strand: its executor is the strand.
+    s.notifier = std::make_shared<Notifier>(conn->socket().get_executor());
+    co_await run(s);
+}
+
+}  // namespace millipost::imap
