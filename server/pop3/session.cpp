@@ -7,9 +7,9 @@
 #include "service.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <limits>
-#include <spdlog/spdlog.h>
 
 namespace millipost::pop3 {
 namespace {
@@ -212,7 +212,8 @@ net::awaitable<void> transaction(Session& s, Command& c) {
                 // n is any count of lines; past the message's length it means all of them.
                 const std::string* n = c.args.size() == 2 ? &c.args[1] : nullptr;
                 if (!n || n->empty() || n->size() > 20 ||
-                    !std::all_of(n->begin(), n->end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+                    !std::all_of(n->begin(), n->end(),
+                                 [](char ch) { return ch >= '0' && ch <= '9'; })) {
                     s.err("Syntax: TOP msg n");
                     break;
                 }

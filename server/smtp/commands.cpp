@@ -38,9 +38,8 @@ net::awaitable<void> cmd_mail(Session& s, Command& c) {
         if (p.key == "SIZE") {
             // RFC 1870: size-value = 1*20DIGIT; a value past 2^64 is still just too big.
             const auto& v = p.value;
-            if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), [](char ch) {
-                    return ch >= '0' && ch <= '9';
-                })) {
+            if (v.empty() || v.size() > 20 ||
+                !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
                 s.reply(501, "5.5.4", "Bad SIZE parameter");
                 co_return;
             }

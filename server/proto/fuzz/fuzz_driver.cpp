@@ -18,13 +18,16 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i)
         for (auto& e : std::filesystem::directory_iterator(argv[i])) {
             std::ifstream f(e.path(), std::ios::binary);
-            corpus.emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+            corpus.emplace_back(std::istreambuf_iterator<char>(f),
+                                std::istreambuf_iterator<char>());
         }
     if (corpus.empty()) corpus.emplace_back("EHLO x\r\n");
-    for (auto& c : corpus) LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(c.data()), c.size());
+    for (auto& c : corpus)
+        LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(c.data()), c.size());
 
-    std::uint64_t seed = std::getenv("FUZZ_SEED") ? std::strtoull(std::getenv("FUZZ_SEED"), nullptr, 10)
-                                                  : std::random_device{}();
+    std::uint64_t seed = std::getenv("FUZZ_SEED")
+                             ? std::strtoull(std::getenv("FUZZ_SEED"), nullptr, 10)
+                             : std::random_device{}();
     long runs = std::getenv("FUZZ_RUNS") ? std::atol(std::getenv("FUZZ_RUNS")) : 20000;
     std::printf("fuzz: %zu corpus inputs, %ld mutations, FUZZ_SEED=%llu\n", corpus.size(), runs,
                 static_cast<unsigned long long>(seed));
@@ -37,10 +40,17 @@ int main(int argc, char** argv) {
             std::size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
             char c = kBytes[rng() % (sizeof kBytes - 1)];
             switch (rng() % 4) {
-                case 0: s.insert(pos, 1, c); break;
-                case 1: if (pos < s.size()) s.erase(pos, 1); break;
-                case 2: if (pos < s.size()) s[pos] = c; break;
-                default: if (!s.empty()) s.insert(pos, s.substr(rng() % s.size(), 1 + rng() % 16));
+                case 0:
+                    s.insert(pos, 1, c);
+                    break;
+                case 1:
+                    if (pos < s.size()) s.erase(pos, 1);
+                    break;
+                case 2:
+                    if (pos < s.size()) s[pos] = c;
+                    break;
+                default:
+                    if (!s.empty()) s.insert(pos, s.substr(rng() % s.size(), 1 + rng() % 16));
             }
         }
         LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());

@@ -10,7 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);
     auto cmd = millipost::pop3::parse_command(in.substr(0, 512));
-    for (auto& a : cmd.args) millipost::pop3::parse_number(a);
+    for (auto& a : cmd.args)
+        millipost::pop3::parse_number(a);
 
     std::string out;
     millipost::pop3::append_multiline(out, in, size % 3 == 0 ? -1 : static_cast<long>(size % 5));
