@@ -232,6 +232,26 @@ def test_store_flags_and_fetch_flags(imap):
     assert b"UID 3" in resp[0]
 
 
+def test_new_keywords_are_announced_in_flags_first(imap):
+    """RFC 9051 §7.3.5: a FETCH FLAGS response may only name keywords of the last FLAGS
+    response, so a new keyword brings FLAGS and PERMANENTFLAGS again, before the FETCH."""
+    c = imap()
+    ok(c.append("INBOX", None, None, message("k")))
+    ok(c.select("INBOX"))
+    assert b"$Label1" not in c.untagged_responses.get("FLAGS", [b""])[-1]
+    c.untagged_responses.clear()
+    ok(c.store("1", "+FLAGS", "($Label1)"))
+    assert b"$Label1" in c.untagged_responses["FLAGS"][-1]
+    # Another session sees it in FLAGS before the FETCH that carries it.
+    d = imap()
+    ok(d.select("INBOX"))
+    assert b"$Label1" in d.untagged_responses["FLAGS"][-1]
+    ok(c.store("1", "+FLAGS.SILENT", "($Label2)"))
+    d.untagged_responses.clear()
+    ok(d.noop())
+    assert b"$Label2" in d.untagged_responses["FLAGS"][-1]
+
+
 def test_copy_move_expunge_with_uidplus(imap):
     c = imap()
     for i in range(4):

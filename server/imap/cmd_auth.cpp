@@ -16,6 +16,7 @@ Limits session_limits(const Service& svc) {
     Limits l;
     l.max_literal = svc.config().max_message_size;
     l.max_command_literals = svc.config().max_message_size + 65536;
+    l.max_nonsync_literal = l.max_literal;  // LITERAL+ (RFC 7888): {n+} up to the literal limit
     return l;
 }
 

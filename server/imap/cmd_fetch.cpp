@@ -137,6 +137,7 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
         }
         std::optional<mime::Message> msg;
         if (body) msg = mime::parse(raw);
+        s.announce_keywords(e.flags);  // before the response: it is written into s.out as built
         FetchResponse r(s.out, seq);
         bool flags_done = false;
         for (auto& a : atts) {

@@ -155,6 +155,7 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
     std::string kw;
     for (auto& k : keywords)
         kw += " " + k;
+    s.keywords = std::move(keywords);
     s.untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")");
     s.untagged(examine ? std::string("OK [PERMANENTFLAGS ()] read-only")
                        : "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw +

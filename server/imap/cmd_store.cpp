@@ -48,6 +48,7 @@ net::awaitable<void> cmd_store(Session& s, Command& c) {
             ++j;
         if (j == now.size() || now[j].uid != uid) continue;  // expunged meanwhile
         s.view.set_flags(uid, now[j].flags, now[j].modseq);
+        s.announce_keywords(now[j].flags);  // before any FETCH that names a new keyword
         if (args->silent) continue;
         FetchResponse r(s.out, seq);
         r.flags(to_flag_list(s.view.at(seq).flags));

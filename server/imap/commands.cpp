@@ -53,7 +53,7 @@ std::string capabilities(const Session& s) {
     std::string caps = "IMAP4rev2 IMAP4rev1";
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
     caps +=
-        " LITERAL- ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
+        " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT";
     return caps;
 }
@@ -80,6 +80,20 @@ std::vector<std::string> from_flag_list(const FlagList& flags) {
     for (auto& k : flags.keywords)
         out.push_back(k);
     return out;
+}
+
+void Session::announce_keywords(const std::vector<std::string>& flags) {
+    bool added = false;
+    for (auto& f : flags)
+        if (!system_flag(f) && keywords.insert(f).second) added = true;
+    if (!added) return;
+    std::string kw;
+    for (auto& k : keywords)
+        kw += " " + k;
+    untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")");
+    if (!view.read_only)
+        untagged("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw +
+                 " \\*)] flags permitted");
 }
 
 std::string render_flags(const std::vector<std::string>& flags) {

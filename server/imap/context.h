@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -81,6 +82,12 @@ struct Session {
         else
             no(c, e.text, e.code);
     }
+    // Keywords the client has seen in the last FLAGS response of the selected mailbox.
+    std::set<std::string> keywords;
+    // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword the client has not seen
+    // there: a FETCH FLAGS response must not name a keyword missing from FLAGS (RFC 9051
+    // §7.3.5). Call before writing a FETCH response with these flags.
+    void announce_keywords(const std::vector<std::string>& flags);
     void untagged(std::string_view line) {
         out += "* ";
         out += line;

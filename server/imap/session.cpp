@@ -18,6 +18,7 @@ Limits prelogin_limits() {
     l.max_line = 8192;
     l.max_literal = 8192;
     l.max_command_literals = 16384;
+    l.max_nonsync_literal = l.max_literal;  // LITERAL+ (RFC 7888), within the pre-login cap
     return l;
 }
 
@@ -62,6 +63,7 @@ net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
     if (up.exists) out += fmt::format("* {} EXISTS\r\n", *up.exists);
     for (auto seq : up.changed) {
         auto& e = view.at(seq);
+        announce_keywords(e.flags);
         out += fmt::format("* {} FETCH (UID {} FLAGS {})\r\n", seq, e.uid, render_flags(e.flags));
     }
 }
