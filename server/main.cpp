@@ -140,32 +140,23 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-    if (add->parsed()) {
-        if (!add->get_option("--password")->count()) password = read_password();
+    if (add->parsed() || passwd->parsed()) {
+        bool adding = add->parsed();
+        if (!(adding ? add : passwd)->get_option("--password")->count()) password = read_password();
         if (password.empty()) {
             std::cerr << "millipost-server: empty password\n";
             return 2;
         }
         try {
             auto st = millipost::store::open_store(cfg.store_spec());
-            auto id = st->add_user(login, millipost::auth::make_secret(password));
-            std::cout << "added user " << login << " (id " << id << ")\n";
-        } catch (const std::exception& e) {
-            std::cerr << "millipost-server: " << e.what() << "\n";
-            return 1;
-        }
-        return 0;
-    }
-    if (passwd->parsed()) {
-        if (!passwd->get_option("--password")->count()) password = read_password();
-        if (password.empty()) {
-            std::cerr << "millipost-server: empty password\n";
-            return 2;
-        }
-        try {
-            auto st = millipost::store::open_store(cfg.store_spec());
-            st->set_secret(login, millipost::auth::make_secret(password));
-            std::cout << "password set for " << login << "\n";
+            auto secret = millipost::auth::make_secret(password);
+            if (adding) {
+                auto id = st->add_user(login, secret);
+                std::cout << "added user " << login << " (id " << id << ")\n";
+            } else {
+                st->set_secret(login, secret);
+                std::cout << "password set for " << login << "\n";
+            }
         } catch (const std::exception& e) {
             std::cerr << "millipost-server: " << e.what() << "\n";
             return 1;

@@ -101,19 +101,27 @@ net::awaitable<std::optional<std::pair<store::Mailbox, std::vector<store::Messag
     co_return r;
 }
 
-}  // namespace
-
-net::awaitable<void> cmd_select(Session& s, Command& c) {
-    bool examine = c.name == "EXAMINE";
+// The one mailbox argument of SELECT, EXAMINE, CREATE, DELETE, SUBSCRIBE and UNSUBSCRIBE;
+// nothing after replying BAD/NO when it is missing or malformed.
+std::optional<std::string> one_mailbox(Session& s, Command& c) {
     if (c.args.size() != 1) {
         s.bad(c, fmt::format("Syntax: {} mailbox", c.name));
-        co_return;
+        return std::nullopt;
     }
     auto name = parse_mailbox(c.args[0], s.utf8);
     if (!name) {
         s.arg_error(c, name.error());
-        co_return;
+        return std::nullopt;
     }
+    return *name;
+}
+
+}  // namespace
+
+net::awaitable<void> cmd_select(Session& s, Command& c) {
+    bool examine = c.name == "EXAMINE";
+    auto name = one_mailbox(s, c);
+    if (!name) co_return;
     if (s.state == kSelected) {
         s.deselect();
         s.untagged("OK [CLOSED] previous mailbox closed");
@@ -173,15 +181,8 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
 }
 
 net::awaitable<void> cmd_create(Session& s, Command& c) {
-    if (c.args.size() != 1) {
-        s.bad(c, "Syntax: CREATE mailbox");
-        co_return;
-    }
-    auto name = parse_mailbox(c.args[0], s.utf8);
-    if (!name) {
-        s.arg_error(c, name.error());
-        co_return;
-    }
+    auto name = one_mailbox(s, c);
+    if (!name) co_return;
     std::string n = *name;
     while (!n.empty() && n.back() == '/')
         n.pop_back();
@@ -218,15 +219,8 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
 }
 
 net::awaitable<void> cmd_delete(Session& s, Command& c) {
-    if (c.args.size() != 1) {
-        s.bad(c, "Syntax: DELETE mailbox");
-        co_return;
-    }
-    auto name = parse_mailbox(c.args[0], s.utf8);
-    if (!name) {
-        s.arg_error(c, name.error());
-        co_return;
-    }
+    auto name = one_mailbox(s, c);
+    if (!name) co_return;
     if (*name == store::kInbox) {
         s.no(c, "INBOX cannot be deleted", "CANNOT");
         co_return;
@@ -302,15 +296,8 @@ net::awaitable<void> cmd_rename(Session& s, Command& c) {
 
 net::awaitable<void> cmd_subscribe(Session& s, Command& c) {
     bool sub = c.name == "SUBSCRIBE";
-    if (c.args.size() != 1) {
-        s.bad(c, fmt::format("Syntax: {} mailbox", c.name));
-        co_return;
-    }
-    auto name = parse_mailbox(c.args[0], s.utf8);
-    if (!name) {
-        s.arg_error(c, name.error());
-        co_return;
-    }
+    auto name = one_mailbox(s, c);
+    if (!name) co_return;
     auto& store = s.svc.store();
     auto uid = s.user.id;
     auto n = *name;

@@ -1,6 +1,8 @@
 // mime/imap_render.cpp: IMAP ENVELOPE/BODY/BODYSTRUCTURE writers (see imap_render.h).
 #include "mime/imap_render.h"
 
+#include "util/ascii.h"
+
 #include "mime/decode.h"
 
 namespace millipost::mime {
@@ -9,16 +11,7 @@ namespace {
 constexpr std::string_view kEmptyBody =
     "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
+using millipost::ascii::iequals;
 
 void append_params(std::string& out, const std::vector<Param>& params, bool default_charset,
                    const RenderOptions& o) {

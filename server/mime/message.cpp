@@ -1,6 +1,8 @@
 // mime/message.cpp: the one-pass MIME structure parser and Content-* field syntax (see message.h).
 #include "mime/message.h"
 
+#include "util/ascii.h"
+
 #include "mime/decode.h"
 
 #include <algorithm>
@@ -17,12 +19,7 @@ char lower(char c) {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
+using millipost::ascii::iequals;
 
 std::string lowered(std::string_view s) {
     std::string r(s);

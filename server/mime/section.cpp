@@ -1,6 +1,8 @@
 // mime/section.cpp: BODY[section] and BINARY[part] addressing (see section.h).
 #include "mime/section.h"
 
+#include "util/ascii.h"
+
 #include "mime/decode.h"
 
 namespace millipost::mime {
@@ -10,12 +12,7 @@ char upper(char c) {
     return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (upper(a[i]) != upper(b[i])) return false;
-    return true;
-}
+using millipost::ascii::iequals;
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
     return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);

@@ -1,6 +1,8 @@
 // search/text_fields.cpp: search fields of a raw message via mime::parse and mime::extract_text.
 #include "search/text_fields.h"
 
+#include "util/ascii.h"
+
 #include "mime/decode.h"
 #include "mime/message.h"
 #include "mime/text.h"
@@ -10,16 +12,7 @@
 namespace millipost::search {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
+using millipost::ascii::iequals;
 
 void append_line(std::string& out, std::string_view value) {
     std::size_t b = value.find_first_not_of(" \t"), e = value.find_last_not_of(" \t");

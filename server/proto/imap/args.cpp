@@ -2,6 +2,8 @@
 // STATUS, APPEND (see args.h).
 #include "proto/imap/args.h"
 
+#include "util/ascii.h"
+
 #include <algorithm>
 #include <array>
 
@@ -11,11 +13,7 @@
 namespace millipost::imap {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return (x >= 'a' && x <= 'z' ? x - 32 : x) == (y >= 'a' && y <= 'z' ? y - 32 : y);
-           });
-}
+using millipost::ascii::iequals;
 
 std::string quote_for_error(std::string_view s) {
     std::string out = "'";

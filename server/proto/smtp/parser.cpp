@@ -1,6 +1,8 @@
 // proto/smtp/parser.cpp: SMTP command parsing and the DATA reader (see parser.h).
 #include "proto/smtp/parser.h"
 
+#include "util/ascii.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -14,12 +16,7 @@ std::string upper(std::string_view s) {
     return r;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::toupper(static_cast<unsigned char>(x)) ==
-                      std::toupper(static_cast<unsigned char>(y));
-           });
-}
+using millipost::ascii::iequals;
 
 ParseResult fail(int code, const char* status, std::string text) {
     ParseResult r;
