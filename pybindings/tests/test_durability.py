@@ -74,6 +74,20 @@ def read_reply(f) -> bytes:
             return line
 
 
+def start_data(binary):
+    """Adds alice, starts the binary and opens a transaction up to the 354; returns the socket
+    and its reader."""
+    binary.add_user("alice", "secret")
+    binary.start()
+    sock = socket.create_connection(("127.0.0.1", binary.smtp), timeout=10)
+    f = sock.makefile("rb")
+    read_reply(f)
+    sock.sendall(b"HELO t\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n")
+    for _ in range(4):
+        assert read_reply(f)[:1] in (b"2", b"3")
+    return sock, f
+
+
 def retrieve_ids(port: int, login: str, password: str) -> list[str]:
     pop = poplib.POP3("127.0.0.1", port, timeout=10)
     pop.user(login)
@@ -117,14 +131,7 @@ def test_acknowledged_mail_survives_kill_9(binary, round_):
 
 
 def test_kill_9_mid_data_keeps_nothing_half_delivered(binary):
-    binary.add_user("alice", "secret")
-    binary.start()
-    sock = socket.create_connection(("127.0.0.1", binary.smtp), timeout=10)
-    f = sock.makefile("rb")
-    read_reply(f)
-    sock.sendall(b"HELO t\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n")
-    for _ in range(4):
-        read_reply(f)
+    sock, f = start_data(binary)
     sock.sendall(b"Subject: partial\r\nX-Test-Id: partial\r\n\r\n" + b"x" * 100000)
     time.sleep(0.2)
     binary.kill9()
@@ -154,14 +161,7 @@ def test_sigterm_closes_sessions_with_421_and_exits_cleanly(binary):
 
 def test_sigterm_lets_an_in_flight_delivery_finish(binary):
     """A transaction whose final dot has been sent is delivered and answered before exit."""
-    binary.add_user("alice", "secret")
-    binary.start()
-    sock = socket.create_connection(("127.0.0.1", binary.smtp), timeout=10)
-    f = sock.makefile("rb")
-    read_reply(f)
-    sock.sendall(b"HELO t\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n")
-    for _ in range(4):
-        read_reply(f)
+    sock, f = start_data(binary)
     sock.sendall(b"Subject: last\r\nX-Test-Id: last\r\n\r\n" + (b"y" * 98 + b"\r\n") * 20000 + b".\r\n")
     binary.proc.send_signal(signal.SIGTERM)
     # Either the delivery finished (250, then 421 for the next read) or it was cut before the
