@@ -1,6 +1,8 @@
 // mime/decode.cpp: base64, quoted-printable, RFC 2047 and charset decoding (see decode.h).
 #include "mime/decode.h"
 
+#include "util/ascii.h"
+
 #include <iconv.h>
 
 #include <array>
@@ -28,9 +30,7 @@ int base64_value(char c) {
     return -1;
 }
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using millipost::ascii::lower;
 
 std::string lowered(std::string_view s) {
     std::string r(s);

@@ -1,6 +1,7 @@
 // mime/decode_test.cpp: base64 and quoted-printable leniency, charset conversion through iconv,
 // RFC 2047 encoded-words (also those of testdata/encoded_words.eml), BINARY decoding.
 #include "mime/decode.h"
+#include "mime/test_support.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -9,6 +10,7 @@
 #include <iterator>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 using namespace std::literals;
 
 TEST(MimeDecode, Base64) {
@@ -113,8 +115,7 @@ TEST(MimeDecode, EncodedWords) {
 }
 
 TEST(MimeDecode, EncodedWordsOfTestdata) {
-    std::ifstream f(std::string(MIME_TESTDATA) + "/encoded_words.eml", std::ios::binary);
-    std::string raw{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    std::string raw = load("encoded_words.eml");
     Message m = parse(raw);
     auto field = [&](std::string_view name) {
         const Header* h = m.root.header(name);

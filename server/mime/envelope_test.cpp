@@ -1,6 +1,7 @@
 // mime/envelope_test.cpp: RFC 5322 address lists (Appendix A examples, obsolete forms, broken
 // input) and ENVELOPE data with RFC 9051's Sender/Reply-To defaults.
 #include "mime/envelope.h"
+#include "mime/test_support.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
@@ -9,6 +10,7 @@
 #include <iterator>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 
 namespace {
 
@@ -24,11 +26,6 @@ Address group(std::string name) {
 }
 Address end() {
     return Address{};
-}
-
-std::string load(const std::string& name) {
-    std::ifstream f(std::string(MIME_TESTDATA) + "/" + name, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace

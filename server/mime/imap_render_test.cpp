@@ -1,6 +1,7 @@
 // mime/imap_render_test.cpp: ENVELOPE, BODY and BODYSTRUCTURE byte for byte, IMAP string
 // quoting and literals, and well-formed output for every testdata message.
 #include "mime/imap_render.h"
+#include "mime/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -9,17 +10,9 @@
 #include <iterator>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 
 namespace {
-
-std::string crlf(std::string_view s) {
-    std::string r;
-    for (char c : s) {
-        if (c == '\n') r += '\r';
-        r += c;
-    }
-    return r;
-}
 
 std::string str(std::string_view s, RenderOptions o = {}) {
     std::string out;
@@ -197,8 +190,7 @@ TEST(MimeRender, EveryTestdataMessageIsWellFormed) {
 }
 
 TEST(MimeRender, NestedAlternativeBodystructure) {
-    std::ifstream f(std::string(MIME_TESTDATA) + "/nested_alternative.eml", std::ios::binary);
-    std::string raw{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    std::string raw = load("nested_alternative.eml");
     Message m = parse(raw);
     EXPECT_EQ(
         render_body(m.root, true),

@@ -15,9 +15,7 @@ namespace {
 bool is_wsp(char c) {
     return c == ' ' || c == '\t';
 }
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using millipost::ascii::lower;
 
 using millipost::ascii::iequals;
 

@@ -1,6 +1,7 @@
 // mime/message_test.cpp: the structure parser on real-world shaped mail (testdata/*.eml) and on
 // the malformed shapes it must serve anyway; every limit of Limits crossed once.
 #include "mime/message.h"
+#include "mime/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -9,30 +10,16 @@
 #include <string>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 using namespace std::literals;
 
 namespace {
-
-std::string load(const std::string& name) {
-    std::ifstream f(std::string(MIME_TESTDATA) + "/" + name, std::ios::binary);
-    EXPECT_TRUE(f) << name;
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 std::string_view body(const Message& m, const Part& p) {
     return m.raw.substr(p.body_start, p.size());
 }
 std::string_view header(const Message& m, const Part& p) {
     return m.raw.substr(p.header_start, p.header_end - p.header_start);
-}
-
-std::string crlf(std::string_view s) {  // test messages are written with \n
-    std::string r;
-    for (char c : s) {
-        if (c == '\n') r += '\r';
-        r += c;
-    }
-    return r;
 }
 
 }  // namespace

@@ -8,9 +8,7 @@
 namespace millipost::mime {
 namespace {
 
-char upper(char c) {
-    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-}
+using millipost::ascii::upper;
 
 using millipost::ascii::iequals;
 

@@ -1,23 +1,16 @@
 // mime/section_test.cpp: BODY[section] on the part layout of RFC 9051 §6.4.5's example, every
 // section kind, section spec parsing, and BINARY[part].
 #include "mime/section.h"
+#include "mime/test_support.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 
 namespace {
-
-std::string crlf(std::string_view s) {
-    std::string r;
-    for (char c : s) {
-        if (c == '\n') r += '\r';
-        r += c;
-    }
-    return r;
-}
 
 // The structure of RFC 9051 §6.4.5's example:
 //   1 TEXT/PLAIN, 2 APPLICATION/OCTET-STREAM, 3 MESSAGE/RFC822 (3.1 TEXT/PLAIN,

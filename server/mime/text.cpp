@@ -1,6 +1,8 @@
 // mime/text.cpp: search text extraction and the simple HTML-to-text reduction (see text.h).
 #include "mime/text.h"
 
+#include "util/ascii.h"
+
 #include "mime/decode.h"
 
 #include <array>
@@ -9,9 +11,7 @@
 namespace millipost::mime {
 namespace {
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using millipost::ascii::lower;
 
 bool istarts_with(std::string_view s, std::size_t i, std::string_view prefix) {
     if (s.size() - i < prefix.size()) return false;

@@ -1,6 +1,7 @@
 // mime/text_test.cpp: search text: headers and text parts decoded to UTF-8 from every charset in
 // testdata/charsets.eml, HTML reduced to text, encapsulated messages, the size cap.
 #include "mime/text.h"
+#include "mime/test_support.h"
 
 #include "mime/decode.h"
 
@@ -10,13 +11,9 @@
 #include <iterator>
 
 using namespace millipost::mime;
+using namespace millipost::mime::testing;
 
 namespace {
-
-std::string load(const std::string& name) {
-    std::ifstream f(std::string(MIME_TESTDATA) + "/" + name, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 bool contains(const std::string& haystack, std::string_view needle) {
     return haystack.find(needle) != std::string::npos;

@@ -1,6 +1,8 @@
 // proto/imap/fetch.cpp: FETCH argument interpreter (see fetch.h).
 #include "proto/imap/fetch.h"
 
+#include "util/ascii.h"
+
 #include <algorithm>
 
 #include "proto/imap/args.h"
@@ -8,12 +10,7 @@
 namespace millipost::imap {
 namespace {
 
-std::string upper(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-    return r;
-}
+using millipost::ascii::to_upper;
 
 // header-fld-name: printable ASCII without ':' and SP (RFC 5322 ftext).
 bool field_name(std::string_view s) {
@@ -45,7 +42,7 @@ Parsed<Section> parse_section(const std::vector<Arg>& items, bool binary) {
     Section sec;
     if (items.empty()) return sec;
     if (!items[0].is_atom() || items[0].section) return bad("Invalid section");
-    std::string spec = upper(items[0].text);
+    std::string spec = to_upper(items[0].text);
     std::string_view s = spec;
     // section-part = nz-number *("." nz-number)
     while (!s.empty() && s[0] >= '0' && s[0] <= '9') {
@@ -98,7 +95,7 @@ Parsed<Section> parse_section(const std::vector<Arg>& items, bool binary) {
 
 Parsed<FetchAtt> parse_fetch_att(const Arg& a) {
     if (!a.is_atom()) return bad("Invalid FETCH attribute");
-    std::string name = upper(a.text);
+    std::string name = to_upper(a.text);
     FetchAtt att;
     if (!a.section) {
         static constexpr std::pair<std::string_view, FetchItem> kSimple[] = {

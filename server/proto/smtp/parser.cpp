@@ -9,14 +9,8 @@
 namespace millipost::smtp {
 namespace {
 
-std::string upper(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return r;
-}
-
 using millipost::ascii::iequals;
+using millipost::ascii::to_upper;
 
 ParseResult fail(int code, const char* status, std::string text) {
     ParseResult r;
@@ -126,7 +120,7 @@ ParseResult parse_path_command(Verb verb, std::string_view rest) {
         auto word = params.substr(0, end);
         params = end == std::string_view::npos ? std::string_view{} : params.substr(end);
         auto eq = word.find('=');
-        Param p{upper(word.substr(0, eq)),
+        Param p{to_upper(word.substr(0, eq)),
                 eq == std::string_view::npos ? std::string{} : std::string(word.substr(eq + 1))};
         if (p.key.empty() || !std::all_of(p.key.begin(), p.key.end(), [](char c) {
                 return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
