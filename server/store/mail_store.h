@@ -60,7 +60,21 @@ struct Mailbox {
     std::uint32_t uidnext = 1;
     ModSeq highestmodseq = 0;
     std::uint32_t messages = 0;
-    std::uint64_t size = 0;  // octets of all messages
+    std::uint64_t size = 0;        // octets of all messages
+    std::string special_use;       // RFC 6154 attribute ("\\Sent"), empty for none
+};
+
+// A user's usage for QUOTA (RFC 9208): all mailboxes together.
+struct Usage {
+    std::uint64_t messages = 0;
+    std::uint64_t bytes = 0;
+};
+
+// One message for append(): the bytes, internal date and initial flags.
+struct NewMessage {
+    std::string_view bytes;
+    std::int64_t internaldate = 0;
+    std::vector<std::string> flags;
 };
 
 struct Message {
@@ -69,6 +83,13 @@ struct Message {
     std::int64_t internaldate = 0;  // seconds since the epoch
     ModSeq modseq = 0;
     std::vector<std::string> flags;  // system flags ("\\Seen") and keywords
+};
+
+// What changed in a mailbox after a MODSEQ (incremental IMAP sync, CONDSTORE/QRESYNC).
+struct MailboxDelta {
+    Mailbox mailbox;                     // counters as of the same snapshot
+    std::vector<Message> changed;        // messages with MODSEQ > since (new or flags changed)
+    std::vector<std::uint32_t> vanished; // UIDs expunged with MODSEQ > since, ascending
 };
 
 struct Delivered {
@@ -141,7 +162,9 @@ class MailStore {
     virtual std::uint64_t user_count() = 0;
 
     // Mailboxes. Names are the user's (hierarchy separator '/'); INBOX is case-insensitive.
-    virtual Mailbox create_mailbox(UserId user, std::string_view name) = 0;
+    // `special_use` is an RFC 6154 attribute (CREATE-SPECIAL-USE) or empty.
+    virtual Mailbox create_mailbox(UserId user, std::string_view name,
+                                   std::string_view special_use = {}) = 0;
     virtual std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) = 0;
     virtual std::vector<Mailbox> list_mailboxes(UserId user) = 0;
     virtual void delete_mailbox(UserId user, MailboxId mailbox) = 0;
@@ -161,7 +184,19 @@ class MailStore {
                                            std::string_view mailbox_name, std::string_view bytes,
                                            std::int64_t internaldate,
                                            std::span<const std::string> flags = {}) = 0;
+    // Appends several messages to one mailbox in one atomic step (IMAP APPEND, MULTIAPPEND);
+    // returns their UIDs, ascending. NotFound for an unknown mailbox.
+    virtual std::vector<std::uint32_t> append(UserId user, MailboxId mailbox,
+                                              std::span<const NewMessage> messages) = 0;
     virtual std::vector<Message> messages(UserId user, MailboxId mailbox) = 0;
+    // What changed after MODSEQ `since`, read in one snapshot. Expunged UIDs are remembered
+    // (tombstones) so that `vanished` is exact for any `since` (QRESYNC VANISHED).
+    virtual MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) = 0;
+    // \Recent (IMAP4rev1): hands the UIDs that arrived since the last claim to the caller, once.
+    // Returns the first such UID; [first, uidnext) are recent for the caller.
+    virtual std::uint32_t claim_recent(UserId user, MailboxId mailbox) = 0;
+    // Messages and octets over all of the user's mailboxes (QUOTA).
+    virtual Usage usage(UserId user) = 0;
     // The message's bytes; StoreError::NotFound when it is not the user's.
     virtual std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) = 0;
     // Changes flags of the given UIDs; returns the new MODSEQ (unchanged when nothing changed).

@@ -252,3 +252,77 @@ TEST_F(StoreContract, SubscriptionsAreNamesPerUser) {
     store_->remove_subscription(a, "Lists/x");
     EXPECT_EQ(store_->subscriptions(a), (std::vector<std::string>{"INBOX"}));
 }
+
+TEST_F(StoreContract, MailboxChangesReportNewFlaggedAndVanishedSinceAModseq) {
+    auto a = store_->add_user("a", "$");
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    std::vector<UserId> to{a};
+    for (int i = 0; i < 4; ++i)
+        store_->deliver(to, "INBOX", "Subject: x\r\n\r\nx\r\n", 1000 + i);
+    auto base = store_->find_mailbox(a, "INBOX")->highestmodseq;
+    EXPECT_TRUE(store_->mailbox_changes(a, inbox.id, base).changed.empty());
+
+    std::vector<std::uint32_t> two{2};
+    std::vector<std::string> seen{"\\Seen"};
+    store_->store_flags(a, inbox.id, two, FlagOp::Add, seen);
+    std::vector<std::uint32_t> three{3};
+    store_->expunge(a, inbox.id, three);
+    store_->deliver(to, "INBOX", "Subject: y\r\n\r\ny\r\n", 2000);
+    auto archive = store_->create_mailbox(a, "Archive");
+    std::vector<std::uint32_t> one{1};
+    store_->move_messages(a, inbox.id, one, archive.id);
+
+    auto d = store_->mailbox_changes(a, inbox.id, base);
+    std::vector<std::uint32_t> changed;
+    for (auto& m : d.changed) {
+        changed.push_back(m.uid);
+        EXPECT_GT(m.modseq, base);
+    }
+    EXPECT_EQ(changed, (std::vector<std::uint32_t>{2, 5}));
+    EXPECT_EQ(d.vanished, (std::vector<std::uint32_t>{1, 3}));
+    EXPECT_EQ(d.mailbox.messages, 3u);  // UIDs 2, 4 and 5
+    EXPECT_GT(d.mailbox.highestmodseq, base);
+    // Nothing after the newest MODSEQ; tombstones survive a restart.
+    EXPECT_TRUE(store_->mailbox_changes(a, inbox.id, d.mailbox.highestmodseq).vanished.empty());
+    reopen();
+    EXPECT_EQ(store_->mailbox_changes(a, inbox.id, base).vanished,
+              (std::vector<std::uint32_t>{1, 3}));
+    EXPECT_THROW(store_->mailbox_changes(store_->add_user("b", "$"), inbox.id, 0), StoreError);
+}
+
+TEST_F(StoreContract, RecentIsClaimedOnce) {
+    auto a = store_->add_user("a", "$");
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    std::vector<UserId> to{a};
+    store_->deliver(to, "INBOX", "x\r\n", 1);
+    store_->deliver(to, "INBOX", "y\r\n", 2);
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), 1u);  // UIDs 1 and 2 are this caller's
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), 3u);  // nothing new for the next
+    store_->deliver(to, "INBOX", "z\r\n", 3);
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), 3u);
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), 4u);
+}
+
+TEST_F(StoreContract, AppendIsAtomicAndUsageCountsEveryMailbox) {
+    auto a = store_->add_user("a", "$");
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    auto sent = store_->create_mailbox(a, "Sent", "\\Sent");
+    EXPECT_EQ(sent.special_use, "\\Sent");
+    EXPECT_EQ(store_->find_mailbox(a, "Sent")->special_use, "\\Sent");
+    std::vector<NewMessage> batch{{"aaaa\r\n", 10, {"\\Seen"}}, {"bb\r\n", 11, {}}};
+    auto uids = store_->append(a, sent.id, batch);
+    EXPECT_EQ(uids, (std::vector<std::uint32_t>{1, 2}));
+    auto msgs = store_->messages(a, sent.id);
+    ASSERT_EQ(msgs.size(), 2u);
+    EXPECT_EQ(msgs[0].flags, (std::vector<std::string>{"\\Seen"}));
+    EXPECT_EQ(msgs[1].internaldate, 11);
+    EXPECT_EQ(store_->read_message(a, sent.id, 2), "bb\r\n");
+    std::vector<UserId> to{a};
+    store_->deliver(to, "INBOX", "cccccc\r\n", 1);
+    auto u = store_->usage(a);
+    EXPECT_EQ(u.messages, 3u);
+    EXPECT_EQ(u.bytes, 6u + 4u + 8u);
+    auto b = store_->add_user("b", "$");
+    EXPECT_THROW(store_->append(b, inbox.id, batch), StoreError);
+    EXPECT_EQ(store_->usage(b).messages, 0u);
+}

@@ -20,14 +20,17 @@ Stmt& Stmt::bind(int i, std::int64_t v) {
 }
 
 Stmt& Stmt::bind(int i, std::string_view v) {
-    if (int rc = sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    // An empty view may have no data pointer, which SQLite would bind as NULL.
+    const char* data = v.data() ? v.data() : "";
+    if (int rc = sqlite3_bind_text(s_, i, data, static_cast<int>(v.size()), SQLITE_STATIC);
         rc != SQLITE_OK)
         fail(db_, rc, "bind");
     return *this;
 }
 
 Stmt& Stmt::bind_blob(int i, std::string_view v) {
-    if (int rc = sqlite3_bind_blob64(s_, i, v.data(), v.size(), SQLITE_STATIC); rc != SQLITE_OK)
+    const char* data = v.data() ? v.data() : "";  // as in bind(): empty, not NULL
+    if (int rc = sqlite3_bind_blob64(s_, i, data, v.size(), SQLITE_STATIC); rc != SQLITE_OK)
         fail(db_, rc, "bind");
     return *this;
 }

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS mailboxes(
   highestmodseq INTEGER NOT NULL DEFAULT 1,
   messages INTEGER NOT NULL DEFAULT 0,
   size INTEGER NOT NULL DEFAULT 0,
+  special_use TEXT NOT NULL DEFAULT '',
+  recent_uid INTEGER NOT NULL DEFAULT 1,
   UNIQUE(user_id, name));
 CREATE TABLE IF NOT EXISTS bodies(
   id INTEGER PRIMARY KEY,
@@ -50,8 +52,33 @@ CREATE TABLE IF NOT EXISTS subscriptions(
   user_id INTEGER NOT NULL,
   name TEXT NOT NULL,
   PRIMARY KEY(user_id, name)) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS expunged(
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 )sql";
+
+// Schema versions: 1 had no special_use/recent_uid columns and no expunged tombstones.
+constexpr int kSchemaVersion = 2;
+
+void migrate(sqlite::Db& db) {
+    auto st = db.prepare("PRAGMA user_version");
+    st.step();
+    auto version = st.i64(0);
+    st.run();
+    if (version == 1) {
+        db.exec("ALTER TABLE mailboxes ADD COLUMN special_use TEXT NOT NULL DEFAULT ''");
+        db.exec("ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1");
+    }
+    if (version > kSchemaVersion)
+        throw StoreError(StoreError::Kind::Backend,
+                         "database schema " + std::to_string(version) +
+                             " is newer than this server's " + std::to_string(kSchemaVersion));
+    db.exec(kSchema);
+    db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+}
 
 std::string canonical_name(std::string_view name) {
     std::string n(name);
@@ -120,10 +147,39 @@ Mailbox read_mailbox(sqlite::Stmt& st) {
     m.highestmodseq = static_cast<ModSeq>(st.i64(5));
     m.messages = static_cast<std::uint32_t>(st.i64(6));
     m.size = static_cast<std::uint64_t>(st.i64(7));
+    m.special_use = st.text(8);
     return m;
 }
 
-#define MAILBOX_COLUMNS "id, user_id, name, uidvalidity, uidnext, highestmodseq, messages, size"
+#define MAILBOX_COLUMNS \
+    "id, user_id, name, uidvalidity, uidnext, highestmodseq, messages, size, special_use"
+
+// Accounts for a message removed from `mailbox` and leaves a tombstone with the removal's
+// MODSEQ, which QRESYNC's VANISHED and incremental session syncs read.
+void bury(sqlite::Db& db, MailboxId mailbox, std::uint32_t uid, std::int64_t size) {
+    auto up = db.prepare(
+        "UPDATE mailboxes SET messages = messages - 1, size = size - ?, "
+        "highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq");
+    up.bind(1, size).bind(2, mailbox);
+    up.step();
+    auto modseq = up.i64(0);
+    up.run();
+    db.prepare("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)")
+        .bind(1, mailbox)
+        .bind(2, static_cast<std::int64_t>(uid))
+        .bind(3, modseq)
+        .run();
+}
+
+Message read_message_row(sqlite::Stmt& st) {
+    Message m;
+    m.uid = static_cast<std::uint32_t>(st.i64(0));
+    m.size = static_cast<std::uint64_t>(st.i64(1));
+    m.internaldate = st.i64(2);
+    m.modseq = static_cast<ModSeq>(st.i64(3));
+    m.flags = split_flags(st.text(4));
+    return m;
+}
 
 MailboxId insert_mailbox(sqlite::Db& db, UserId user, std::string_view name) {
     db.prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?)")
@@ -138,7 +194,11 @@ MailboxId insert_mailbox(sqlite::Db& db, UserId user, std::string_view name) {
 
 SqliteStore::SqliteStore(std::string path) : path_(std::move(path)) {
     auto db = std::make_unique<sqlite::Db>(path_);
-    db->exec(kSchema);
+    {
+        sqlite::Transaction tx(*db);
+        migrate(*db);
+        tx.commit();
+    }
     pool_.push_back(std::move(db));
 }
 
@@ -240,7 +300,8 @@ std::uint64_t SqliteStore::user_count() {
     return static_cast<std::uint64_t>(st.i64(0));
 }
 
-Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name) {
+Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name,
+                                    std::string_view special_use) {
     auto n = canonical_name(name);
     if (n.empty()) throw StoreError(StoreError::Kind::Invalid, "empty mailbox name");
     std::uint64_t state;
@@ -249,11 +310,12 @@ Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name) {
         auto db = lease();
         sqlite::Transaction tx(*db);
         db->prepare(
-              "INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?) "
+              "INSERT INTO mailboxes(user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?) "
               "ON CONFLICT DO NOTHING")
             .bind(1, user)
             .bind(2, n)
             .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+            .bind(4, special_use)
             .run();
         if (db->changes() == 0) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + n);
         id = db->last_insert_rowid();
@@ -301,6 +363,7 @@ void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
             .bind(1, mailbox)
             .run();
         db->prepare("DELETE FROM messages WHERE mailbox_id = ?").bind(1, mailbox).run();
+        db->prepare("DELETE FROM expunged WHERE mailbox_id = ?").bind(1, mailbox).run();
         db->prepare("DELETE FROM bodies WHERE refs <= 0").run();
         db->prepare("DELETE FROM mailboxes WHERE id = ?").bind(1, mailbox).run();
         state = log_change(*db, user, Change::Kind::Mailbox, Change::Op::Destroyed,
@@ -444,17 +507,103 @@ std::vector<Message> SqliteStore::messages(UserId user, MailboxId mailbox) {
         "WHERE mailbox_id = ? ORDER BY uid");
     st.bind(1, mailbox);
     std::vector<Message> out;
-    while (st.step()) {
-        Message m;
-        m.uid = static_cast<std::uint32_t>(st.i64(0));
-        m.size = static_cast<std::uint64_t>(st.i64(1));
-        m.internaldate = st.i64(2);
-        m.modseq = static_cast<ModSeq>(st.i64(3));
-        m.flags = split_flags(st.text(4));
-        out.push_back(std::move(m));
+    while (st.step())
+        out.push_back(read_message_row(st));
+    tx.commit();
+    return out;
+}
+
+MailboxDelta SqliteStore::mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) {
+    auto db = lease();
+    sqlite::Transaction tx(*db, false);  // one snapshot for the counters and both lists
+    auto mb = db->prepare("SELECT " MAILBOX_COLUMNS " FROM mailboxes WHERE id = ? AND user_id = ?");
+    mb.bind(1, mailbox).bind(2, user);
+    if (!mb.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+    MailboxDelta out;
+    out.mailbox = read_mailbox(mb);
+    mb.run();
+    if (since < out.mailbox.highestmodseq) {
+        auto st = db->prepare(
+            "SELECT uid, size, internaldate, modseq, flags FROM messages "
+            "WHERE mailbox_id = ? AND modseq > ? ORDER BY uid");
+        st.bind(1, mailbox).bind(2, static_cast<std::int64_t>(since));
+        while (st.step())
+            out.changed.push_back(read_message_row(st));
+        auto gone = db->prepare(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid");
+        gone.bind(1, mailbox).bind(2, static_cast<std::int64_t>(since));
+        while (gone.step())
+            out.vanished.push_back(static_cast<std::uint32_t>(gone.i64(0)));
     }
     tx.commit();
     return out;
+}
+
+std::uint32_t SqliteStore::claim_recent(UserId user, MailboxId mailbox) {
+    auto db = lease();
+    sqlite::Transaction tx(*db);
+    auto st = db->prepare("SELECT recent_uid FROM mailboxes WHERE id = ? AND user_id = ?");
+    st.bind(1, mailbox).bind(2, user);
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+    auto first = static_cast<std::uint32_t>(st.i64(0));
+    st.run();
+    db->prepare("UPDATE mailboxes SET recent_uid = uidnext WHERE id = ?").bind(1, mailbox).run();
+    tx.commit();
+    return first;
+}
+
+Usage SqliteStore::usage(UserId user) {
+    auto db = lease();
+    auto st = db->prepare(
+        "SELECT coalesce(sum(messages), 0), coalesce(sum(size), 0) FROM mailboxes "
+        "WHERE user_id = ?");
+    st.bind(1, user);
+    st.step();
+    return Usage{static_cast<std::uint64_t>(st.i64(0)), static_cast<std::uint64_t>(st.i64(1))};
+}
+
+std::vector<std::uint32_t> SqliteStore::append(UserId user, MailboxId mailbox,
+                                               std::span<const NewMessage> messages) {
+    std::vector<std::uint32_t> uids;
+    std::uint64_t state = 0;
+    {
+        auto db = lease();
+        sqlite::Transaction tx(*db);
+        auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
+        check.bind(1, mailbox).bind(2, user);
+        if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        check.run();
+        for (auto& m : messages) {
+            db->prepare("INSERT INTO bodies(refs, data) VALUES (1, ?)").bind_blob(1, m.bytes).run();
+            auto body = db->last_insert_rowid();
+            auto up = db->prepare(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+                "messages = messages + 1, size = size + ? WHERE id = ? "
+                "RETURNING uidnext - 1, highestmodseq");
+            up.bind(1, static_cast<std::int64_t>(m.bytes.size())).bind(2, mailbox);
+            up.step();
+            auto uid = static_cast<std::uint32_t>(up.i64(0));
+            auto modseq = up.i64(1);
+            up.run();
+            db->prepare(
+                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
+                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(1, mailbox)
+                .bind(2, static_cast<std::int64_t>(uid))
+                .bind(3, body)
+                .bind(4, static_cast<std::int64_t>(m.bytes.size()))
+                .bind(5, m.internaldate)
+                .bind(6, modseq)
+                .bind(7, join_flags(std::set<std::string>(m.flags.begin(), m.flags.end())))
+                .run();
+            state = log_change(*db, user, Change::Kind::Message, Change::Op::Created,
+                               message_object(mailbox, uid));
+            uids.push_back(uid);
+        }
+        tx.commit();
+    }
+    if (!uids.empty()) notify(Event{Event::Kind::Appended, user, mailbox, uids, state});
+    return uids;
 }
 
 std::string SqliteStore::read_message(UserId user, MailboxId mailbox, std::uint32_t uid) {
@@ -588,12 +737,7 @@ MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
                     .bind(1, from)
                     .bind(2, static_cast<std::int64_t>(uid))
                     .run();
-                db->prepare(
-                      "UPDATE mailboxes SET messages = messages - 1, size = size - ?, "
-                      "highestmodseq = highestmodseq + 1 WHERE id = ?")
-                    .bind(1, size)
-                    .bind(2, from)
-                    .run();
+                bury(*db, from, uid, size);
                 state = log_change(*db, user, Change::Kind::Message, Change::Op::Destroyed,
                                    message_object(from, uid));
             } else {
@@ -636,12 +780,7 @@ void SqliteStore::expunge(UserId user, MailboxId mailbox, std::span<const std::u
             del.run();
             db->prepare("UPDATE bodies SET refs = refs - 1 WHERE id = ?").bind(1, body).run();
             db->prepare("DELETE FROM bodies WHERE id = ? AND refs <= 0").bind(1, body).run();
-            db->prepare(
-                  "UPDATE mailboxes SET messages = messages - 1, size = size - ?, "
-                  "highestmodseq = highestmodseq + 1 WHERE id = ?")
-                .bind(1, size)
-                .bind(2, mailbox)
-                .run();
+            bury(*db, mailbox, uid, size);
             state = log_change(*db, user, Change::Kind::Message, Change::Op::Destroyed,
                                message_object(mailbox, uid));
             removed.push_back(uid);

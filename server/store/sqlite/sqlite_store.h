@@ -23,7 +23,8 @@ class SqliteStore final : public MailStore {
                           const std::function<void(std::size_t)>& progress) override;
     std::uint64_t user_count() override;
 
-    Mailbox create_mailbox(UserId user, std::string_view name) override;
+    Mailbox create_mailbox(UserId user, std::string_view name,
+                           std::string_view special_use = {}) override;
     std::optional<Mailbox> find_mailbox(UserId user, std::string_view name) override;
     std::vector<Mailbox> list_mailboxes(UserId user) override;
     void delete_mailbox(UserId user, MailboxId mailbox) override;
@@ -36,7 +37,12 @@ class SqliteStore final : public MailStore {
                                    std::string_view mailbox_name, std::string_view bytes,
                                    std::int64_t internaldate,
                                    std::span<const std::string> flags) override;
+    std::vector<std::uint32_t> append(UserId user, MailboxId mailbox,
+                                      std::span<const NewMessage> messages) override;
     std::vector<Message> messages(UserId user, MailboxId mailbox) override;
+    MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) override;
+    std::uint32_t claim_recent(UserId user, MailboxId mailbox) override;
+    Usage usage(UserId user) override;
     std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) override;
     ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
                        FlagOp op, std::span<const std::string> flags) override;
