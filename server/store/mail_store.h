@@ -62,6 +62,7 @@ struct Mailbox {
     std::uint32_t messages = 0;
     std::uint64_t size = 0;        // octets of all messages
     std::string special_use;       // RFC 6154 attribute ("\\Sent"), empty for none
+    std::uint32_t recent = 0;      // messages not yet claimed as \Recent (claim_recent)
 };
 
 // A user's usage for QUOTA (RFC 9208): all mailboxes together.
@@ -193,15 +194,32 @@ class MailStore {
     // (tombstones) so that `vanished` is exact for any `since` (QRESYNC VANISHED).
     virtual MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) = 0;
     // \Recent (IMAP4rev1): hands the UIDs that arrived since the last claim to the caller, once.
-    // Returns the first such UID; [first, uidnext) are recent for the caller.
-    virtual std::uint32_t claim_recent(UserId user, MailboxId mailbox) = 0;
+    // Returns [first, end): the UIDs recent for the caller.
+    virtual std::pair<std::uint32_t, std::uint32_t> claim_recent(UserId user,
+                                                                 MailboxId mailbox) = 0;
     // Messages and octets over all of the user's mailboxes (QUOTA).
     virtual Usage usage(UserId user) = 0;
     // The message's bytes; StoreError::NotFound when it is not the user's.
     virtual std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) = 0;
     // Changes flags of the given UIDs; returns the new MODSEQ (unchanged when nothing changed).
-    virtual ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
-                               FlagOp op, std::span<const std::string> flags) = 0;
+    ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
+                       FlagOp op, std::span<const std::string> flags) {
+        return update_flags(user, mailbox, uids, op, flags).modseq;
+    }
+    struct FlagUpdate {
+        ModSeq modseq = 0;  // the mailbox's HIGHESTMODSEQ afterwards
+        // Every UID asked for that exists, ascending, with its flags and MODSEQ afterwards
+        // (size and internaldate are not filled in).
+        std::vector<Message> messages;
+        std::vector<std::uint32_t> changed;   // those whose flags changed
+        std::vector<std::uint32_t> modified;  // refused: MODSEQ above `unchanged_since`
+    };
+    // As store_flags, and with `unchanged_since` (CONDSTORE STORE UNCHANGEDSINCE, RFC 7162
+    // §3.1.3) leaves alone, and lists in `modified`, the messages changed after that MODSEQ.
+    virtual FlagUpdate update_flags(UserId user, MailboxId mailbox,
+                                    std::span<const std::uint32_t> uids, FlagOp op,
+                                    std::span<const std::string> flags,
+                                    std::optional<ModSeq> unchanged_since = {}) = 0;
     // Copies the given UIDs (those that exist, ascending) into mailbox `to` of the same user,
     // sharing the bodies and keeping flags and internal dates; new UIDs are allocated in
     // ascending order. Returns (source UID, new UID) pairs, what COPYUID reports. NotFound for an

@@ -296,11 +296,15 @@ TEST_F(StoreContract, RecentIsClaimedOnce) {
     std::vector<UserId> to{a};
     store_->deliver(to, "INBOX", "x\r\n", 1);
     store_->deliver(to, "INBOX", "y\r\n", 2);
-    EXPECT_EQ(store_->claim_recent(a, inbox.id), 1u);  // UIDs 1 and 2 are this caller's
-    EXPECT_EQ(store_->claim_recent(a, inbox.id), 3u);  // nothing new for the next
+    using Range = std::pair<std::uint32_t, std::uint32_t>;
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->recent, 2u);
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), Range(1, 3));  // UIDs 1 and 2: this caller's
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), Range(3, 3));  // nothing new for the next
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->recent, 0u);
     store_->deliver(to, "INBOX", "z\r\n", 3);
-    EXPECT_EQ(store_->claim_recent(a, inbox.id), 3u);
-    EXPECT_EQ(store_->claim_recent(a, inbox.id), 4u);
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->recent, 1u);
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), Range(3, 4));
+    EXPECT_EQ(store_->claim_recent(a, inbox.id), Range(4, 4));
 }
 
 TEST_F(StoreContract, AppendIsAtomicAndUsageCountsEveryMailbox) {
@@ -325,4 +329,32 @@ TEST_F(StoreContract, AppendIsAtomicAndUsageCountsEveryMailbox) {
     auto b = store_->add_user("b", "$");
     EXPECT_THROW(store_->append(b, inbox.id, batch), StoreError);
     EXPECT_EQ(store_->usage(b).messages, 0u);
+}
+
+TEST_F(StoreContract, UnchangedSinceRefusesMessagesChangedLater) {
+    auto a = store_->add_user("a", "$");
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    std::vector<UserId> to{a};
+    for (int i = 0; i < 3; ++i)
+        store_->deliver(to, "INBOX", "x\r\n", i);
+    std::vector<std::uint32_t> two{2};
+    std::vector<std::string> flagged{"\\Flagged"}, seen{"\\Seen"};
+    auto before = store_->find_mailbox(a, "INBOX")->highestmodseq;
+    store_->store_flags(a, inbox.id, two, FlagOp::Add, flagged);  // 2 changes after `before`
+    std::vector<std::uint32_t> all{3, 1, 2, 9};
+    auto r = store_->update_flags(a, inbox.id, all, FlagOp::Add, seen, before);
+    EXPECT_EQ(r.modified, (std::vector<std::uint32_t>{2}));
+    EXPECT_EQ(r.changed, (std::vector<std::uint32_t>{1, 3}));
+    ASSERT_EQ(r.messages.size(), 3u);  // 9 does not exist
+    EXPECT_EQ(r.messages[0].flags, seen);
+    EXPECT_EQ(r.messages[1].flags, flagged);
+    EXPECT_EQ(r.messages[0].modseq, r.modseq);
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->highestmodseq, r.modseq);
+    // UNCHANGEDSINCE 0 always fails; a STORE that changes nothing keeps the MODSEQ.
+    EXPECT_EQ(store_->update_flags(a, inbox.id, all, FlagOp::Add, seen, 0).modified.size(), 3u);
+    auto again = store_->update_flags(a, inbox.id, all, FlagOp::Add, seen);
+    EXPECT_EQ(again.changed, (std::vector<std::uint32_t>{2}));  // the one refused above
+    auto noop = store_->update_flags(a, inbox.id, all, FlagOp::Add, seen);
+    EXPECT_TRUE(noop.changed.empty());
+    EXPECT_EQ(noop.modseq, again.modseq);
 }

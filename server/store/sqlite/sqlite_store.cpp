@@ -148,11 +148,15 @@ Mailbox read_mailbox(sqlite::Stmt& st) {
     m.messages = static_cast<std::uint32_t>(st.i64(6));
     m.size = static_cast<std::uint64_t>(st.i64(7));
     m.special_use = st.text(8);
+    m.recent = static_cast<std::uint32_t>(st.i64(9));
     return m;
 }
 
-#define MAILBOX_COLUMNS \
-    "id, user_id, name, uidvalidity, uidnext, highestmodseq, messages, size, special_use"
+// `recent` counts a range of the messages primary key: cheap unless nobody ever claims.
+#define MAILBOX_COLUMNS                                                                     \
+    "id, user_id, name, uidvalidity, uidnext, highestmodseq, messages, size, special_use, " \
+    "(SELECT count(*) FROM messages r WHERE r.mailbox_id = mailboxes.id "                   \
+    "AND r.uid >= mailboxes.recent_uid)"
 
 // Accounts for a message removed from `mailbox` and leaves a tombstone with the removal's
 // MODSEQ, which QRESYNC's VANISHED and incremental session syncs read.
@@ -539,17 +543,24 @@ MailboxDelta SqliteStore::mailbox_changes(UserId user, MailboxId mailbox, ModSeq
     return out;
 }
 
-std::uint32_t SqliteStore::claim_recent(UserId user, MailboxId mailbox) {
+std::pair<std::uint32_t, std::uint32_t> SqliteStore::claim_recent(UserId user,
+                                                                  MailboxId mailbox) {
     auto db = lease();
     sqlite::Transaction tx(*db);
-    auto st = db->prepare("SELECT recent_uid FROM mailboxes WHERE id = ? AND user_id = ?");
+    auto st =
+        db->prepare("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ? AND user_id = ?");
     st.bind(1, mailbox).bind(2, user);
     if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
     auto first = static_cast<std::uint32_t>(st.i64(0));
+    auto end = static_cast<std::uint32_t>(st.i64(1));
     st.run();
-    db->prepare("UPDATE mailboxes SET recent_uid = uidnext WHERE id = ?").bind(1, mailbox).run();
+    if (end != first)
+        db->prepare("UPDATE mailboxes SET recent_uid = ? WHERE id = ?")
+            .bind(1, static_cast<std::int64_t>(end))
+            .bind(2, mailbox)
+            .run();
     tx.commit();
-    return first;
+    return {first, end};
 }
 
 Usage SqliteStore::usage(UserId user) {
@@ -616,26 +627,39 @@ std::string SqliteStore::read_message(UserId user, MailboxId mailbox, std::uint3
     return st.blob(0);
 }
 
-ModSeq SqliteStore::store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
-                                FlagOp op, std::span<const std::string> flags) {
-    std::vector<std::uint32_t> changed;
-    ModSeq modseq = 0;
+MailStore::FlagUpdate SqliteStore::update_flags(UserId user, MailboxId mailbox,
+                                                std::span<const std::uint32_t> uids, FlagOp op,
+                                                std::span<const std::string> flags,
+                                                std::optional<ModSeq> unchanged_since) {
+    FlagUpdate out;
     std::uint64_t state = 0;
+    std::vector<std::uint32_t> sorted(uids.begin(), uids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
         auto mb = db->prepare("SELECT highestmodseq FROM mailboxes WHERE id = ? AND user_id = ?");
         mb.bind(1, mailbox).bind(2, user);
         if (!mb.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
-        modseq = static_cast<ModSeq>(mb.i64(0));
+        ModSeq modseq = static_cast<ModSeq>(mb.i64(0));
         mb.run();
-        for (auto uid : uids) {
-            auto sel = db->prepare("SELECT flags FROM messages WHERE mailbox_id = ? AND uid = ?");
+        for (auto uid : sorted) {
+            auto sel =
+                db->prepare("SELECT flags, modseq FROM messages WHERE mailbox_id = ? AND uid = ?");
             sel.bind(1, mailbox).bind(2, static_cast<std::int64_t>(uid));
             if (!sel.step()) continue;
-            auto current = split_flags(sel.text(0));
+            Message m;
+            m.uid = uid;
+            m.flags = split_flags(sel.text(0));
+            m.modseq = static_cast<ModSeq>(sel.i64(1));
             sel.run();
-            std::set<std::string> before(current.begin(), current.end()), after;
+            if (unchanged_since && m.modseq > *unchanged_since) {
+                out.modified.push_back(uid);
+                out.messages.push_back(std::move(m));
+                continue;
+            }
+            std::set<std::string> before(m.flags.begin(), m.flags.end()), after;
             if (op == FlagOp::Replace) {
                 after.insert(flags.begin(), flags.end());
             } else {
@@ -647,29 +671,35 @@ ModSeq SqliteStore::store_flags(UserId user, MailboxId mailbox, std::span<const 
                         after.erase(f);
                 }
             }
-            if (after == before) continue;
-            if (changed.empty()) ++modseq;  // one MODSEQ for the whole command
-            db->prepare(
-                  "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
-                .bind(1, join_flags(after))
-                .bind(2, static_cast<std::int64_t>(modseq))
-                .bind(3, mailbox)
-                .bind(4, static_cast<std::int64_t>(uid))
-                .run();
-            state = log_change(*db, user, Change::Kind::Message, Change::Op::Updated,
-                               message_object(mailbox, uid));
-            changed.push_back(uid);
+            if (after != before) {
+                if (out.changed.empty()) ++modseq;  // one MODSEQ for the whole command
+                auto text = join_flags(after);
+                db->prepare(
+                      "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                    .bind(1, text)
+                    .bind(2, static_cast<std::int64_t>(modseq))
+                    .bind(3, mailbox)
+                    .bind(4, static_cast<std::int64_t>(uid))
+                    .run();
+                state = log_change(*db, user, Change::Kind::Message, Change::Op::Updated,
+                                   message_object(mailbox, uid));
+                m.flags = split_flags(text);
+                m.modseq = modseq;
+                out.changed.push_back(uid);
+            }
+            out.messages.push_back(std::move(m));
         }
-        if (!changed.empty())
+        if (!out.changed.empty())
             db->prepare("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?")
                 .bind(1, static_cast<std::int64_t>(modseq))
                 .bind(2, mailbox)
                 .run();
+        out.modseq = modseq;
         tx.commit();
     }
-    if (!changed.empty())
-        notify(Event{Event::Kind::FlagsChanged, user, mailbox, std::move(changed), state});
-    return modseq;
+    if (!out.changed.empty())
+        notify(Event{Event::Kind::FlagsChanged, user, mailbox, out.changed, state});
+    return out;
 }
 
 MailStore::UidMap SqliteStore::copy_messages(UserId user, MailboxId from,

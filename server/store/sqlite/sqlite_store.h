@@ -41,11 +41,12 @@ class SqliteStore final : public MailStore {
                                       std::span<const NewMessage> messages) override;
     std::vector<Message> messages(UserId user, MailboxId mailbox) override;
     MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) override;
-    std::uint32_t claim_recent(UserId user, MailboxId mailbox) override;
+    std::pair<std::uint32_t, std::uint32_t> claim_recent(UserId user, MailboxId mailbox) override;
     Usage usage(UserId user) override;
     std::string read_message(UserId user, MailboxId mailbox, std::uint32_t uid) override;
-    ModSeq store_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
-                       FlagOp op, std::span<const std::string> flags) override;
+    FlagUpdate update_flags(UserId user, MailboxId mailbox, std::span<const std::uint32_t> uids,
+                            FlagOp op, std::span<const std::string> flags,
+                            std::optional<ModSeq> unchanged_since) override;
     UidMap copy_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
                          MailboxId to) override;
     UidMap move_messages(UserId user, MailboxId from, std::span<const std::uint32_t> uids,
