@@ -38,7 +38,8 @@ net::awaitable<void> cmd_id(Session& s, Command& c) {
     co_return;
 }
 
-// RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1) and UTF8=ACCEPT (RFC 6855); others are ignored.
+// RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), UTF8=ACCEPT (RFC 6855), CONDSTORE and QRESYNC
+// (RFC 7162); others are ignored.
 net::awaitable<void> cmd_enable(Session& s, Command& c) {
     if (c.args.empty()) {
         s.bad(c, "Syntax: ENABLE capability ...");
@@ -54,6 +55,14 @@ net::awaitable<void> cmd_enable(Session& s, Command& c) {
         } else if (name == "UTF8=ACCEPT") {
             s.utf8 = true;
             enabled += " UTF8=ACCEPT";
+        } else if (name == "CONDSTORE") {
+            s.enable_condstore();
+            enabled += " CONDSTORE";
+        } else if (name == "QRESYNC") {
+            // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+            s.enable_condstore();
+            s.qresync = true;
+            enabled += " QRESYNC";
         }
     }
     s.untagged("ENABLED" + enabled);

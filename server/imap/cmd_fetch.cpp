@@ -77,16 +77,42 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
         s.arg_error(c, args.error());
         co_return;
     }
-    if (args->changed_since || args->vanished) {
-        s.bad(c, "CHANGEDSINCE and VANISHED are not supported");
+    if (args->vanished && !s.qresync) {
+        s.bad(c, "VANISHED needs ENABLE QRESYNC first");
         co_return;
     }
     if (!c.uid && args->set.max_number() > s.view.size()) {
         s.bad(c, "invalid message sequence number");
         co_return;
     }
-    auto seqs = resolve_set(s, args->set, c.uid);
     const auto& atts = args->atts;
+    if (args->changed_since || std::any_of(atts.begin(), atts.end(), [](const FetchAtt& a) {
+            return a.item == FetchItem::ModSeq;
+        }))
+        s.enable_condstore();  // RFC 7162 §3.1
+    auto seqs = resolve_set(s, args->set, c.uid);
+    if (args->changed_since) {
+        // RFC 7162 §3.1.4.1: only messages changed after the MODSEQ.
+        auto since = *args->changed_since;
+        std::erase_if(seqs, [&](std::uint32_t seq) { return s.view.at(seq).modseq <= since; });
+        if (args->vanished) {
+            // RFC 7162 §3.2.6: the UIDs in the set expunged after that MODSEQ, first.
+            auto& st = s.svc.store();
+            auto user = s.user.id;
+            auto mb = s.view.mailbox.id;
+            auto load = [&st, user, mb, since] { return st.mailbox_changes(user, mb, since); };
+            store::MailboxDelta d;
+            try {
+                d = co_await s.blocking(std::move(load));
+            } catch (const store::StoreError&) {
+            }
+            std::vector<std::uint32_t> gone;
+            auto top = std::max(s.view.max_uid(), d.mailbox.uidnext ? d.mailbox.uidnext - 1 : 0);
+            for (auto u : d.vanished)
+                if (args->set.contains(u, top)) gone.push_back(u);
+            if (!gone.empty()) s.untagged("VANISHED (EARLIER) " + compress_sequence(gone));
+        }
+    }
     bool body = std::any_of(atts.begin(), atts.end(), needs_body);
     bool seen = !s.view.read_only && std::any_of(atts.begin(), atts.end(), sets_seen);
     bool want_flags = std::any_of(atts.begin(), atts.end(),
@@ -109,14 +135,11 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
         if (!uids.empty()) {
             auto mark = [&store, user, mb, uids] {
                 std::vector<std::string> flag{"\\Seen"};
-                return store.store_flags(user, mb, uids, store::FlagOp::Add, flag);
+                return store.update_flags(user, mb, uids, store::FlagOp::Add, flag);
             };
-            auto modseq = co_await s.blocking(std::move(mark));
-            for (auto seq : newly_seen) {
-                auto flags = s.view.at(seq).flags;
-                flags.push_back("\\Seen");
-                s.view.set_flags(s.view.at(seq).uid, std::move(flags), modseq);
-            }
+            auto result = co_await s.blocking(std::move(mark));
+            for (auto& m : result.messages)
+                s.view.set_flags(m.uid, m.flags, m.modseq);
         }
     }
 
@@ -143,7 +166,7 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
         for (auto& a : atts) {
             switch (a.item) {
                 case FetchItem::Flags:
-                    r.flags(to_flag_list(e.flags));
+                    r.flags(s.flags_of(e));
                     flags_done = true;
                     break;
                 case FetchItem::Uid:
@@ -196,9 +219,13 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
                 }
             }
         }
-        if (!flags_done && want_flags == false &&
-            std::find(newly_seen.begin(), newly_seen.end(), seq) != newly_seen.end())
-            r.flags(to_flag_list(e.flags));
+        bool got_seen = std::find(newly_seen.begin(), newly_seen.end(), seq) != newly_seen.end();
+        if (!flags_done && !want_flags && got_seen) r.flags(s.flags_of(e));
+        // A flag change with CONDSTORE carries its MODSEQ (RFC 7162 §3.1.4).
+        if (got_seen && s.condstore &&
+            std::none_of(atts.begin(), atts.end(),
+                         [](const FetchAtt& a) { return a.item == FetchItem::ModSeq; }))
+            r.modseq(e.modseq);
         r.finish();
     }
     if (unknown_cte)

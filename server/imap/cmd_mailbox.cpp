@@ -75,7 +75,7 @@ std::string status_data(const store::Mailbox& mb, const std::vector<store::Messa
                 v = mb.size;
                 break;
             case StatusItem::Recent:
-                v = 0;
+                v = mb.recent;  // not yet claimed by a session (\Recent, IMAP4rev1)
                 break;
             case StatusItem::HighestModSeq:
                 v = mb.highestmodseq;
@@ -118,37 +118,128 @@ std::optional<std::string> one_mailbox(Session& s, Command& c) {
 
 }  // namespace
 
+namespace {
+
+// SELECT/EXAMINE parameters (RFC 4466 §2.4): (CONDSTORE) and (QRESYNC (uidvalidity modseq
+// [known-uids [seq-match-data]])) of RFC 7162 §3.1.8 and §3.2.5.
+struct SelectParams {
+    bool condstore = false;
+    struct Qresync {
+        std::uint32_t uidvalidity = 0;
+        std::uint64_t modseq = 0;
+        std::optional<SequenceSet> known;
+    };
+    std::optional<Qresync> qresync;
+};
+
+Parsed<SelectParams> parse_select_params(const Session& s, const Arg& list) {
+    SelectParams p;
+    if (!list.is_list()) return bad("Syntax: SELECT mailbox [(parameter ...)]");
+    for (std::size_t i = 0; i < list.items.size(); ++i) {
+        auto name = upper_atom(list.items[i]);
+        if (name == "CONDSTORE") {
+            p.condstore = true;
+        } else if (name == "QRESYNC") {
+            if (!s.qresync) return bad("QRESYNC needs ENABLE QRESYNC first");
+            if (i + 1 >= list.items.size() || !list.items[i + 1].is_list())
+                return bad("Syntax: QRESYNC (uidvalidity modseq [known-uids [seq-match-data]])");
+            auto& q = list.items[++i].items;
+            if (q.size() < 2 || q.size() > 4 || !q[0].is_atom() || !q[1].is_atom())
+                return bad("Syntax: QRESYNC (uidvalidity modseq [known-uids [seq-match-data]])");
+            SelectParams::Qresync r;
+            auto v = parse_nz_number(q[0].text);
+            if (!v) return v.error();
+            r.uidvalidity = *v;
+            auto m = parse_mod_sequence(q[1].text, false);
+            if (!m) return m.error();
+            r.modseq = *m;
+            if (q.size() >= 3) {
+                if (q[2].is_list()) return bad("QRESYNC: known-uids must precede seq-match-data");
+                auto set = parse_sequence_set(q[2]);
+                if (!set) return set.error();
+                r.known = *set;
+            }
+            // seq-match-data only helps servers without exact expunge records: ours has them.
+            if (q.size() == 4 && (!q[3].is_list() || q[3].items.size() != 2))
+                return bad("QRESYNC: seq-match-data is (sequence-set uid-set)");
+            p.qresync = r;
+        } else {
+            return bad("unknown SELECT parameter");
+        }
+    }
+    return p;
+}
+
+struct Selected {
+    store::Mailbox mailbox;
+    std::vector<store::Message> messages;
+    std::pair<std::uint32_t, std::uint32_t> recent{0, 0};
+    std::vector<std::uint32_t> vanished;  // QRESYNC: expunged after the client's MODSEQ
+};
+
+}  // namespace
+
 net::awaitable<void> cmd_select(Session& s, Command& c) {
     bool examine = c.name == "EXAMINE";
-    auto name = one_mailbox(s, c);
-    if (!name) co_return;
+    if (c.args.empty() || c.args.size() > 2) {
+        s.bad(c, fmt::format("Syntax: {} mailbox [(parameters)]", c.name));
+        co_return;
+    }
+    auto name = parse_mailbox(c.args[0], s.utf8);
+    if (!name) {
+        s.arg_error(c, name.error());
+        co_return;
+    }
+    SelectParams params;
+    if (c.args.size() == 2) {
+        auto p = parse_select_params(s, c.args[1]);
+        if (!p) {
+            s.arg_error(c, p.error());
+            co_return;
+        }
+        params = *p;
+    }
     if (s.state == kSelected) {
         s.deselect();
         s.untagged("OK [CLOSED] previous mailbox closed");
     }
+    if (params.condstore || params.qresync) s.enable_condstore();
     auto& store = s.svc.store();
     auto uid = s.user.id;
     auto n = *name;
-    auto find = [&store, uid, n] { return store.find_mailbox(uid, n); };
-    auto mb = co_await s.blocking(std::move(find));
-    if (!mb) {
-        s.no(c, "no such mailbox", "NONEXISTENT");
-        co_return;
-    }
-    s.notifier->selected = mb->id;
+    // The listing first, then the \Recent claim: a message arriving in between is claimed
+    // too and reaches this session as new at its next sync.
+    bool claim = !examine && !s.rev2;
+    std::optional<std::uint64_t> since;
+    if (params.qresync) since = params.qresync->modseq;
+    auto open = [&store, uid, n, claim, since]() -> std::optional<Selected> {
+        auto mb = store.find_mailbox(uid, n);
+        if (!mb) return std::nullopt;
+        Selected r;
+        r.messages = store.messages(uid, mb->id);
+        if (claim) r.recent = store.claim_recent(uid, mb->id);
+        if (since) r.vanished = store.mailbox_changes(uid, mb->id, *since).vanished;
+        r.mailbox = *mb;
+        return r;
+    };
     s.notifier->dirty = false;
-    auto id = mb->id;
-    auto list = [&store, uid, id] { return store.messages(uid, id); };
-    std::vector<store::Message> msgs;
+    std::optional<Selected> sel;
     try {
-        msgs = co_await s.blocking(std::move(list));
+        sel = co_await s.blocking(std::move(open));
     } catch (const StoreError&) {
-        s.notifier->selected = 0;
+    }
+    if (!sel) {
         s.no(c, "no such mailbox", "NONEXISTENT");
         co_return;
     }
+    auto& mb = sel->mailbox;
+    s.notifier->selected = mb.id;
+    // Changes after this snapshot are found by the first sync (the listing may be newer than
+    // the counters: a sync that finds nothing new is harmless).
+    s.notifier->dirty = true;
     std::set<std::string> keywords;
     std::uint32_t first_unseen = 0;
+    auto& msgs = sel->messages;
     for (std::size_t i = 0; i < msgs.size(); ++i) {
         bool seen = false;
         for (auto& f : msgs[i].flags) {
@@ -157,9 +248,20 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
         }
         if (!seen && !first_unseen) first_unseen = static_cast<std::uint32_t>(i + 1);
     }
-    s.view.reset(*mb, std::move(msgs));
+    // The view's MODSEQ must cover the listing: take the highest MODSEQ in it if newer.
+    for (auto& m : msgs)
+        mb.highestmodseq = std::max(mb.highestmodseq, m.modseq);
+    s.view.reset(mb, std::move(msgs));
     s.view.read_only = examine;
     s.state = kSelected;
+    s.recent.clear();
+    if (claim && sel->recent.first != sel->recent.second) {
+        s.recent.push_back(sel->recent);
+    } else if (examine && !s.rev2 && mb.recent > 0) {
+        // EXAMINE claims nothing but shows what nobody has claimed: the newest messages.
+        auto n_recent = std::min(mb.recent, s.view.size());
+        s.recent.emplace_back(s.view.at(s.view.size() - n_recent + 1).uid, s.view.max_uid() + 1);
+    }
     std::string kw;
     for (auto& k : keywords)
         kw += " " + k;
@@ -170,13 +272,32 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
                              " \\*)] flags permitted");
     s.untagged(fmt::format("{} EXISTS", s.view.size()));
     if (!s.rev2) {
-        s.untagged("0 RECENT");
+        s.untagged(fmt::format("{} RECENT", s.recent_count()));
         if (first_unseen) s.untagged(fmt::format("OK [UNSEEN {}] first unseen", first_unseen));
     }
-    s.untagged(fmt::format("OK [UIDVALIDITY {}] UIDs valid", mb->uidvalidity));
-    s.untagged(fmt::format("OK [UIDNEXT {}] predicted next UID", mb->uidnext));
-    s.untagged(fmt::format("OK [HIGHESTMODSEQ {}] highest", mb->highestmodseq));
-    if (s.rev2) s.untagged("LIST () \"/\" " + mailbox_name(s, mb->name));
+    s.untagged(fmt::format("OK [UIDVALIDITY {}] UIDs valid", mb.uidvalidity));
+    s.untagged(fmt::format("OK [UIDNEXT {}] predicted next UID", mb.uidnext));
+    s.untagged(fmt::format("OK [HIGHESTMODSEQ {}] highest", s.view.mailbox.highestmodseq));
+    if (s.rev2) s.untagged("LIST () \"/\" " + mailbox_name(s, mb.name));
+    if (params.qresync && params.qresync->uidvalidity == mb.uidvalidity) {
+        // RFC 7162 §3.2.5.1: what vanished among the UIDs the client knows, then every
+        // message changed after its MODSEQ.
+        auto& q = *params.qresync;
+        std::vector<std::uint32_t> gone;
+        for (auto u : sel->vanished)
+            if (!q.known || q.known->contains(u, s.view.max_uid())) gone.push_back(u);
+        if (!gone.empty()) s.untagged("VANISHED (EARLIER) " + compress_sequence(gone));
+        for (std::uint32_t seq = 1; seq <= s.view.size(); ++seq) {
+            auto& e = s.view.at(seq);
+            if (e.modseq <= q.modseq) continue;
+            s.announce_keywords(e.flags);
+            FetchResponse r(s.out, seq);
+            r.uid(e.uid);
+            r.flags(s.flags_of(e));
+            r.modseq(e.modseq);
+            r.finish();
+        }
+    }
     s.ok(c, fmt::format("{} completed", c.name), examine ? "READ-ONLY" : "READ-WRITE");
 }
 
@@ -404,6 +525,9 @@ net::awaitable<void> cmd_status(Session& s, Command& c) {
         s.no(c, "no such mailbox", "NONEXISTENT");
         co_return;
     }
+    if (std::find(args->items.begin(), args->items.end(), StatusItem::HighestModSeq) !=
+        args->items.end())
+        s.enable_condstore();  // RFC 7162 §3.1
     s.untagged(fmt::format("STATUS {} {}", mailbox_name(s, loaded->first.name),
                            status_data(loaded->first, loaded->second, args->items)));
     s.ok(c, "STATUS completed");

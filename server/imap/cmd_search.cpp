@@ -111,9 +111,15 @@ struct Candidate {
     const MailboxView::Entry* e;
     std::uint32_t count;
     std::uint32_t max_uid;
-    std::string header;  // folded
-    std::string body;    // folded
+    std::string header;   // folded
+    std::string body;     // folded
+    bool recent = false;  // \Recent for this session (IMAP4rev1)
 };
+
+bool uses_modseq(const SearchKey& k) {
+    return k.op == SearchKey::Op::ModSeq ||
+           std::any_of(k.children.begin(), k.children.end(), uses_modseq);
+}
 
 bool has_flag(const Candidate& c, std::string_view f) {
     for (auto& x : c.e->flags)
@@ -166,10 +172,11 @@ bool eval(const SearchKey& k, const Candidate& c) {
         case O::Unkeyword:
             return !has_flag(c, k.value);
         case O::New:
+            return c.recent && !has_flag(c, "\\Seen");
         case O::Recent:
-            return false;  // no \Recent (IMAP4rev2)
+            return c.recent;
         case O::Old:
-            return true;
+            return !c.recent;
         case O::Bcc:
             return header_contains(c.header, "bcc", k.value);
         case O::Cc:
@@ -224,10 +231,12 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
     auto user = s.user.id;
     auto mb = s.view.mailbox.id;
     std::vector<std::uint32_t> hits;
+    std::vector<store::ModSeq> modseqs;  // of each hit
     for (std::uint32_t seq = 1; seq <= s.view.size(); ++seq) {
         const auto& e = s.view.at(seq);
         if (e.expunged) continue;
-        Candidate cand{seq, &e, s.view.size(), s.view.max_uid(), {}, {}};
+        Candidate cand{seq, &e, s.view.size(), s.view.max_uid(), {}, {}, false};
+        cand.recent = !s.rev2 && s.is_recent(e.uid);
         if (text) {
             auto uid = e.uid;
             auto read = [&store, user, mb, uid] {
@@ -243,8 +252,14 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
                 continue;
             }
         }
-        if (eval(prog->key, cand)) hits.push_back(c.uid ? e.uid : seq);
+        if (eval(prog->key, cand)) {
+            hits.push_back(c.uid ? e.uid : seq);
+            modseqs.push_back(e.modseq);
+        }
     }
+    // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages reported.
+    bool with_modseq = uses_modseq(prog->key);
+    if (with_modseq) s.enable_condstore();
     if (prog->esearch || s.rev2) {
         auto ret = prog->ret;
         if (!ret.min && !ret.max && !ret.count && !ret.all) ret.all = true;
@@ -256,11 +271,24 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
             if (ret.all) line += " ALL " + compress_sequence(hits);
         }
         if (ret.count) line += fmt::format(" COUNT {}", hits.size());
+        if (with_modseq && !hits.empty()) {
+            // Of the messages the response names: MIN/MAX alone name one or two (RFC 4731 §3.2).
+            store::ModSeq top = 0;
+            if (ret.all || ret.count) {
+                top = *std::max_element(modseqs.begin(), modseqs.end());
+            } else {
+                if (ret.min) top = std::max(top, modseqs.front());
+                if (ret.max) top = std::max(top, modseqs.back());
+            }
+            line += fmt::format(" MODSEQ {}", top);
+        }
         s.untagged(line);
     } else {
         std::string line = "SEARCH";
         for (auto h : hits)
             line += fmt::format(" {}", h);
+        if (with_modseq && !hits.empty())
+            line += fmt::format(" (MODSEQ {})", *std::max_element(modseqs.begin(), modseqs.end()));
         s.untagged(line);
     }
     s.ok(c, "SEARCH completed");

@@ -4,16 +4,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace millipost::imap {
 
 net::awaitable<void> cmd_store(Session& s, Command& c) {
     auto args = parse_store(c);
     if (!args) {
         s.arg_error(c, args.error());
-        co_return;
-    }
-    if (args->unchanged_since) {
-        s.bad(c, "UNCHANGEDSINCE is not supported");
         co_return;
     }
     if (!c.uid && args->set.max_number() > s.view.size()) {
@@ -24,6 +22,7 @@ net::awaitable<void> cmd_store(Session& s, Command& c) {
         s.no(c, "mailbox is read-only", "READ-ONLY");
         co_return;
     }
+    if (args->unchanged_since) s.enable_condstore();
     auto seqs = resolve_set(s, args->set, c.uid);
     std::vector<std::uint32_t> uids;
     for (auto seq : seqs)
@@ -35,27 +34,41 @@ net::awaitable<void> cmd_store(Session& s, Command& c) {
     auto& store = s.svc.store();
     auto user = s.user.id;
     auto mb = s.view.mailbox.id;
-    auto apply = [&store, user, mb, uids, op, flags] {
-        if (!uids.empty()) store.store_flags(user, mb, uids, op, flags);
-        return store.messages(user, mb);
+    auto since = args->unchanged_since;
+    auto apply = [&store, user, mb, uids, op, flags, since] {
+        return store.update_flags(user, mb, uids, op, flags, since);
     };
-    auto now = co_await s.blocking(std::move(apply));
-    // The new flags of the messages named, from the listing taken after the change.
-    std::size_t j = 0;
-    for (auto seq : seqs) {
-        auto uid = s.view.at(seq).uid;
-        while (j < now.size() && now[j].uid < uid)
-            ++j;
-        if (j == now.size() || now[j].uid != uid) continue;  // expunged meanwhile
-        s.view.set_flags(uid, now[j].flags, now[j].modseq);
-        s.announce_keywords(now[j].flags);  // before any FETCH that names a new keyword
-        if (args->silent) continue;
+    auto result = co_await s.blocking(std::move(apply));
+    // One response per message named that still exists: its flags after the change (RFC 9051
+    // §6.4.6), also when nothing changed; with CONDSTORE its MODSEQ, and for .SILENT only
+    // that, for the messages this STORE changed (RFC 7162 §3.1.3).
+    std::vector<std::uint32_t> modified;
+    for (auto& m : result.messages) {
+        auto seq = s.view.seq_of(m.uid);
+        if (!seq) continue;
+        bool refused = std::binary_search(result.modified.begin(), result.modified.end(), m.uid);
+        bool changed = std::binary_search(result.changed.begin(), result.changed.end(), m.uid);
+        if (refused) {
+            modified.push_back(c.uid ? m.uid : seq);
+            continue;
+        }
+        // The flags now, including a concurrent change, which this response reports.
+        s.view.set_flags(m.uid, m.flags, m.modseq);
+        s.announce_keywords(m.flags);  // before any FETCH that names a new keyword
+        if (args->silent && !(s.condstore && changed)) continue;
         FetchResponse r(s.out, seq);
-        r.flags(to_flag_list(s.view.at(seq).flags));
-        if (c.uid) r.uid(uid);
+        if (!args->silent) r.flags(s.flags_of(s.view.at(seq)));
+        if (c.uid) r.uid(m.uid);
+        if (s.condstore) r.modseq(m.modseq);
         r.finish();
     }
-    s.ok(c, "STORE completed");
+    if (!modified.empty()) {
+        std::sort(modified.begin(), modified.end());
+        s.ok(c, "conditional STORE failed for some messages",
+             "MODIFIED " + compress_sequence(modified));
+    } else {
+        s.ok(c, "STORE completed");
+    }
 }
 
 net::awaitable<void> cmd_copy(Session& s, Command& c) {

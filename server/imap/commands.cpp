@@ -54,7 +54,7 @@ std::string capabilities(const Session& s) {
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
-        "UTF8=ACCEPT";
+        "UTF8=ACCEPT CONDSTORE QRESYNC";
     return caps;
 }
 

@@ -39,6 +39,8 @@ struct Notifier {
     std::atomic<bool> dirty{false};
 };
 
+FlagList to_flag_list(const std::vector<std::string>& flags);
+
 struct Session {
     Session(std::shared_ptr<net::Connection> c, Service& s);
     ~Session();
@@ -51,8 +53,13 @@ struct Session {
     bool closed = false;  // the connection ended inside a command (IDLE, AUTHENTICATE)
     int errors = 0;
     unsigned state = kNotAuthenticated;
-    bool rev2 = false;  // ENABLE IMAP4rev2
-    bool utf8 = false;  // ENABLE IMAP4rev2 or UTF8=ACCEPT: UTF-8 names and quoted strings
+    bool rev2 = false;       // ENABLE IMAP4rev2
+    bool utf8 = false;       // ENABLE IMAP4rev2 or UTF8=ACCEPT: UTF-8 names and quoted strings
+    bool condstore = false;  // CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in FETCH updates
+    bool qresync = false;    // ENABLE QRESYNC (RFC 7162 §3.2): VANISHED instead of EXPUNGE
+    // The \Recent UIDs this session holds in the selected mailbox, as [first, end) ranges
+    // claimed from the store (IMAP4rev1 only: one session gets each new message).
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> recent;
     store::User user;
     MailboxView view;
     std::shared_ptr<Notifier> notifier;
@@ -93,6 +100,22 @@ struct Session {
         out += line;
         out += "\r\n";
     }
+
+    bool is_recent(std::uint32_t uid) const {
+        for (auto& [first, end] : recent)
+            if (uid >= first && uid < end) return true;
+        return false;
+    }
+    std::uint32_t recent_count() const;
+    // The flags a FETCH shows for a message: the stored ones, and \Recent for IMAP4rev1.
+    FlagList flags_of(const MailboxView::Entry& e) const {
+        auto f = to_flag_list(e.flags);
+        if (!rev2 && is_recent(e.uid)) f.system |= kFlagRecent;
+        return f;
+    }
+    // A CONDSTORE-enabling command (RFC 7162 §3.1): from now on MODSEQ is reported, and with
+    // a mailbox selected, its HIGHESTMODSEQ is announced now.
+    void enable_condstore();
 
     // Reports changes of the selected mailbox (untagged EXPUNGE/EXISTS/FETCH); with
     // `allow_expunge` false only what RFC 9051 §7.5.1 allows during FETCH, STORE and SEARCH.

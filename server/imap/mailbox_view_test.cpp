@@ -61,3 +61,47 @@ TEST(MailboxView, FlagChangesAreReportedOnce) {
     v.set_flags(1, {"\\Flagged"}, 7);  // this session's own STORE: nothing to report
     EXPECT_TRUE(v.sync({msg(1, {"\\Flagged"}), msg(2, {"\\Seen"})}, true).empty());
 }
+
+namespace {
+
+store::MailboxDelta delta(store::ModSeq highest, std::vector<store::Message> changed,
+                          std::vector<std::uint32_t> vanished = {}) {
+    store::MailboxDelta d;
+    d.mailbox.highestmodseq = highest;
+    d.changed = std::move(changed);
+    d.vanished = std::move(vanished);
+    return d;
+}
+
+}  // namespace
+
+TEST(MailboxView, DeltasGiveTheSameUpdatesAsListings) {
+    MailboxView v;
+    v.reset({}, {msg(1), msg(2), msg(3), msg(4)});
+    // 4 and 2 expunged, 3 flagged, 5 and 6 new, 7 new and already expunged.
+    auto up = v.apply(delta(9, {msg(3, {"\\Flagged"}), msg(5), msg(6)}, {2, 4, 7}), true);
+    EXPECT_EQ(up.expunged, (std::vector<std::uint32_t>{4, 2}));
+    EXPECT_EQ(up.expunged_uids, (std::vector<std::uint32_t>{2, 4}));
+    ASSERT_TRUE(up.exists);
+    EXPECT_EQ(*up.exists, 4u);
+    EXPECT_EQ(up.changed, (std::vector<std::uint32_t>{2}));  // UID 3 is now number 2
+    EXPECT_EQ(v.mailbox.highestmodseq, 9u);
+    EXPECT_EQ(v.seq_of(6), 4u);
+    EXPECT_FALSE(v.has_ghosts());
+}
+
+TEST(MailboxView, DeltaGhostsWaitAndNewMessagesAfterTheTopExpungeAreStillNew) {
+    MailboxView v;
+    v.reset({}, {msg(1), msg(2)});
+    auto up = v.apply(delta(5, {}, {2}), false);  // during FETCH: UID 2 stays a ghost
+    EXPECT_TRUE(up.empty());
+    EXPECT_TRUE(v.has_ghosts());
+    up = v.apply(delta(5, {}), true);  // nothing new in the store, but the EXPUNGE is owed
+    EXPECT_EQ(up.expunged, (std::vector<std::uint32_t>{2}));
+    EXPECT_EQ(v.max_uid(), 1u);
+    // A flag change of the expunged top UID cannot come; a new UID 3 is new, not a change.
+    up = v.apply(delta(6, {msg(3, {"\\Seen"})}), true);
+    ASSERT_TRUE(up.exists);
+    EXPECT_EQ(*up.exists, 2u);
+    EXPECT_TRUE(up.changed.empty());
+}

@@ -42,29 +42,65 @@ void Session::deselect() {
     state = kAuthenticated;
 }
 
+std::uint32_t Session::recent_count() const {
+    if (recent.empty()) return 0;
+    std::uint32_t n = 0;
+    for (std::uint32_t seq = 1; seq <= view.size(); ++seq)
+        if (!view.at(seq).expunged && is_recent(view.at(seq).uid)) ++n;
+    return n;
+}
+
+void Session::enable_condstore() {
+    if (condstore) return;
+    condstore = true;
+    if (state == kSelected)
+        untagged(fmt::format("OK [HIGHESTMODSEQ {}] highest", view.mailbox.highestmodseq));
+}
+
 net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
     if (state != kSelected) co_return;
     bool dirty = notifier->dirty.exchange(false);
-    if (!dirty && !force) co_return;
+    bool owed = allow_expunge && view.has_ghosts();
+    if (!dirty && !force && !owed) co_return;
     auto& store = svc.store();
     auto uid = user.id;
     auto mb = view.mailbox.id;
-    auto load = [&store, uid, mb] { return store.messages(uid, mb); };
-    std::vector<store::Message> now;
+    auto since = view.mailbox.highestmodseq;
+    auto load = [&store, uid, mb, since] { return store.mailbox_changes(uid, mb, since); };
+    store::MailboxDelta delta;
     try {
-        now = co_await blocking(std::move(load));
+        delta = co_await blocking(std::move(load));
     } catch (const store::StoreError&) {
         co_return;  // the mailbox was deleted meanwhile: nothing more to say about it
     }
-    auto up = view.sync(now, allow_expunge);
-    if (!allow_expunge && now.size() != view.size()) notifier->dirty = true;  // ghosts remain
-    for (auto n : up.expunged)
-        out += fmt::format("* {} EXPUNGE\r\n", n);
-    if (up.exists) out += fmt::format("* {} EXISTS\r\n", *up.exists);
+    auto up = view.apply(delta, allow_expunge);
+    if (up.exists && !rev2 && !view.read_only) {
+        auto claim = [&store, uid, mb] { return store.claim_recent(uid, mb); };
+        try {
+            auto range = co_await blocking(std::move(claim));
+            if (range.first != range.second) recent.push_back(range);
+        } catch (const store::StoreError&) {
+        }
+    }
+    if (qresync) {
+        if (!up.expunged_uids.empty())
+            out += "* VANISHED " + compress_sequence(up.expunged_uids) + "\r\n";
+    } else {
+        for (auto n : up.expunged)
+            out += fmt::format("* {} EXPUNGE\r\n", n);
+    }
+    if (up.exists) {
+        out += fmt::format("* {} EXISTS\r\n", *up.exists);
+        if (!rev2) out += fmt::format("* {} RECENT\r\n", recent_count());
+    }
     for (auto seq : up.changed) {
         auto& e = view.at(seq);
         announce_keywords(e.flags);
-        out += fmt::format("* {} FETCH (UID {} FLAGS {})\r\n", seq, e.uid, render_flags(e.flags));
+        FetchResponse r(out, seq);
+        r.uid(e.uid);
+        r.flags(flags_of(e));
+        if (condstore) r.modseq(e.modseq);
+        r.finish();
     }
 }
 

@@ -60,9 +60,9 @@ struct Mailbox {
     std::uint32_t uidnext = 1;
     ModSeq highestmodseq = 0;
     std::uint32_t messages = 0;
-    std::uint64_t size = 0;        // octets of all messages
-    std::string special_use;       // RFC 6154 attribute ("\\Sent"), empty for none
-    std::uint32_t recent = 0;      // messages not yet claimed as \Recent (claim_recent)
+    std::uint64_t size = 0;    // octets of all messages
+    std::string special_use;   // RFC 6154 attribute ("\\Sent"), empty for none
+    std::uint32_t recent = 0;  // messages not yet claimed as \Recent (claim_recent)
 };
 
 // A user's usage for QUOTA (RFC 9208): all mailboxes together.
@@ -88,9 +88,9 @@ struct Message {
 
 // What changed in a mailbox after a MODSEQ (incremental IMAP sync, CONDSTORE/QRESYNC).
 struct MailboxDelta {
-    Mailbox mailbox;                     // counters as of the same snapshot
-    std::vector<Message> changed;        // messages with MODSEQ > since (new or flags changed)
-    std::vector<std::uint32_t> vanished; // UIDs expunged with MODSEQ > since, ascending
+    Mailbox mailbox;                      // counters as of the same snapshot
+    std::vector<Message> changed;         // messages with MODSEQ > since (new or flags changed)
+    std::vector<std::uint32_t> vanished;  // UIDs expunged with MODSEQ > since, ascending
 };
 
 struct Delivered {

@@ -358,3 +358,14 @@ TEST_F(StoreContract, UnchangedSinceRefusesMessagesChangedLater) {
     EXPECT_TRUE(noop.changed.empty());
     EXPECT_EQ(noop.modseq, again.modseq);
 }
+
+TEST_F(StoreContract, AMailboxCreatedAgainGetsANewUidvalidity) {
+    auto a = store_->add_user("a", "$");
+    auto first = store_->create_mailbox(a, "Box");
+    store_->delete_mailbox(a, first.id);
+    auto second = store_->create_mailbox(a, "Box");  // within the same second
+    EXPECT_GT(second.uidvalidity, first.uidvalidity);
+    reopen();
+    auto third = store_->create_mailbox(a, "Other");
+    EXPECT_GT(third.uidvalidity, second.uidvalidity);
+}

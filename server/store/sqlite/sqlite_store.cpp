@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS expunged(
   uid INTEGER NOT NULL,
   modseq INTEGER NOT NULL,
   PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 )sql";
 
@@ -73,9 +76,9 @@ void migrate(sqlite::Db& db) {
         db.exec("ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1");
     }
     if (version > kSchemaVersion)
-        throw StoreError(StoreError::Kind::Backend,
-                         "database schema " + std::to_string(version) +
-                             " is newer than this server's " + std::to_string(kSchemaVersion));
+        throw StoreError(StoreError::Kind::Backend, "database schema " + std::to_string(version) +
+                                                        " is newer than this server's " +
+                                                        std::to_string(kSchemaVersion));
     db.exec(kSchema);
     db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
 }
@@ -87,6 +90,10 @@ std::string canonical_name(std::string_view name) {
                    [](unsigned char c) { return std::toupper(c); });
     return up == "INBOX" ? std::string(kInbox) : n;
 }
+
+// A UIDVALIDITY for a new mailbox: the time, but always above every earlier one, so that a
+// mailbox deleted and created again within a second still gets a new one (RFC 9051 §2.3.1.1).
+std::uint32_t next_uidvalidity(sqlite::Db& db);
 
 std::uint32_t now_uidvalidity() {
     return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
@@ -158,6 +165,17 @@ Mailbox read_mailbox(sqlite::Stmt& st) {
     "(SELECT count(*) FROM messages r WHERE r.mailbox_id = mailboxes.id "                   \
     "AND r.uid >= mailboxes.recent_uid)"
 
+std::uint32_t next_uidvalidity(sqlite::Db& db) {
+    auto st = db.prepare(
+        "INSERT INTO meta(key, value) VALUES ('uidvalidity', ?) ON CONFLICT(key) DO UPDATE "
+        "SET value = max(value + 1, excluded.value) RETURNING value");
+    st.bind(1, static_cast<std::int64_t>(now_uidvalidity()));
+    st.step();
+    auto v = static_cast<std::uint32_t>(st.i64(0));
+    st.run();
+    return v;
+}
+
 // Accounts for a message removed from `mailbox` and leaves a tombstone with the removal's
 // MODSEQ, which QRESYNC's VANISHED and incremental session syncs read.
 void bury(sqlite::Db& db, MailboxId mailbox, std::uint32_t uid, std::int64_t size) {
@@ -189,7 +207,7 @@ MailboxId insert_mailbox(sqlite::Db& db, UserId user, std::string_view name) {
     db.prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?)")
         .bind(1, user)
         .bind(2, name)
-        .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+        .bind(3, static_cast<std::int64_t>(next_uidvalidity(db)))
         .run();
     return db.last_insert_rowid();
 }
@@ -267,7 +285,12 @@ std::size_t SqliteStore::add_users(std::span<const NewUser> users,
                                    const std::function<void(std::size_t)>& progress) {
     auto db = lease();
     std::size_t added = 0;
-    const auto uidvalidity = static_cast<std::int64_t>(now_uidvalidity());
+    std::int64_t uidvalidity;
+    {
+        sqlite::Transaction tx(*db);
+        uidvalidity = next_uidvalidity(*db);  // one for the whole batch: each user has one INBOX
+        tx.commit();
+    }
     for (std::size_t start = 0; start < users.size(); start += limits::kProvisionBatch) {
         sqlite::Transaction tx(*db);
         auto end = std::min(users.size(), start + limits::kProvisionBatch);
@@ -318,7 +341,7 @@ Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name,
               "ON CONFLICT DO NOTHING")
             .bind(1, user)
             .bind(2, n)
-            .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+            .bind(3, static_cast<std::int64_t>(next_uidvalidity(*db)))
             .bind(4, special_use)
             .run();
         if (db->changes() == 0) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + n);
@@ -543,12 +566,10 @@ MailboxDelta SqliteStore::mailbox_changes(UserId user, MailboxId mailbox, ModSeq
     return out;
 }
 
-std::pair<std::uint32_t, std::uint32_t> SqliteStore::claim_recent(UserId user,
-                                                                  MailboxId mailbox) {
+std::pair<std::uint32_t, std::uint32_t> SqliteStore::claim_recent(UserId user, MailboxId mailbox) {
     auto db = lease();
     sqlite::Transaction tx(*db);
-    auto st =
-        db->prepare("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ? AND user_id = ?");
+    auto st = db->prepare("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ? AND user_id = ?");
     st.bind(1, mailbox).bind(2, user);
     if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
     auto first = static_cast<std::uint32_t>(st.i64(0));
