@@ -1,0 +1,234 @@
+"""CONDSTORE and QRESYNC (RFC 7162), \\Recent (RFC 3501) and several sessions on one mailbox,
+with raw sockets (exact responses) and imapclient (a real client's QRESYNC resync)."""
+from __future__ import annotations
+
+import re
+
+import imapclient
+
+from conftest import TIMEOUT, deliver, message
+
+
+class Session:
+    """A raw IMAP session: ``run("SELECT INBOX")`` sends a tagged command and returns the
+    untagged lines (without CRLF) and the tagged line."""
+
+    def __init__(self, raw, server, user="alice", password="secret", recent=False):
+        self.recent = recent  # False: \Recent is left out of the lines returned
+        self.r = raw(server.imap_port)
+        self.n = 0
+        assert self.r.read_line().startswith(b"* OK")
+        _, tagged = self.run(f"LOGIN {user} {password}")
+        assert tagged.startswith("OK"), tagged
+
+    def run(self, command: str, literal: bytes | None = None):
+        self.n += 1
+        tag = f"t{self.n}"
+        if literal is None:
+            self.r.cmd(f"{tag} {command}")
+        else:
+            self.r.cmd(f"{tag} {command} {{{len(literal)}}}")
+            assert self.r.read_line().startswith(b"+")
+            self.r.send(literal + b"\r\n")
+        untagged = []
+        while True:
+            line = self.r.read_line().decode().rstrip("\r\n")
+            if not self.recent:
+                line = line.replace(" \\Recent", "").replace("\\Recent ", "")
+                line = line.replace("(\\Recent)", "()")
+            if line.startswith(tag + " "):
+                return untagged, line[len(tag) + 1:]
+            untagged.append(line)
+
+    def ok(self, command: str, literal: bytes | None = None) -> list[str]:
+        untagged, tagged = self.run(command, literal)
+        assert tagged.startswith("OK"), (command, tagged)
+        return untagged
+
+
+def code(lines: list[str], name: str) -> str:
+    for line in lines:
+        if m := re.search(r"\[" + name + r" ([^\]]*)\]", line):
+            return m.group(1)
+    raise AssertionError(f"no [{name}] in {lines}")
+
+
+def fill(s: Session, n: int) -> None:
+    for i in range(n):
+        s.ok("APPEND INBOX", message(f"m{i}"))
+
+
+def test_condstore_modseqs_changedsince_and_unchangedsince(server, raw):
+    a = Session(raw, server)
+    fill(a, 4)
+    lines = a.ok("SELECT INBOX (CONDSTORE)")
+    highest = int(code(lines, "HIGHESTMODSEQ"))
+    # Each STORE that changes something raises the MODSEQ; a no-op does not.
+    lines = a.ok("STORE 2 +FLAGS (\\Seen)")
+    m = re.fullmatch(r"\* 2 FETCH \(FLAGS \(\\Seen\) MODSEQ \((\d+)\)\)", lines[0])
+    assert m, lines
+    m2 = int(m.group(1))
+    assert m2 > highest
+    lines = a.ok("STORE 2 +FLAGS (\\Seen)")
+    assert lines == [f"* 2 FETCH (FLAGS (\\Seen) MODSEQ ({m2}))"]
+    # .SILENT with CONDSTORE still reports the new MODSEQ of what changed (RFC 7162 §3.1.3).
+    lines = a.ok("STORE 3 +FLAGS.SILENT (\\Flagged)")
+    m3 = int(re.fullmatch(r"\* 3 FETCH \(MODSEQ \((\d+)\)\)", lines[0]).group(1))
+    assert m3 > m2
+    # CHANGEDSINCE: only messages changed after the given MODSEQ, with their MODSEQ.
+    lines = a.ok(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})")
+    assert sorted(lines) == sorted([f"* 2 FETCH (FLAGS (\\Seen) MODSEQ ({m2}))",
+                                    f"* 3 FETCH (FLAGS (\\Flagged) MODSEQ ({m3}))"])
+    assert a.ok(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {m3})") == []
+    # UNCHANGEDSINCE: message 3 changed after m2, so it is refused and named in MODIFIED.
+    untagged, tagged = a.run(f"STORE 1:3 (UNCHANGEDSINCE {m2}) +FLAGS.SILENT (\\Answered)")
+    assert tagged.startswith("OK [MODIFIED 3]"), tagged
+    flags = a.ok("FETCH 1:3 (FLAGS)")
+    assert "\\Answered" not in flags[2] and "\\Answered" in flags[0] and "\\Answered" in flags[1]
+    untagged, tagged = a.run("UID STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Draft)")
+    assert tagged.startswith("OK [MODIFIED 1]"), tagged
+    # SEARCH MODSEQ answers with the highest MODSEQ of the matches.
+    # (1 and 2 got \Answered after m3, with one newer MODSEQ.)
+    lines = a.ok(f"SEARCH MODSEQ {m3}")
+    m = re.fullmatch(r"\* SEARCH 1 2 3 \(MODSEQ (\d+)\)", lines[0])
+    assert m, lines
+    top = int(m.group(1))
+    assert top > m3
+    assert a.ok(f"SEARCH MODSEQ {top + 1}") == ["* SEARCH"]
+    status = a.ok("STATUS INBOX (HIGHESTMODSEQ)")
+    assert int(re.search(r"HIGHESTMODSEQ (\d+)", status[0]).group(1)) >= top
+
+
+def test_fetch_modseq_enables_condstore_and_announces_highestmodseq(server, raw):
+    a = Session(raw, server)
+    fill(a, 1)
+    a.ok("SELECT INBOX")
+    assert all("MODSEQ" not in line for line in a.ok("STORE 1 +FLAGS (\\Seen)"))
+    lines = a.ok("FETCH 1 (MODSEQ)")
+    assert any(line.startswith("* OK [HIGHESTMODSEQ ") for line in lines), lines
+    assert any(re.fullmatch(r"\* 1 FETCH \(MODSEQ \(\d+\)\)", line) for line in lines), lines
+
+
+def test_other_sessions_see_modseq_and_vanished(server, raw):
+    a, b = Session(raw, server), Session(raw, server)
+    fill(a, 5)
+    a.ok("SELECT INBOX")
+    assert b.ok("ENABLE QRESYNC") == ["* ENABLED QRESYNC"]
+    b.ok("SELECT INBOX")
+    a.ok("STORE 2,4 +FLAGS (\\Deleted)")
+    a.ok("STORE 1 +FLAGS (\\Flagged)")
+    a.ok("EXPUNGE")
+    lines = b.ok("NOOP")
+    # QRESYNC: VANISHED with UIDs, never EXPUNGE; flag changes carry UID and MODSEQ.
+    assert "* VANISHED 2,4" in lines, lines
+    assert not any("EXPUNGE" in line for line in lines)
+    assert any(re.fullmatch(r"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", line)
+               for line in lines), lines
+    assert b.ok("FETCH 1:* (UID)") == ["* 1 FETCH (UID 1)", "* 2 FETCH (UID 3)",
+                                       "* 3 FETCH (UID 5)"]
+
+
+def test_qresync_select_reports_what_changed_while_away(server, raw):
+    a = Session(raw, server)
+    fill(a, 6)
+    a.ok("ENABLE QRESYNC")
+    lines = a.ok("SELECT INBOX")
+    validity = code(lines, "UIDVALIDITY")
+    since = int(code(lines, "HIGHESTMODSEQ"))
+    a.ok("UNSELECT")
+    # While the client is away: two expunged, one flagged, one new message.
+    other = Session(raw, server)
+    other.ok("SELECT INBOX")
+    other.ok("UID STORE 2,5 +FLAGS (\\Deleted)")
+    other.ok("EXPUNGE")
+    other.ok("UID STORE 3 +FLAGS (\\Seen)")
+    other.ok("APPEND INBOX", message("new"))
+    lines = a.ok(f"SELECT INBOX (QRESYNC ({validity} {since} 1:6))")
+    assert "* VANISHED (EARLIER) 2,5" in lines, lines
+    fetches = [line for line in lines if " FETCH " in line]
+    assert len(fetches) == 2, fetches
+    assert re.fullmatch(r"\* 2 FETCH \(UID 3 FLAGS \(\\Seen\) MODSEQ \(\d+\)\)", fetches[0])
+    assert re.fullmatch(r"\* 5 FETCH \(UID 7 FLAGS \(\) MODSEQ \(\d+\)\)", fetches[1])
+    # known-uids limits VANISHED to what the client knows.
+    a.ok("UNSELECT")
+    lines = a.ok(f"SELECT INBOX (QRESYNC ({validity} {since} 4:6))")
+    assert "* VANISHED (EARLIER) 5" in lines, lines
+    # A different UIDVALIDITY: no resync data, a plain SELECT.
+    a.ok("UNSELECT")
+    lines = a.ok(f"SELECT INBOX (QRESYNC (1 {since}))")
+    assert not any("VANISHED" in line or " FETCH " in line for line in lines), lines
+    # UID FETCH ... (CHANGEDSINCE m VANISHED).
+    a.ok(f"SELECT INBOX")
+    lines = a.ok(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since} VANISHED)")
+    assert lines[0] == "* VANISHED (EARLIER) 2,5", lines
+    assert len([line for line in lines if " FETCH " in line]) == 2
+
+
+def test_qresync_needs_enable(server, raw):
+    a = Session(raw, server)
+    _, tagged = a.run("SELECT INBOX (QRESYNC (1 1))")
+    assert tagged.startswith("BAD"), tagged
+    a.ok("SELECT INBOX")
+    _, tagged = a.run("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    assert tagged.startswith("BAD"), tagged
+    _, tagged = a.run("SELECT INBOX (BOGUS)")
+    assert tagged.startswith("BAD"), tagged
+
+
+def test_recent_goes_to_exactly_one_session(server, raw):
+    a = Session(raw, server, recent=True)
+    fill(a, 2)
+    # EXAMINE shows what nobody has claimed, and claims nothing.
+    lines = a.ok("EXAMINE INBOX")
+    assert "* 2 RECENT" in lines
+    assert a.ok("STATUS INBOX (RECENT)") == ["* STATUS INBOX (RECENT 2)"]
+    lines = a.ok("SELECT INBOX")
+    assert "* 2 RECENT" in lines
+    assert "\\Recent" in a.ok("FETCH 1 (FLAGS)")[0]
+    assert a.ok("SEARCH RECENT") == ["* SEARCH 1 2"]
+    b = Session(raw, server, recent=True)
+    assert "* 0 RECENT" in b.ok("SELECT INBOX")
+    assert "\\Recent" not in b.ok("FETCH 1 (FLAGS)")[0]
+    assert b.ok("SEARCH RECENT") == ["* SEARCH"]
+    # A new delivery is recent for one of the two sessions only.
+    deliver(server, ["alice@localhost"], message("new"))
+    la, lb = a.ok("NOOP"), b.ok("NOOP")
+    assert "* 3 EXISTS" in la and "* 3 EXISTS" in lb
+    counts = sorted(line for line in la + lb if line.endswith("RECENT"))
+    assert counts == ["* 0 RECENT", "* 3 RECENT"] or counts == ["* 1 RECENT", "* 2 RECENT"], counts
+    assert a.ok("STATUS INBOX (RECENT)") == ["* STATUS INBOX (RECENT 0)"]
+    # IMAP4rev2 sessions never see \Recent.
+    c = Session(raw, server, recent=True)
+    c.ok("ENABLE IMAP4rev2")
+    lines = c.ok("SELECT INBOX")
+    assert not any("RECENT" in line for line in lines)
+    assert "\\Recent" not in c.ok("FETCH 3 (FLAGS)")[0]
+
+
+def test_imapclient_qresync_resync(server):
+    c = imapclient.IMAPClient(server.host, port=server.imap_port, ssl=False, timeout=TIMEOUT)
+    c.login("alice", "secret")
+    for i in range(4):
+        c.append("INBOX", message(f"m{i}"))
+    assert c.has_capability("QRESYNC") and c.has_capability("CONDSTORE")
+    c.enable("QRESYNC")
+    info = c.select_folder("INBOX")
+    validity, since = info[b"UIDVALIDITY"], info[b"HIGHESTMODSEQ"]
+    c.unselect_folder()
+    other = imapclient.IMAPClient(server.host, port=server.imap_port, ssl=False, timeout=TIMEOUT)
+    other.login("alice", "secret")
+    other.select_folder("INBOX")
+    other.add_flags([2], [b"\\Flagged"])
+    other.delete_messages([4])
+    other.expunge()
+    other.logout()
+    # imapclient has no QRESYNC SELECT parameter: send it as a raw command.
+    typ, data = c._imap._simple_command("SELECT", "INBOX",
+                                        f"(QRESYNC ({validity} {since} 1:4))")
+    assert typ == "OK"
+    untagged = c._imap.untagged_responses
+    assert untagged.get("VANISHED") == [b"(EARLIER) 4"], untagged
+    assert any(b"UID 2" in f and b"\\Flagged" in f for f in untagged.get("FETCH", [])), untagged
+    c._imap.state = "SELECTED"
+    assert c.fetch([2], ["MODSEQ"])[2][b"MODSEQ"][0] > since
+    c.logout()
