@@ -232,3 +232,41 @@ def test_imapclient_qresync_resync(server):
     c._imap.state = "SELECTED"
     assert c.fetch([2], ["MODSEQ"])[2][b"MODSEQ"][0] > since
     c.logout()
+
+
+def test_notify_reports_other_mailboxes_as_they_change(server, raw):
+    a, b = Session(raw, server), Session(raw, server)
+    a.ok("CREATE Work")
+    a.ok("APPEND Work", message("w1"))
+    assert "NOTIFY" in a.ok("CAPABILITY")[0].split()
+    # STATUS now, with the items each event set implies (RFC 5465 §5).
+    lines = a.ok("NOTIFY SET STATUS (mailboxes Work (MessageNew MessageExpunge))")
+    assert re.fullmatch(r"\* STATUS Work \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)", lines[0]), lines
+    lines = a.ok("NOTIFY SET STATUS (mailboxes Work (FlagChange))")
+    assert re.fullmatch(r"\* STATUS Work \(UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)", lines[0]), lines
+    assert a.ok("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName "
+                "SubscriptionChange))") == []
+    a.ok("SELECT INBOX")
+    # Without any command from A: a delivery to Work reaches it as STATUS, a new mailbox as LIST.
+    b.ok("APPEND Work", message("w2"))
+    line = a.r.read_line().decode()
+    assert re.fullmatch(r"\* STATUS Work \(MESSAGES 2 UIDNEXT 3 UIDVALIDITY \d+\)\r\n", line), line
+    b.ok("CREATE Later")
+    assert a.r.read_line() == b'* LIST () "/" Later\r\n'
+    b.ok("RENAME Later Sooner")
+    assert a.r.read_line() == b'* LIST () "/" Sooner ("OLDNAME" (Later))\r\n'
+    b.ok("SUBSCRIBE Sooner")
+    assert a.r.read_line() == b'* LIST (\\Subscribed) "/" Sooner\r\n'
+    b.ok("DELETE Sooner")
+    assert a.r.read_line() == b'* LIST (\\NonExistent) "/" Sooner\r\n'
+    # The selected mailbox's changes come as usual, also without a command.
+    b.ok("APPEND INBOX", message("i1"))
+    assert a.r.read_line() == b"* 1 EXISTS\r\n"
+    # Unsupported events are refused with BADEVENT; NOTIFY NONE stops it all.
+    _, tagged = a.run("NOTIFY SET (personal (AnnotationChange))")
+    assert tagged.startswith("NO [BADEVENT"), tagged
+    a.ok("NOTIFY NONE")
+    b.ok("APPEND Work", message("w3"))
+    assert a.ok("NOOP") == []
+    _, tagged = a.run("NOTIFY SET (bogus (MessageNew))")
+    assert tagged.startswith("BAD"), tagged

@@ -34,10 +34,7 @@ net::awaitable<void> finish_login(Session& s, Command& c, std::string login, std
     s.parser.set_limits(session_limits(svc));
     std::weak_ptr<Notifier> weak = s.notifier;
     s.subscription = svc.store().subscribe(user->id, [weak](const store::Event& e) {
-        auto n = weak.lock();
-        if (!n || e.mailbox != n->selected.load()) return;
-        n->dirty = true;
-        net::asio::post(n->executor, [n] { n->wake.expires_at(std::chrono::steady_clock::now()); });
+        if (auto n = weak.lock()) n->on_event(e);
     });
     spdlog::debug("imap {} login {}", s.conn->id(), login);
     s.ok(c, "LOGIN completed", "CAPABILITY " + capabilities(s));

@@ -30,6 +30,7 @@ constexpr std::array kCommands{
     CommandSpec{"STATUS", kLoggedIn, cmd_status},
     CommandSpec{"APPEND", kLoggedIn, cmd_append},
     CommandSpec{"IDLE", kLoggedIn, cmd_idle},
+    CommandSpec{"NOTIFY", kLoggedIn, cmd_notify},
     CommandSpec{"FETCH", kSelected, cmd_fetch, true},
     CommandSpec{"STORE", kSelected, cmd_store, true},
     CommandSpec{"COPY", kSelected, cmd_copy, true},
@@ -54,7 +55,7 @@ std::string capabilities(const Session& s) {
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
-        "UTF8=ACCEPT CONDSTORE QRESYNC";
+        "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
     return caps;
 }
 

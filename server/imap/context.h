@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -29,7 +31,7 @@ inline constexpr unsigned kLoggedIn = kAuthenticated | kSelected;
 
 // Store events reach the session through this: the listener (on the store's thread) marks the
 // selected mailbox dirty and expires `wake` on the session's strand, which ends an IDLE wait.
-struct Notifier {
+struct Notifier : std::enable_shared_from_this<Notifier> {
     explicit Notifier(net::asio::any_io_executor ex) : executor(ex), wake(ex) {
         wake.expires_at(std::chrono::steady_clock::time_point::max());
     }
@@ -37,6 +39,43 @@ struct Notifier {
     net::asio::steady_timer wake;  // touched on the strand only
     std::atomic<store::MailboxId> selected{0};
     std::atomic<bool> dirty{false};
+
+    // NOTIFY (RFC 5465): events of the user's other mailboxes, kept while `watch_others` is set.
+    std::atomic<bool> watch_others{false};
+    std::mutex others_mutex;
+    std::vector<store::Event> others;  // bounded by limits::kImapNotifyBacklog
+    bool others_overflow = false;      // events were dropped: resend STATUS for everything
+
+    // The store's listener: runs on the thread that made the change.
+    void on_event(const store::Event& e);
+};
+
+// NOTIFY SET's choices (RFC 5465 §3, §5).
+struct NotifySpec {
+    enum Event : unsigned {
+        kMessageNew = 1u << 0,
+        kMessageExpunge = 1u << 1,
+        kFlagChange = 1u << 2,
+        kMailboxName = 1u << 3,
+        kSubscriptionChange = 1u << 4,
+    };
+    struct Group {
+        enum class Filter {
+            Selected,
+            SelectedDelayed,
+            Inboxes,
+            Personal,
+            Subscribed,
+            Subtree,
+            Mailboxes
+        };
+        Filter filter = Filter::Personal;
+        std::vector<std::string> names;  // Subtree, Mailboxes
+        unsigned events = 0;             // 0: NONE
+    };
+    std::vector<Group> groups;
+    // The events asked for a mailbox other than the selected one (0: none).
+    unsigned events_for(std::string_view name, const std::vector<std::string>& subscribed) const;
 };
 
 FlagList to_flag_list(const std::vector<std::string>& flags);
@@ -64,6 +103,7 @@ struct Session {
     MailboxView view;
     std::shared_ptr<Notifier> notifier;
     store::MailStore::Subscription subscription;
+    std::optional<NotifySpec> notify;  // NOTIFY SET in force
 
     // Runs a store call on the blocking pool (see net::Server::blocking for the g++ 12 trap).
     template <class F>
@@ -170,6 +210,11 @@ net::awaitable<void> cmd_close(Session&, Command&);
 net::awaitable<void> cmd_expunge(Session&, Command&);
 net::awaitable<void> cmd_search(Session&, Command&);
 net::awaitable<void> cmd_idle(Session&, Command&);
+net::awaitable<void> cmd_notify(Session&, Command&);
+
+// NOTIFY: reports what happened in the user's other mailboxes (STATUS, LIST) as the NOTIFY
+// SET in force asks; called with the selected mailbox's updates.
+net::awaitable<void> report_other_mailboxes(Session& s);
 
 // Reads one raw line (AUTHENTICATE responses, IDLE's DONE) of at most `max` octets, without
 // its CRLF; nullopt when the connection closed or the line was too long.

@@ -58,8 +58,10 @@ void Session::enable_condstore() {
 }
 
 net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
-    if (state != kSelected) co_return;
+    if (state == kNotAuthenticated || state == kLogout) co_return;
     bool dirty = notifier->dirty.exchange(false);
+    if (notify && (dirty || force)) co_await report_other_mailboxes(*this);
+    if (state != kSelected) co_return;
     bool owed = allow_expunge && view.has_ghosts();
     if (!dirty && !force && !owed) co_return;
     auto& store = svc.store();
@@ -172,6 +174,26 @@ net::awaitable<void> run(Session& s) {
         if (input.empty()) {
             auto timeout =
                 s.state == kNotAuthenticated ? limits::kImapPreLoginTimeout : cfg.imap_timeout;
+            if (s.notify) {
+                // NOTIFY (RFC 5465 §3): changes are reported as they happen, also between
+                // commands, so wait for input or a store event.
+                if (!s.out.empty()) {
+                    if (!co_await conn->send(s.out)) co_return;
+                    s.out.clear();
+                }
+                s.notifier->wake.expires_at(std::chrono::steady_clock::time_point::max());
+                if (!s.notifier->dirty) {
+                    auto r = co_await conn->fill_or_wake(timeout, &s.notifier->wake);
+                    if (r == net::Connection::Filled::Closed) {
+                        auto bye = closing_bye(conn->closed());
+                        if (!bye.empty()) co_await conn->send(bye);
+                        co_return;
+                    }
+                    if (r == net::Connection::Filled::Data) continue;
+                }
+                co_await s.sync(true);
+                continue;
+            }
             if (!co_await conn->flush_and_fill(s.out, timeout)) {
                 auto bye = closing_bye(conn->closed());
                 if (!bye.empty()) co_await conn->send(bye);

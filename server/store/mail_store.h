@@ -120,12 +120,22 @@ struct Changes {
 
 // Pushed to subscribers after a change is durable.
 struct Event {
-    enum class Kind { Appended, FlagsChanged, Expunged, MailboxCreated, MailboxDeleted };
+    enum class Kind {
+        Appended,
+        FlagsChanged,
+        Expunged,
+        MailboxCreated,
+        MailboxDeleted,
+        MailboxRenamed,       // one per mailbox renamed (children too)
+        SubscriptionChanged,  // mailbox 0; `name` subscribed or unsubscribed
+    };
     Kind kind = Kind::Appended;
     UserId user = 0;
     MailboxId mailbox = 0;
     std::vector<std::uint32_t> uids;
     std::uint64_t state = 0;
+    std::string name;      // mailbox events: the (new) name; subscriptions: the name
+    std::string old_name;  // MailboxRenamed: the name before
 };
 
 class MailStore {

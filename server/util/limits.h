@@ -29,6 +29,12 @@ inline constexpr std::chrono::seconds kPop3IdleTimeout{600};
 inline constexpr std::chrono::seconds kImapIdleTimeout{30 * 60};
 inline constexpr std::chrono::seconds kImapPreLoginTimeout{60};
 inline constexpr int kImapMaxErrors = 20;
+// NOTIFY: events of other mailboxes held for a session between reports; beyond this the session
+// reports every watched mailbox's STATUS once instead (RFC 5465 §5.8 allows coalescing).
+inline constexpr std::size_t kImapNotifyBacklog = 1000;
+// NOTIFY SET: event groups and mailbox names in one command.
+inline constexpr std::size_t kImapNotifyMaxGroups = 64;
+inline constexpr std::size_t kImapNotifyMaxNames = 1000;
 
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;

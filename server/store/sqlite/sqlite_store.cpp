@@ -350,7 +350,7 @@ Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name,
             log_change(*db, user, Change::Kind::Mailbox, Change::Op::Created, std::to_string(id));
         tx.commit();
     }
-    notify(Event{Event::Kind::MailboxCreated, user, id, {}, state});
+    notify(Event{Event::Kind::MailboxCreated, user, id, {}, state, n, {}});
     return *find_mailbox(user, n);
 }
 
@@ -377,12 +377,14 @@ std::vector<Mailbox> SqliteStore::list_mailboxes(UserId user) {
 
 void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
     std::uint64_t state;
+    std::string name;
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
         auto check = db->prepare("SELECT name FROM mailboxes WHERE id = ? AND user_id = ?");
         check.bind(1, mailbox).bind(2, user);
         if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        name = check.text(0);
         check.run();
         db->prepare(
               "UPDATE bodies SET refs = refs - 1 WHERE id IN "
@@ -397,10 +399,11 @@ void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
                            std::to_string(mailbox));
         tx.commit();
     }
-    notify(Event{Event::Kind::MailboxDeleted, user, mailbox, {}, state});
+    notify(Event{Event::Kind::MailboxDeleted, user, mailbox, {}, state, name, {}});
 }
 
 void SqliteStore::rename_mailbox(UserId user, MailboxId mailbox, std::string_view new_name) {
+    std::vector<Event> renamed;
     auto target = canonical_name(new_name);
     if (target.empty()) throw StoreError(StoreError::Kind::Invalid, "empty mailbox name");
     if (target == kInbox) throw StoreError(StoreError::Kind::Exists, "mailbox exists: INBOX");
@@ -440,26 +443,50 @@ void SqliteStore::rename_mailbox(UserId user, MailboxId mailbox, std::string_vie
                 .bind(1, name)
                 .bind(2, id)
                 .run();
+        std::uint64_t state = 0;
         for (auto& [id, name] : moves)
-            log_change(*db, user, Change::Kind::Mailbox, Change::Op::Updated, std::to_string(id));
+            state = log_change(*db, user, Change::Kind::Mailbox, Change::Op::Updated,
+                               std::to_string(id));
         tx.commit();
+        for (auto& [id, name] : moves)
+            renamed.push_back(Event{Event::Kind::MailboxRenamed,
+                                    user,
+                                    id,
+                                    {},
+                                    state,
+                                    name,
+                                    old + name.substr(target.size())});
     }
+    for (auto& e : renamed)
+        notify(e);
 }
 
 void SqliteStore::add_subscription(UserId user, std::string_view name) {
-    auto db = lease();
-    db->prepare("INSERT INTO subscriptions(user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(1, user)
-        .bind(2, canonical_name(name))
-        .run();
+    auto n = canonical_name(name);
+    bool changed;
+    {
+        auto db = lease();
+        db->prepare("INSERT INTO subscriptions(user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(1, user)
+            .bind(2, n)
+            .run();
+        changed = db->changes() > 0;
+    }
+    if (changed) notify(Event{Event::Kind::SubscriptionChanged, user, 0, {}, 0, n, {}});
 }
 
 void SqliteStore::remove_subscription(UserId user, std::string_view name) {
-    auto db = lease();
-    db->prepare("DELETE FROM subscriptions WHERE user_id = ? AND name = ?")
-        .bind(1, user)
-        .bind(2, canonical_name(name))
-        .run();
+    auto n = canonical_name(name);
+    bool changed;
+    {
+        auto db = lease();
+        db->prepare("DELETE FROM subscriptions WHERE user_id = ? AND name = ?")
+            .bind(1, user)
+            .bind(2, n)
+            .run();
+        changed = db->changes() > 0;
+    }
+    if (changed) notify(Event{Event::Kind::SubscriptionChanged, user, 0, {}, 0, n, {}});
 }
 
 std::vector<std::string> SqliteStore::subscriptions(UserId user) {
