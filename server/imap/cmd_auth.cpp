@@ -39,6 +39,7 @@ net::awaitable<void> finish_login(Session& s, Command& c, std::string login, std
         n->dirty = true;
         net::asio::post(n->executor, [n] { n->wake.expires_at(std::chrono::steady_clock::now()); });
     });
+    co_await ensure_special_use_mailboxes(s);
     spdlog::debug("imap {} login {}", s.conn->id(), login);
     s.ok(c, "LOGIN completed", "CAPABILITY " + capabilities(s));
 }

@@ -30,6 +30,9 @@ constexpr std::array kCommands{
     CommandSpec{"STATUS", kLoggedIn, cmd_status},
     CommandSpec{"APPEND", kLoggedIn, cmd_append},
     CommandSpec{"IDLE", kLoggedIn, cmd_idle},
+    CommandSpec{"GETQUOTA", kLoggedIn, cmd_getquota},
+    CommandSpec{"GETQUOTAROOT", kLoggedIn, cmd_getquotaroot},
+    CommandSpec{"SETQUOTA", kLoggedIn, cmd_setquota},
     CommandSpec{"FETCH", kSelected, cmd_fetch, true},
     CommandSpec{"STORE", kSelected, cmd_store, true},
     CommandSpec{"COPY", kSelected, cmd_copy, true},
@@ -55,6 +58,11 @@ std::string capabilities(const Session& s) {
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT";
+    // Mailbox-level extensions (cmd_mailbox.cpp, cmd_append.cpp, cmd_quota.cpp).
+    caps +=
+        " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MULTIAPPEND CATENATE "
+        "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
+    caps += " APPENDLIMIT=" + std::to_string(s.svc.config().max_message_size);
     return caps;
 }
 
