@@ -73,9 +73,9 @@ void migrate(sqlite::Db& db) {
         db.exec("ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1");
     }
     if (version > kSchemaVersion)
-        throw StoreError(StoreError::Kind::Backend,
-                         "database schema " + std::to_string(version) +
-                             " is newer than this server's " + std::to_string(kSchemaVersion));
+        throw StoreError(StoreError::Kind::Backend, "database schema " + std::to_string(version) +
+                                                        " is newer than this server's " +
+                                                        std::to_string(kSchemaVersion));
     db.exec(kSchema);
     db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
 }
@@ -309,12 +309,24 @@ Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name,
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
+        // See deleted_uidvalidity_.
+        auto st =
+            db->prepare("SELECT COALESCE(MAX(uidvalidity), 0) FROM mailboxes WHERE user_id = ?");
+        st.bind(1, user);
+        std::uint32_t uidvalidity = st.step() ? static_cast<std::uint32_t>(st.i64(0)) + 1 : 1;
+        st.run();
+        uidvalidity = std::max(uidvalidity, now_uidvalidity());
+        {
+            std::lock_guard lock(uidvalidity_mutex_);
+            if (auto it = deleted_uidvalidity_.find(user); it != deleted_uidvalidity_.end())
+                uidvalidity = std::max(uidvalidity, it->second + 1);
+        }
         db->prepare(
               "INSERT INTO mailboxes(user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?) "
               "ON CONFLICT DO NOTHING")
             .bind(1, user)
             .bind(2, n)
-            .bind(3, static_cast<std::int64_t>(now_uidvalidity()))
+            .bind(3, static_cast<std::int64_t>(uidvalidity))
             .bind(4, special_use)
             .run();
         if (db->changes() == 0) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + n);
@@ -353,10 +365,16 @@ void SqliteStore::delete_mailbox(UserId user, MailboxId mailbox) {
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
-        auto check = db->prepare("SELECT name FROM mailboxes WHERE id = ? AND user_id = ?");
+        auto check = db->prepare("SELECT uidvalidity FROM mailboxes WHERE id = ? AND user_id = ?");
         check.bind(1, mailbox).bind(2, user);
         if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+        auto uidvalidity = static_cast<std::uint32_t>(check.i64(0));
         check.run();
+        {
+            std::lock_guard lock(uidvalidity_mutex_);
+            auto& last = deleted_uidvalidity_[user];
+            last = std::max(last, uidvalidity);
+        }
         db->prepare(
               "UPDATE bodies SET refs = refs - 1 WHERE id IN "
               "(SELECT body_id FROM messages WHERE mailbox_id = ?)")

@@ -5,8 +5,10 @@
 #include "store/mail_store.h"
 #include "store/sqlite/db.h"
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace millipost::store {
@@ -75,6 +77,12 @@ class SqliteStore final : public MailStore {
                     bool move);
 
     std::string path_;
+    // UIDVALIDITY is the clock in seconds, above the user's other mailboxes' values and above
+    // the values of the user's mailboxes deleted since the store was opened: a name deleted and
+    // made again, even within one second, gets a new value (RFC 9051 §2.3.1.1). Only users who
+    // deleted a mailbox take room here.
+    std::mutex uidvalidity_mutex_;
+    std::unordered_map<UserId, std::uint32_t> deleted_uidvalidity_;
     std::mutex pool_mutex_;
     std::vector<std::unique_ptr<sqlite::Db>> pool_;
 };
