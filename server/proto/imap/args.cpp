@@ -154,11 +154,14 @@ Parsed<SequenceSet> parse_sequence_set(const Arg& a) {
 Parsed<std::string> decode_mailbox(std::string_view name, bool utf8) {
     std::string out;
     if (utf8) {
-        if (!valid_utf8(name)) return bad("Mailbox name is not valid UTF-8");
+        if (!valid_utf8(name)) return ArgError{"Mailbox name is not valid UTF-8", "CANNOT"};
         out = std::string(name);
     } else {
         auto d = mutf7_decode(name);
-        if (!d) return bad("Mailbox name is not valid modified UTF-7 " + quote_for_error(name));
+        // Well-formed syntax naming no possible mailbox: NO, not BAD (as Dovecot answers).
+        if (!d)
+            return ArgError{"Mailbox name is not valid modified UTF-7 " + quote_for_error(name),
+                            "CANNOT"};
         out = std::move(*d);
     }
     if (std::any_of(out.begin(), out.end(), [](char c) {

@@ -236,6 +236,7 @@ TEST(ImapArgs, Mailboxes) {
     EXPECT_EQ(*parse_mailbox(arg("\"Entwürfe\""), true), "Entwürfe");
     EXPECT_FALSE(parse_mailbox(arg("\"Entwürfe\""), false));  // rev1 names are 7-bit
     EXPECT_FALSE(parse_mailbox(arg("&Jjo"), false));
+    EXPECT_EQ(parse_mailbox(arg("&Jjo"), false).error().code, "CANNOT");  // NO, not BAD
     EXPECT_FALSE(parse_mailbox(arg("{3}\r\na\xff"
                                    "b"),
                                true));
@@ -775,6 +776,10 @@ TEST(ImapList, Basic) {
     ASSERT_TRUE(l);
     EXPECT_TRUE(l->lsub);
     EXPECT_EQ(l->patterns, std::vector<std::string>{"comp.mail.*"});
+    // Patterns that are no valid modified UTF-7 are kept as sent (they match nothing).
+    l = parse_list(cmd("A LIST \"\" &Jjo%\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_EQ(l->patterns, std::vector<std::string>{"&Jjo%"});
 }
 
 TEST(ImapList, Extended) {
@@ -819,14 +824,13 @@ TEST(ImapList, Extended) {
 }
 
 TEST(ImapList, Errors) {
-    for (auto bad :
-         {"A LIST\r\n", "A LIST \"\"\r\n", "A LIST (FOO) \"\" %\r\n",
-          "A LIST (RECURSIVEMATCH) \"\" %\r\n", "A LIST \"\" () \r\n",
-          "A LIST \"\" % RETURN (FOO)\r\n", "A LIST \"\" % RETURN (STATUS)\r\n",
-          "A LIST \"\" % RETURN (STATUS (FOO))\r\n", "A LIST \"\" % EXTRA\r\n",
-          "A LIST \"\" % RETURN\r\n", "A LSUB () \"\" %\r\n", "A LSUB \"\" % RETURN ()\r\n",
-          "A LIST \"\" &Jjo\r\n", "A LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
-          "A LIST \"\" % RETURN (STATUS (MESSAGES) STATUS (UNSEEN))\r\n",
-          "A LIST \"\" % RETURN STATUS (MESSAGES)\r\n"})
+    for (auto bad : {"A LIST\r\n", "A LIST \"\"\r\n", "A LIST (FOO) \"\" %\r\n",
+                     "A LIST (RECURSIVEMATCH) \"\" %\r\n", "A LIST \"\" () \r\n",
+                     "A LIST \"\" % RETURN (FOO)\r\n", "A LIST \"\" % RETURN (STATUS)\r\n",
+                     "A LIST \"\" % RETURN (STATUS (FOO))\r\n", "A LIST \"\" % EXTRA\r\n",
+                     "A LIST \"\" % RETURN\r\n", "A LSUB () \"\" %\r\n",
+                     "A LSUB \"\" % RETURN ()\r\n", "A LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
+                     "A LIST \"\" % RETURN (STATUS (MESSAGES) STATUS (UNSEEN))\r\n",
+                     "A LIST \"\" % RETURN STATUS (MESSAGES)\r\n"})
         EXPECT_FALSE(parse_list(cmd(bad), false)) << bad;
 }
