@@ -57,6 +57,12 @@ config::Config make_config(const py::dict& opts) {
             c.pop3_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "imap_timeout")
             c.imap_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "special_use_mailboxes")
+            c.special_use_mailboxes = v.cast<bool>();
+        else if (key == "quota_storage")
+            c.quota_storage = v.cast<std::uint64_t>();
+        else if (key == "quota_messages")
+            c.quota_messages = v.cast<std::uint64_t>();
         else if (key == "log_level")
             c.log_level = v.cast<std::string>();
         else

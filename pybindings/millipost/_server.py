@@ -16,6 +16,9 @@ class Server:
     map to the server's configuration: ``hostname``, ``domains``, ``smtp_port``, ``pop3_port``,
     ``imap_port`` (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
     ``smtp_timeout``, ``pop3_timeout``, ``imap_timeout`` (seconds), ``io_threads``, ``store_threads``,
+    ``special_use_mailboxes`` (default True: Drafts, Sent, Trash, Junk and Archive are created
+    at a user's first login), ``quota_storage`` (KiB) and ``quota_messages`` (per-user quota,
+    0 = unlimited),
     ``postmaster`` (the login that receives mail for <postmaster>; created without a usable
     password when missing),
     ``log_level`` (default ``"warn"``).

@@ -40,6 +40,13 @@ MULTIPART = (
 
 
 @pytest.fixture
+def server(make_server):
+    """Without the default special-use mailboxes (Drafts, Sent, ...): these tests name and count
+    mailboxes. test_imap_mailboxes.py covers the defaults."""
+    return make_server(special_use_mailboxes=False)
+
+
+@pytest.fixture
 def imap(server, _clients):
     """Factory: ``imap(login="alice", srv=server)`` opens an imaplib connection, logged in unless
     ``login`` is None; logged out (or closed) after the test."""

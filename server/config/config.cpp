@@ -18,6 +18,11 @@ void take(const toml::table& t, const char* key, T& out, std::set<std::string>& 
         auto v = node.value<std::string>();
         if (!v) throw std::runtime_error(std::string("expected a string for ") + key);
         out = *v;
+    } else if constexpr (std::is_same_v<T, bool>) {
+        // value<bool>() would also take an integer.
+        auto v = node.is_boolean() ? node.value<bool>() : std::nullopt;
+        if (!v) throw std::runtime_error(std::string("expected true or false for ") + key);
+        out = *v;
     } else if constexpr (std::is_same_v<T, std::chrono::seconds>) {
         auto v = node.value<std::int64_t>();
         if (!v || *v <= 0) throw std::runtime_error(std::string("expected seconds > 0 for ") + key);
@@ -85,6 +90,9 @@ void load_toml(Config& cfg, const std::string& path) {
             std::set<std::string> k;
             take(*imap, "port", cfg.imap_port, k);
             take(*imap, "timeout", cfg.imap_timeout, k);
+            take(*imap, "special_use_mailboxes", cfg.special_use_mailboxes, k);
+            take(*imap, "quota_storage", cfg.quota_storage, k);
+            take(*imap, "quota_messages", cfg.quota_messages, k);
             reject_unknown(*imap, k, "[imap].");
         }
     } catch (const std::runtime_error& e) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,26 @@ struct Config {
     std::chrono::seconds smtp_timeout = limits::kSmtpIdleTimeout;
     std::chrono::seconds pop3_timeout = limits::kPop3IdleTimeout;
     std::chrono::seconds imap_timeout = limits::kImapIdleTimeout;  // after login
+    // Creates Drafts, Sent, Trash, Junk and Archive (RFC 6154 attributes) at a user's login when
+    // the user has none of these special-use mailboxes. Lazily, so that provisioning stays one
+    // row per user.
+    bool special_use_mailboxes = true;
+    // Per-user quota over all mailboxes (RFC 9208): storage in KiB and a message count; 0 means
+    // unlimited. Applies to IMAP APPEND/COPY and SMTP delivery.
+    std::uint64_t quota_storage = 0;
+    std::uint64_t quota_messages = 0;
     std::string log_level = "info";
 
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }
+    bool has_quota() const { return quota_storage != 0 || quota_messages != 0; }
+    // Whether a user with `used` messages/octets may receive `add_messages` more holding
+    // `add_bytes` octets. Storage is counted in KiB, rounded up, as RFC 9208 reports it.
+    bool quota_allows(std::uint64_t used_messages, std::uint64_t used_bytes,
+                      std::uint64_t add_messages, std::uint64_t add_bytes) const {
+        if (quota_messages && used_messages + add_messages > quota_messages) return false;
+        if (quota_storage && (used_bytes + add_bytes + 1023) / 1024 > quota_storage) return false;
+        return true;
+    }
 };
 
 // Reads a TOML file over `cfg` (keys: see docs/configuration.md). Throws std::runtime_error

@@ -26,6 +26,9 @@ TEST(Config, DefaultsRunOutOfTheBox) {
     EXPECT_EQ(c.imap_port, 1143);
     EXPECT_EQ(c.imap_timeout.count(), 30 * 60);  // RFC 9051 §5.4: at least 30 minutes
     EXPECT_EQ(c.store_spec(), "sqlite:./data");
+    EXPECT_TRUE(c.special_use_mailboxes);
+    EXPECT_EQ(c.quota_storage, 0u);  // unlimited
+    EXPECT_EQ(c.quota_messages, 0u);
 }
 
 TEST(Config, ReadsSections) {
@@ -33,7 +36,8 @@ TEST(Config, ReadsSections) {
     load_toml(c,
               write("[server]\nhostname = \"mx.example\"\ndomains = [\"example.org\"]\n"
                     "[smtp]\nport = 2600\nmax_message_size = 1000\ntimeout = 7\n[pop3]\nport = 0\n"
-                    "[imap]\nport = -1\ntimeout = 3600\n"));
+                    "[imap]\nport = -1\ntimeout = 3600\nspecial_use_mailboxes = false\n"
+                    "quota_storage = 1024\nquota_messages = 10\n"));
     EXPECT_EQ(c.hostname, "mx.example");
     EXPECT_EQ(c.domains, std::vector<std::string>{"example.org"});
     EXPECT_EQ(c.smtp_port, 2600);
@@ -42,6 +46,9 @@ TEST(Config, ReadsSections) {
     EXPECT_EQ(c.pop3_port, 0);
     EXPECT_EQ(c.imap_port, -1);
     EXPECT_EQ(c.imap_timeout.count(), 3600);
+    EXPECT_FALSE(c.special_use_mailboxes);
+    EXPECT_EQ(c.quota_storage, 1024u);
+    EXPECT_EQ(c.quota_messages, 10u);
 }
 
 TEST(Config, RefusesUnknownKeysAndBadValues) {
@@ -51,4 +58,5 @@ TEST(Config, RefusesUnknownKeysAndBadValues) {
     EXPECT_THROW(load_toml(c, write("[smtp]\ntimeout = 0\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[server\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[imap]\nidle = 5\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[imap]\nspecial_use_mailboxes = 1\n")), std::runtime_error);
 }

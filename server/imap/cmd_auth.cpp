@@ -36,6 +36,7 @@ net::awaitable<void> finish_login(Session& s, Command& c, std::string login, std
     s.subscription = svc.store().subscribe(user->id, [weak](const store::Event& e) {
         if (auto n = weak.lock()) n->on_event(e);
     });
+    co_await ensure_special_use_mailboxes(s);
     spdlog::debug("imap {} login {}", s.conn->id(), login);
     s.ok(c, "LOGIN completed", "CAPABILITY " + capabilities(s));
 }

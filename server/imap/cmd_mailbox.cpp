@@ -1,8 +1,10 @@
-// imap/cmd_mailbox.cpp: mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME (INBOX moves
-// its messages), SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB with '*'/'%' patterns and the basic
-// LIST-EXTENDED options, NAMESPACE and STATUS.
+// imap/cmd_mailbox.cpp: mailbox commands: SELECT/EXAMINE, CREATE (with CREATE-SPECIAL-USE,
+// RFC 6154), DELETE, RENAME (INBOX moves its messages), SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB with
+// '*'/'%' patterns, LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819) and SPECIAL-USE, NAMESPACE
+// and STATUS; the default special-use mailboxes made at login.
 #include "imap/context.h"
 #include "proto/imap/list.h"
+#include "util/ascii.h"
 
 #include <fmt/format.h>
 
@@ -42,8 +44,26 @@ bool list_match(std::string_view pattern, std::string_view name) {
     return false;
 }
 
+// The special-use attributes CREATE accepts (RFC 6154 §2), in their canonical spelling. \All and
+// \Flagged name virtual mailboxes, which a stored mailbox cannot be.
+constexpr std::string_view kSupportedSpecialUse[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent",
+                                                     "\\Trash"};
+
+std::optional<std::string> canonical_special_use(std::string_view attr) {
+    for (auto name : kSupportedSpecialUse)
+        if (ascii::iequals(attr, name)) return std::string(name);
+    return std::nullopt;
+}
+
+// What special_use_mailboxes creates at login.
+constexpr std::pair<std::string_view, std::string_view> kDefaultSpecialUse[] = {
+    {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"},       {"Trash", "\\Trash"},
+    {"Junk", "\\Junk"},     {"Archive", "\\Archive"},
+};
+
 // The STATUS data of a mailbox: "(MESSAGES 3 UIDNEXT 4)".
-std::string status_data(const store::Mailbox& mb, const std::vector<store::Message>& msgs,
+std::string status_data(const Session& s, const store::Mailbox& mb,
+                        const std::vector<store::Message>& msgs,
                         const std::vector<StatusItem>& items) {
     std::string out = "(";
     for (auto item : items) {
@@ -80,6 +100,19 @@ std::string status_data(const store::Mailbox& mb, const std::vector<store::Messa
             case StatusItem::HighestModSeq:
                 v = mb.highestmodseq;
                 break;
+            case StatusItem::AppendLimit:
+                // RFC 7889: the largest message APPEND accepts into this mailbox.
+                v = s.svc.config().max_message_size;
+                break;
+            case StatusItem::DeletedStorage: {
+                // RFC 9208 §4.2: in units of 1024 octets, what EXPUNGE would free.
+                std::uint64_t bytes = 0;
+                for (auto& m : msgs)
+                    if (std::find(m.flags.begin(), m.flags.end(), "\\Deleted") != m.flags.end())
+                        bytes += m.size;
+                v = (bytes + 1023) / 1024;
+                break;
+            }
         }
         out += std::to_string(v);
     }
@@ -302,9 +335,28 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
 }
 
 net::awaitable<void> cmd_create(Session& s, Command& c) {
-    auto name = one_mailbox(s, c);
-    if (!name) co_return;
-    std::string n = *name;
+    auto args = parse_create(c, s.utf8);
+    if (!args) {
+        s.arg_error(c, args.error());
+        co_return;
+    }
+    // One supported attribute at most: the store keeps one per mailbox, and \All, \Flagged
+    // (virtual mailboxes) cannot be honoured by a real one (RFC 6154 §3: NO [USEATTR]).
+    std::string use;
+    if (args->use.size() > 1) {
+        s.no(c, "one special-use attribute per mailbox", "USEATTR");
+        co_return;
+    }
+    if (args->use.size() == 1) {
+        auto canonical = canonical_special_use(args->use[0]);
+        if (!canonical) {
+            s.no(c, fmt::format("special-use attribute {} is not supported", args->use[0]),
+                 "USEATTR");
+            co_return;
+        }
+        use = *canonical;
+    }
+    std::string n = args->mailbox;
     while (!n.empty() && n.back() == '/')
         n.pop_back();
     if (n.empty() || n.find("//") != std::string::npos || n.front() == '/' ||
@@ -315,7 +367,7 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
     auto& store = s.svc.store();
     auto uid = s.user.id;
     // Superior names are created too (RFC 9051 §6.3.4).
-    auto create = [&store, uid, n] {
+    auto create = [&store, uid, n, use] {
         for (auto pos = n.find('/'); pos != std::string::npos; pos = n.find('/', pos + 1)) {
             auto parent = n.substr(0, pos);
             if (!store.find_mailbox(uid, parent)) {
@@ -325,7 +377,7 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
                 }
             }
         }
-        store.create_mailbox(uid, n);
+        store.create_mailbox(uid, n, use);
     };
     try {
         co_await s.blocking(std::move(create));
@@ -337,6 +389,33 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
         co_return;
     }
     s.ok(c, "CREATE completed");
+}
+
+net::awaitable<void> ensure_special_use_mailboxes(Session& s) {
+    if (!s.svc.config().special_use_mailboxes) co_return;
+    auto& store = s.svc.store();
+    auto uid = s.user.id;
+    auto ensure = [&store, uid] {
+        auto boxes = store.list_mailboxes(uid);
+        std::set<std::string> names;
+        for (auto& mb : boxes) {
+            if (!mb.special_use.empty()) return;  // the user (or a client) has set some up
+            names.insert(mb.name);
+        }
+        for (auto& [name, use] : kDefaultSpecialUse) {
+            if (names.count(std::string(name))) continue;
+            try {
+                store.create_mailbox(uid, name, use);
+            } catch (const StoreError&) {
+                // Another session of the same user got there first.
+            }
+        }
+    };
+    try {
+        co_await s.blocking(std::move(ensure));
+    } catch (const StoreError&) {
+        // Not worth failing the login over: the user simply has no special-use mailboxes.
+    }
 }
 
 net::awaitable<void> cmd_delete(Session& s, Command& c) {
@@ -439,6 +518,7 @@ net::awaitable<void> cmd_list(Session& s, Command& c) {
         co_return;
     }
     auto& a = *args;
+    std::string_view verb = a.lsub ? "LSUB" : "LIST";
     if (!a.lsub && a.patterns.size() == 1 && a.patterns[0].empty()) {
         // The hierarchy delimiter and root (RFC 9051 §6.3.9).
         s.untagged("LIST (\\Noselect) \"/\" \"\"");
@@ -473,39 +553,86 @@ net::awaitable<void> cmd_list(Session& s, Command& c) {
             if (list_match(a.reference + p, n)) return true;
         return false;
     };
-    std::string_view verb = a.lsub ? "LSUB" : "LIST";
-    if (a.lsub || a.select_subscribed) {
-        for (auto& n : subscribed) {
-            if (!matches(n)) continue;
-            std::string attrs;
-            auto it = names.find(n);
-            if (it == names.end() || !it->second) attrs = a.lsub ? "\\Noselect" : "\\NonExistent";
-            if (!a.lsub) attrs += attrs.empty() ? "\\Subscribed" : " \\Subscribed";
-            s.untagged(fmt::format("{} ({}) \"/\" {}", verb, attrs, mailbox_name(s, n)));
-        }
-        s.ok(c, fmt::format("{} completed", verb));
-        co_return;
+
+    // What to report, by name: whether the name itself satisfies the selection, and whether a
+    // descendant that satisfies it was left out because the pattern does not reach it. The
+    // latter is what LSUB's '%' rule (RFC 3501 §6.3.9: a subscribed "foo/bar" makes "foo/%"
+    // return "foo" as \Noselect) and RECURSIVEMATCH's CHILDINFO (RFC 5258 §3.5) report.
+    struct Hit {
+        bool selected = false;
+        bool child_selected = false;
+    };
+    std::map<std::string, Hit> hits;
+    bool by_subscription = a.lsub || a.select_subscribed;
+    auto select = [&](const std::string& n) {
+        bool reported = matches(n);
+        if (reported) hits[n].selected = true;
+        if (reported) return;
+        // Ancestors the pattern reaches while it does not reach the name itself.
+        for (auto pos = n.rfind('/'); pos != std::string::npos && pos > 0;
+             pos = n.rfind('/', pos - 1))
+            if (auto parent = n.substr(0, pos); matches(parent)) hits[parent].child_selected = true;
+    };
+    if (by_subscription) {
+        for (auto& n : subscribed)
+            select(n);
+    } else if (a.select_special_use) {
+        for (auto& mb : boxes)
+            if (!mb.special_use.empty()) select(mb.name);
+    } else {
+        for (auto& [n, mb] : names)
+            if (matches(n)) hits[n].selected = true;
     }
-    for (auto& [n, mb] : names) {
-        if (!matches(n)) continue;
+
+    for (auto& [n, hit] : hits) {
+        auto it = names.find(n);
+        const store::Mailbox* mb = it == names.end() ? nullptr : it->second;
+        bool exists_as_name = it != names.end();
+        if (a.lsub) {
+            // LSUB: \Noselect for a name reported only for its subscribed descendants, and for
+            // a subscribed name that is no mailbox.
+            bool noselect = !hit.selected || !mb;
+            s.untagged(fmt::format("LSUB ({}) \"/\" {}", noselect ? "\\Noselect" : "",
+                                   mailbox_name(s, n)));
+            continue;
+        }
+        // Without RECURSIVEMATCH only names that satisfy the selection are reported
+        // (RFC 5258 §3: the '%' rule above is LSUB's).
+        if (!hit.selected && !a.select_recursive_match) continue;
+        if (!hit.selected && !by_subscription) continue;  // CHILDINFO exists for SUBSCRIBED only
         std::string attrs;
         auto add = [&](std::string_view attr) {
             if (!attrs.empty()) attrs += ' ';
             attrs += attr;
         };
-        if (!mb) add(s.rev2 || a.extended ? "\\NonExistent" : "\\Noselect");
-        add(has_children(n) ? "\\HasChildren" : "\\HasNoChildren");
-        if (a.return_subscribed && subscribed.count(n)) add("\\Subscribed");
-        s.untagged(fmt::format("LIST ({}) \"/\" {}", attrs, mailbox_name(s, n)));
+        if (!mb) {
+            if (!exists_as_name)
+                add("\\NonExistent");
+            else
+                add(s.rev2 || a.extended ? "\\NonExistent" : "\\Noselect");
+        }
+        if (exists_as_name) add(has_children(n) ? "\\HasChildren" : "\\HasNoChildren");
+        if (mb && !mb->special_use.empty()) add(mb->special_use);
+        if ((a.return_subscribed || by_subscription) && hit.selected && subscribed.count(n))
+            add("\\Subscribed");
+        std::string line = fmt::format("LIST ({}) \"/\" {}", attrs, mailbox_name(s, n));
+        if (hit.child_selected && a.select_recursive_match)
+            line += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+        s.untagged(line);
         if (a.return_status && mb) {
             auto id = mb->id;
             auto msgs_fn = [&store, uid, id] { return store.messages(uid, id); };
-            auto msgs = co_await s.blocking(std::move(msgs_fn));
+            std::vector<store::Message> msgs;
+            try {
+                msgs = co_await s.blocking(std::move(msgs_fn));
+            } catch (const StoreError&) {
+                continue;  // deleted meanwhile: no STATUS for it (RFC 5819 §2 allows that)
+            }
             s.untagged(fmt::format("STATUS {} {}", mailbox_name(s, n),
-                                   status_data(*mb, msgs, a.status_items)));
+                                   status_data(s, *mb, msgs, a.status_items)));
         }
     }
-    s.ok(c, "LIST completed");
+    s.ok(c, fmt::format("{} completed", verb));
 }
 
 net::awaitable<void> cmd_namespace(Session& s, Command& c) {
@@ -529,7 +656,7 @@ net::awaitable<void> cmd_status(Session& s, Command& c) {
         args->items.end())
         s.enable_condstore();  // RFC 7162 §3.1
     s.untagged(fmt::format("STATUS {} {}", mailbox_name(s, loaded->first.name),
-                           status_data(loaded->first, loaded->second, args->items)));
+                           status_data(s, loaded->first, loaded->second, args->items)));
     s.ok(c, "STATUS completed");
 }
 

@@ -102,10 +102,27 @@ net::awaitable<void> cmd_copy(Session& s, Command& c) {
     auto user = s.user.id;
     auto from = s.view.mailbox.id;
     auto n = *name;
-    auto transfer = [&store, user, from, uids, n,
+    const auto& cfg = s.svc.config();
+    bool over_quota = false;
+    // COPY adds to the user's usage (QUOTA, RFC 9208 §4.3): refused with NO [OVERQUOTA] when it
+    // would cross a limit. MOVE stays within the one quota root and changes nothing.
+    auto transfer = [&store, &cfg, &over_quota, user, from, uids, n,
                      move]() -> std::optional<std::pair<std::uint32_t, store::MailStore::UidMap>> {
         auto dst = store.find_mailbox(user, n);
         if (!dst) return std::nullopt;
+        if (!move && cfg.has_quota()) {
+            std::uint64_t count = 0, bytes = 0;
+            for (auto& m : store.messages(user, from))
+                if (std::binary_search(uids.begin(), uids.end(), m.uid)) {
+                    ++count;
+                    bytes += m.size;
+                }
+            auto u = store.usage(user);
+            if (!cfg.quota_allows(u.messages, u.bytes, count, bytes)) {
+                over_quota = true;
+                return std::nullopt;
+            }
+        }
         auto map = move ? store.move_messages(user, from, uids, dst->id)
                         : store.copy_messages(user, from, uids, dst->id);
         return std::make_pair(dst->uidvalidity, std::move(map));
@@ -114,6 +131,10 @@ net::awaitable<void> cmd_copy(Session& s, Command& c) {
     try {
         r = co_await s.blocking(std::move(transfer));
     } catch (const store::StoreError&) {
+    }
+    if (over_quota) {
+        s.no(c, "quota exceeded", "OVERQUOTA");
+        co_return;
     }
     if (!r) {
         s.no(c, "no such mailbox", "TRYCREATE");

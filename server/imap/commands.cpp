@@ -31,6 +31,9 @@ constexpr std::array kCommands{
     CommandSpec{"APPEND", kLoggedIn, cmd_append},
     CommandSpec{"IDLE", kLoggedIn, cmd_idle},
     CommandSpec{"NOTIFY", kLoggedIn, cmd_notify},
+    CommandSpec{"GETQUOTA", kLoggedIn, cmd_getquota},
+    CommandSpec{"GETQUOTAROOT", kLoggedIn, cmd_getquotaroot},
+    CommandSpec{"SETQUOTA", kLoggedIn, cmd_setquota},
     CommandSpec{"FETCH", kSelected, cmd_fetch, true},
     CommandSpec{"STORE", kSelected, cmd_store, true},
     CommandSpec{"COPY", kSelected, cmd_copy, true},
@@ -56,6 +59,11 @@ std::string capabilities(const Session& s) {
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
+    // Mailbox-level extensions (cmd_mailbox.cpp, cmd_append.cpp, cmd_quota.cpp).
+    caps +=
+        " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MULTIAPPEND CATENATE "
+        "QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
+    caps += " APPENDLIMIT=" + std::to_string(s.svc.config().max_message_size);
     return caps;
 }
 

@@ -215,6 +215,19 @@ net::awaitable<void> cmd_notify(Session&, Command&);
 // NOTIFY: reports what happened in the user's other mailboxes (STATUS, LIST) as the NOTIFY
 // SET in force asks; called with the selected mailbox's updates.
 net::awaitable<void> report_other_mailboxes(Session& s);
+net::awaitable<void> cmd_getquota(Session&, Command&);
+net::awaitable<void> cmd_getquotaroot(Session&, Command&);
+net::awaitable<void> cmd_setquota(Session&, Command&);
+
+// At login: creates the default special-use mailboxes when the configuration asks for them and
+// the user has none (cmd_mailbox.cpp).
+net::awaitable<void> ensure_special_use_mailboxes(Session& s);
+// QUOTA (cmd_quota.cpp): the untagged QUOTA response for the user's one quota root "", or ""
+// when no limit is configured; and whether adding messages/octets stays within the limits,
+// replying NO [OVERQUOTA] to `c` when it does not.
+std::string quota_response(const Session& s, const store::Usage& usage);
+bool check_quota(Session& s, const Command& c, const store::Usage& usage,
+                 std::uint64_t add_messages, std::uint64_t add_bytes);
 
 // Reads one raw line (AUTHENTICATE responses, IDLE's DONE) of at most `max` octets, without
 // its CRLF; nullopt when the connection closed or the line was too long.

@@ -101,6 +101,17 @@ net::awaitable<void> cmd_rcpt(Session& s, Command& c) {
             s.reply(550, "5.1.1", "Recipient address rejected: user unknown");
         co_return;
     }
+    // A user at the quota (RFC 9208 limits from [imap]) cannot take any message: 552 5.2.2
+    // "mailbox full" (RFC 3463). Whether this message fits is known only after DATA.
+    if (s.svc.config().has_quota()) {
+        auto id = user->id;
+        auto usage = [&s, id] { return s.svc.store().usage(id); };
+        auto u = co_await s.conn->server().blocking(std::move(usage));
+        if (!s.svc.config().quota_allows(u.messages, u.bytes, 1, 1)) {
+            s.reply(552, "5.2.2", "Mailbox full: quota exceeded");
+            co_return;
+        }
+    }
     s.forward_paths.push_back(c.path);
     s.recipients.insert(user->id);
     s.reply(250, "2.1.5", "Ok");

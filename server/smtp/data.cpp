@@ -74,6 +74,26 @@ net::awaitable<void> receive_data(Session& s) {
     if (reader.nul()) co_return reject(554, "5.6.0", "Message contains NUL bytes; not delivered");
 
     std::vector<store::UserId> users(s.recipients.begin(), s.recipients.end());
+    if (cfg.has_quota()) {
+        // DATA has one reply for all recipients: refuse the message (552 5.2.2) when it fits
+        // no recipient's quota; when it fits some, all get it (the quota is soft by at most
+        // one message rather than mail being lost for the others).
+        std::size_t size = message.size();
+        auto fits_any = [&s, &users, &cfg, size] {
+            for (auto u : users) {
+                auto usage = s.svc.store().usage(u);
+                if (cfg.quota_allows(usage.messages, usage.bytes, 1, size)) return true;
+            }
+            return false;
+        };
+        bool fits = false;
+        try {
+            fits = co_await s.conn->server().blocking(std::move(fits_any));
+        } catch (const std::exception&) {
+            fits = true;  // the delivery below reports a store failure
+        }
+        if (!fits) co_return reject(552, "5.2.2", "Mailbox full: quota exceeded");
+    }
     try {
         auto deliver = [&s, &users, &message, now] {
             s.svc.store().deliver(users, store::kInbox, message, static_cast<std::int64_t>(now));

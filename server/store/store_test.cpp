@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 using namespace millipost::store;
@@ -239,6 +240,19 @@ TEST_F(StoreContract, RenameMovesChildrenAndRefusesTakenNames) {
     EXPECT_EQ(w->id, p.id);
     EXPECT_EQ(w->uidvalidity, p.uidvalidity);
     EXPECT_TRUE(store_->find_mailbox(a, "Work/2026"));
+}
+
+// RFC 9051 §2.3.1.1: a name deleted and created again has a new UIDVALIDITY, even within the
+// same second (imaptest's uidvalidity group does exactly that).
+TEST_F(StoreContract, RecreatedMailboxGetsANewUidValidity) {
+    auto a = store_->add_user("a", "$");
+    std::set<std::uint32_t> seen{store_->find_mailbox(a, "INBOX")->uidvalidity};
+    for (int i = 0; i < 5; ++i) {
+        auto m = store_->create_mailbox(a, "Box");
+        EXPECT_TRUE(seen.insert(m.uidvalidity).second) << m.uidvalidity;
+        store_->delete_mailbox(a, m.id);
+    }
+    EXPECT_EQ(store_->create_mailbox(a, "Other", "\\Sent").special_use, "\\Sent");
 }
 
 TEST_F(StoreContract, SubscriptionsAreNamesPerUser) {

@@ -154,11 +154,14 @@ Parsed<SequenceSet> parse_sequence_set(const Arg& a) {
 Parsed<std::string> decode_mailbox(std::string_view name, bool utf8) {
     std::string out;
     if (utf8) {
-        if (!valid_utf8(name)) return bad("Mailbox name is not valid UTF-8");
+        if (!valid_utf8(name)) return ArgError{"Mailbox name is not valid UTF-8", "CANNOT"};
         out = std::string(name);
     } else {
         auto d = mutf7_decode(name);
-        if (!d) return bad("Mailbox name is not valid modified UTF-7 " + quote_for_error(name));
+        // Well-formed syntax naming no possible mailbox: NO, not BAD (as Dovecot answers).
+        if (!d)
+            return ArgError{"Mailbox name is not valid modified UTF-7 " + quote_for_error(name),
+                            "CANNOT"};
         out = std::move(*d);
     }
     if (std::any_of(out.begin(), out.end(), [](char c) {
@@ -358,6 +361,7 @@ constexpr std::pair<std::string_view, StatusItem> kStatusItems[] = {
     {"UIDVALIDITY", StatusItem::UidValidity}, {"UNSEEN", StatusItem::Unseen},
     {"DELETED", StatusItem::Deleted},         {"SIZE", StatusItem::Size},
     {"RECENT", StatusItem::Recent},           {"HIGHESTMODSEQ", StatusItem::HighestModSeq},
+    {"APPENDLIMIT", StatusItem::AppendLimit}, {"DELETED-STORAGE", StatusItem::DeletedStorage},
 };
 }  // namespace
 
@@ -391,7 +395,181 @@ Parsed<StatusArgs> parse_status(const Command& cmd, bool utf8) {
     return StatusArgs{std::move(*mailbox), std::move(*items)};
 }
 
+// ---- CREATE -----------------------------------------------------------------------------------
+
+Parsed<CreateArgs> parse_create(const Command& cmd, bool utf8) {
+    const auto& args = cmd.args;
+    if (args.empty() || args.size() > 2) return bad("Syntax: CREATE mailbox [(USE (attrs))]");
+    CreateArgs out;
+    auto mailbox = parse_mailbox(args[0], utf8);
+    if (!mailbox) return mailbox.error();
+    out.mailbox = std::move(*mailbox);
+    if (args.size() == 1) return out;
+    // create-params: "(" create-param *(SP create-param) ")"; USE is the only one we know.
+    const auto& params = args[1];
+    if (!params.is_list() || params.items.empty()) return bad("Expected CREATE parameters");
+    for (std::size_t i = 0; i < params.items.size(); ++i) {
+        if (upper_atom(params.items[i]) != "USE")
+            return bad("Unknown CREATE parameter " + quote_for_error(params.items[i].text));
+        if (i + 1 >= params.items.size() || !params.items[i + 1].is_list() ||
+            params.items[i + 1].items.empty())
+            return bad("USE needs a list of special-use attributes");
+        for (auto& a : params.items[++i].items) {
+            if (!a.is_atom() || a.text.size() < 2 || a.text[0] != '\\' ||
+                !strict_atom(std::string_view(a.text).substr(1)))
+                return bad("Expected a special-use attribute, got " + quote_for_error(a.text));
+            out.use.push_back(a.text);
+        }
+    }
+    return out;
+}
+
+// ---- IMAP URLs ----------------------------------------------------------------------------------
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// %-unescapes (RFC 3986 §2.1); nullopt for a broken escape.
+std::optional<std::string> percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+ArgError bad_url(std::string_view url, std::string_view why) {
+    return ArgError{"Bad IMAP URL " + quote_for_error(url) + ": " + std::string(why), "BADURL"};
+}
+
+}  // namespace
+
+Parsed<ImapUrl> parse_imap_url(std::string_view url) {
+    if (url.size() < 2 || url[0] != '/' || url[1] == '/')
+        return bad_url(url, "only relative URLs of the form /mailbox/;UID=n are supported");
+    // ';' cannot appear unescaped in enc-mailbox (RFC 5092 §11 bchar), so the first one ends
+    // the mailbox name: either ";UIDVALIDITY=" right after it, or "/;UID=".
+    auto rest = url.substr(1);
+    auto semi = rest.find(';');
+    if (semi == std::string_view::npos || semi == 0) return bad_url(url, "no ;UID=");
+    auto enc_mailbox = rest.substr(0, semi);
+    bool slash = enc_mailbox.back() == '/';
+    if (slash) enc_mailbox.remove_suffix(1);
+    if (enc_mailbox.empty() || enc_mailbox.find('?') != std::string_view::npos)
+        return bad_url(url, "no mailbox name");
+    auto mailbox = percent_decode(enc_mailbox);
+    if (!mailbox) return bad_url(url, "broken %-escape");
+    auto name = decode_mailbox(*mailbox, true);
+    if (!name) return bad_url(url, "the mailbox name is not UTF-8");
+    ImapUrl out;
+    out.mailbox = iequals(*name, "INBOX") ? std::string("INBOX") : std::move(*name);
+    // The rest: ";KEY=value" items, each but the first after a '/' (UIDVALIDITY sits right
+    // after the mailbox name, without one).
+    rest = rest.substr(semi);
+    bool first = true;
+    enum { kUidValidity, kUid, kSection, kPartial, kEnd } expect = slash ? kUid : kUidValidity;
+    while (!rest.empty()) {
+        if (!first) {
+            if (!rest.starts_with("/;")) return bad_url(url, "expected /;");
+            rest.remove_prefix(1);
+        }
+        first = false;
+        rest.remove_prefix(1);  // ';'
+        auto end = rest.find('/');
+        auto item = rest.substr(0, end);
+        rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
+        auto eq = item.find('=');
+        if (eq == std::string_view::npos) return bad_url(url, "expected KEY=value");
+        auto key = item.substr(0, eq), value = item.substr(eq + 1);
+        if (iequals(key, "UIDVALIDITY") && expect == kUidValidity) {
+            auto v = parse_nz_number(value);
+            if (!v) return bad_url(url, "bad UIDVALIDITY");
+            out.uidvalidity = *v;
+            expect = kUid;
+        } else if (iequals(key, "UID") && expect == kUid) {
+            auto v = parse_nz_number(value);
+            if (!v) return bad_url(url, "bad UID");
+            out.uid = *v;
+            expect = kSection;
+        } else if (iequals(key, "SECTION") && expect == kSection) {
+            // The section text runs to the next "/;" (it may hold '/' only escaped, but be
+            // lenient: a section never contains ";").
+            auto sec = percent_decode(value);
+            if (!sec || sec->empty()) return bad_url(url, "bad SECTION");
+            out.section = std::move(*sec);
+            expect = kPartial;
+        } else if (iequals(key, "PARTIAL") && expect >= kSection && expect <= kPartial) {
+            auto dot = value.find('.');
+            auto off = parse_number(value.substr(0, dot));
+            if (!off) return bad_url(url, "bad PARTIAL");
+            std::optional<std::uint32_t> len;
+            if (dot != std::string_view::npos) {
+                auto l = parse_nz_number(value.substr(dot + 1));
+                if (!l) return bad_url(url, "bad PARTIAL length");
+                len = *l;
+            }
+            out.partial.emplace(*off, len);
+            expect = kEnd;
+        } else {
+            return bad_url(url, "unexpected or unsupported " + std::string(key.substr(0, 32)));
+        }
+    }
+    if (out.uid == 0) return bad_url(url, "no ;UID=");
+    return out;
+}
+
 // ---- APPEND -----------------------------------------------------------------------------------
+
+namespace {
+
+bool is_literal(const Arg& a) {
+    return a.kind == Arg::Kind::String && a.form != Arg::Form::Quoted;
+}
+
+// "(" cat-part *(SP cat-part) ")".
+std::optional<ArgError> parse_catenate(const Arg& list, AppendMessage& m) {
+    if (!list.is_list() || list.items.empty()) return bad("CATENATE needs a list of parts");
+    const auto& items = list.items;
+    for (std::size_t k = 0; k < items.size(); k += 2) {
+        auto kind = upper_atom(items[k]);
+        if (k + 1 >= items.size()) return bad("CATENATE: " + kind + " without a value");
+        CatenatePart part;
+        if (kind == "TEXT") {
+            // RFC 4469 §5: text-literal = literal (literal8 is for the BINARY extension).
+            if (!is_literal(items[k + 1])) return bad("CATENATE: TEXT needs a literal");
+            part.text = items[k + 1].text;
+        } else if (kind == "URL") {
+            auto u = astring(items[k + 1]);
+            if (!u) return bad("CATENATE: URL needs a string");
+            auto url = parse_imap_url(*u);
+            if (!url) return url.error();
+            part.is_url = true;
+            part.url = std::move(*url);
+            part.url_text = std::string(*u);
+        } else {
+            return bad("CATENATE: expected TEXT or URL, got " + quote_for_error(items[k].text));
+        }
+        m.parts.push_back(std::move(part));
+    }
+    m.catenate = true;
+    return std::nullopt;
+}
+
+}  // namespace
 
 Parsed<AppendArgs> parse_append(const Command& cmd, bool utf8) {
     const auto& args = cmd.args;
@@ -400,9 +578,6 @@ Parsed<AppendArgs> parse_append(const Command& cmd, bool utf8) {
     auto mailbox = parse_mailbox(args[0], utf8);
     if (!mailbox) return mailbox.error();
     out.mailbox = std::move(*mailbox);
-    auto literal = [](const Arg& a) {
-        return a.kind == Arg::Kind::String && a.form != Arg::Form::Quoted;
-    };
     for (std::size_t i = 1; i < args.size();) {
         AppendMessage m;
         if (args[i].kind == Arg::Kind::List) {
@@ -420,7 +595,7 @@ Parsed<AppendArgs> parse_append(const Command& cmd, bool utf8) {
         }
         if (i >= args.size()) return bad("APPEND: missing the message literal");
         const Arg& a = args[i];
-        if (literal(a)) {
+        if (is_literal(a)) {
             m.data = a.text;
             m.binary = a.form == Arg::Form::Literal8;
             ++i;
@@ -434,7 +609,9 @@ Parsed<AppendArgs> parse_append(const Command& cmd, bool utf8) {
             m.utf8 = true;
             i += 2;
         } else if (word == "CATENATE") {
-            return bad("APPEND: CATENATE is not supported");
+            if (i + 1 >= args.size()) return bad("CATENATE needs a list of parts");
+            if (auto e = parse_catenate(args[i + 1], m)) return *e;
+            i += 2;
         } else {
             return bad("APPEND: the message must be a literal");
         }

@@ -127,10 +127,12 @@ enum class StatusItem : std::uint8_t {
     UidNext,
     UidValidity,
     Unseen,
-    Deleted,        // RFC 9051
-    Size,           // RFC 9051
-    Recent,         // IMAP4rev1
-    HighestModSeq,  // CONDSTORE, RFC 7162
+    Deleted,         // RFC 9051
+    Size,            // RFC 9051
+    Recent,          // IMAP4rev1
+    HighestModSeq,   // CONDSTORE, RFC 7162
+    AppendLimit,     // APPENDLIMIT, RFC 7889
+    DeletedStorage,  // QUOTA, RFC 9208 §4.2: KiB that EXPUNGE would free
 };
 // The name as it appears on the wire ("UIDNEXT").
 std::string_view status_item_name(StatusItem item);
@@ -143,16 +145,57 @@ struct StatusArgs {
 };
 Parsed<StatusArgs> parse_status(const Command& cmd, bool utf8);
 
+// ---- CREATE -----------------------------------------------------------------------------------
+
+// CREATE mailbox [SP "(" "USE" SP "(" use-attr *(SP use-attr) ")" ")"] (CREATE-SPECIAL-USE,
+// RFC 6154 §3). The attributes are returned as sent; which ones the server supports is the
+// session's business (NO [USEATTR]).
+struct CreateArgs {
+    std::string mailbox;  // UTF-8
+    std::vector<std::string> use;
+};
+Parsed<CreateArgs> parse_create(const Command& cmd, bool utf8);
+
+// ---- IMAP URLs ----------------------------------------------------------------------------------
+
+// A relative IMAP URL naming one message or part of it (RFC 5092 §6, absolute path form):
+// "/" enc-mailbox [";UIDVALIDITY=" nz-number] "/;UID=" nz-number ["/;SECTION=" enc-section]
+// ["/;PARTIAL=" offset ["." length]]. Keys are case-insensitive; %-escapes are decoded and the
+// mailbox must then be UTF-8. Anything else (server parts "imap://...", URLAUTH, searches) is
+// refused with the code BADURL, which is what CATENATE answers (RFC 4469 §5).
+struct ImapUrl {
+    std::string mailbox;
+    std::optional<std::uint32_t> uidvalidity;
+    std::uint32_t uid = 0;
+    std::string section;  // decoded, e.g. "1.HEADER"; empty for the whole message
+    std::optional<std::pair<std::uint32_t, std::optional<std::uint32_t>>> partial;
+    bool operator==(const ImapUrl&) const = default;
+};
+Parsed<ImapUrl> parse_imap_url(std::string_view url);
+
 // ---- APPEND -----------------------------------------------------------------------------------
 
+// One part of a CATENATE message (RFC 4469): literal text or a URL to (part of) a message.
+struct CatenatePart {
+    bool is_url = false;
+    std::string_view text;  // TEXT: the literal's data (a view into the Command)
+    ImapUrl url;            // URL: the parsed URL
+    std::string url_text;   // URL: as sent, for error messages
+};
+
 // APPEND mailbox 1*(SP [flag-list SP] [date-time SP] append-data) (MULTIAPPEND, RFC 3502);
-// append-data = literal / literal8 / "UTF8" SP "(" literal8 ")" (RFC 6855).
+// append-data = literal / literal8 / "UTF8" SP "(" literal8 ")" (RFC 6855) /
+//               "CATENATE" SP "(" cat-part *(SP cat-part) ")" (RFC 4469), where
+// cat-part = "TEXT" SP literal / "URL" SP astring. A URL that does not parse makes the whole
+// command fail with NO [BADURL] (RFC 4469 §5); whether it names a message is checked later.
 struct AppendMessage {
     FlagList flags;
     std::optional<DateTime> date;
     std::string_view data;  // points into the Command's literal: keep the Command alive
     bool binary = false;    // sent as literal8
     bool utf8 = false;      // sent as UTF8 (~{n})
+    bool catenate = false;  // CATENATE: the message is built from `parts`, `data` is empty
+    std::vector<CatenatePart> parts;
 };
 struct AppendArgs {
     std::string mailbox;

@@ -236,6 +236,7 @@ TEST(ImapArgs, Mailboxes) {
     EXPECT_EQ(*parse_mailbox(arg("\"Entwürfe\""), true), "Entwürfe");
     EXPECT_FALSE(parse_mailbox(arg("\"Entwürfe\""), false));  // rev1 names are 7-bit
     EXPECT_FALSE(parse_mailbox(arg("&Jjo"), false));
+    EXPECT_EQ(parse_mailbox(arg("&Jjo"), false).error().code, "CANNOT");  // NO, not BAD
     EXPECT_FALSE(parse_mailbox(arg("{3}\r\na\xff"
                                    "b"),
                                true));
@@ -349,6 +350,10 @@ TEST(ImapArgs, Status) {
     using I = StatusItem;
     EXPECT_EQ(s->items, (std::vector<I>{I::UidNext, I::Messages, I::Size, I::Deleted,
                                         I::HighestModSeq, I::Recent, I::Unseen, I::UidValidity}));
+    s = parse_status(cmd("A STATUS x (APPENDLIMIT deleted-storage)\r\n"), true);
+    ASSERT_TRUE(s) << s.error().text;
+    EXPECT_EQ(s->items, (std::vector<I>{I::AppendLimit, I::DeletedStorage}));
+    EXPECT_EQ(status_item_name(I::DeletedStorage), "DELETED-STORAGE");
     EXPECT_EQ(status_item_name(I::HighestModSeq), "HIGHESTMODSEQ");
     EXPECT_EQ(parse_status(cmd("A STATUS x (FOO)\r\n"), true).error().text,
               "Unknown status item 'FOO'");
@@ -385,10 +390,120 @@ TEST(ImapArgs, Append) {
     EXPECT_EQ(a->messages[2].data, "zz");
     EXPECT_TRUE(a->messages[2].utf8);
 
-    for (auto bad : {"A APPEND x\r\n", "A APPEND x \"hello\"\r\n", "A APPEND x (\\Seen)\r\n",
-                     "A APPEND x \"bad date\" {1+}\r\na\r\n", "A APPEND x UTF8 ({1+}\r\na)\r\n",
-                     "A APPEND x CATENATE (TEXT {1+}\r\na)\r\n", "A APPEND x ({1+}\r\na)\r\n"})
+    for (auto bad :
+         {"A APPEND x\r\n", "A APPEND x \"hello\"\r\n", "A APPEND x (\\Seen)\r\n",
+          "A APPEND x \"bad date\" {1+}\r\na\r\n", "A APPEND x UTF8 ({1+}\r\na)\r\n",
+          "A APPEND x ({1+}\r\na)\r\n", "A APPEND x CATENATE\r\n", "A APPEND x CATENATE ()\r\n",
+          "A APPEND x CATENATE (TEXT)\r\n", "A APPEND x CATENATE (TEXT \"quoted\")\r\n",
+          "A APPEND x CATENATE (URL)\r\n", "A APPEND x CATENATE (FOO {1+}\r\na)\r\n",
+          "A APPEND x CATENATE TEXT {1+}\r\na\r\n"})
         EXPECT_FALSE(parse_append(cmd(bad), true)) << bad;
+}
+
+TEST(ImapArgs, AppendCatenate) {
+    // RFC 4469 §6 example shape, then a MULTIAPPEND mixing CATENATE and a plain literal.
+    auto c = cmd(
+        "A APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE (URL "
+        "\"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {4+}\r\nbody "
+        "URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME\") CATENATE (TEXT {1+}\r\nx) "
+        "(\\Flagged) {2+}\r\nyz\r\n");
+    auto a = parse_append(c, true);
+    ASSERT_TRUE(a) << a.error().text;
+    EXPECT_EQ(a->mailbox, "Drafts");
+    ASSERT_EQ(a->messages.size(), 3u);
+    auto& m = a->messages[0];
+    EXPECT_TRUE(m.catenate);
+    EXPECT_EQ(m.flags.system, kFlagSeen | kFlagDraft);
+    ASSERT_EQ(m.parts.size(), 3u);
+    EXPECT_TRUE(m.parts[0].is_url);
+    EXPECT_EQ(m.parts[0].url.mailbox, "Drafts");
+    EXPECT_EQ(m.parts[0].url.uidvalidity, 385759045u);
+    EXPECT_EQ(m.parts[0].url.uid, 20u);
+    EXPECT_EQ(m.parts[0].url.section, "HEADER");
+    EXPECT_FALSE(m.parts[1].is_url);
+    EXPECT_EQ(m.parts[1].text, "body");
+    EXPECT_EQ(m.parts[2].url.section, "1.MIME");
+    EXPECT_TRUE(a->messages[1].catenate);
+    ASSERT_EQ(a->messages[1].parts.size(), 1u);
+    EXPECT_EQ(a->messages[1].parts[0].text, "x");
+    EXPECT_FALSE(a->messages[2].catenate);
+    EXPECT_EQ(a->messages[2].flags.system, kFlagFlagged);
+    EXPECT_EQ(a->messages[2].data, "yz");
+
+    // A URL that does not parse is NO [BADURL], not BAD.
+    auto e = parse_append(cmd("A APPEND x CATENATE (URL \"imap://u@h/INBOX/;UID=1\")\r\n"), true);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code, "BADURL");
+}
+
+TEST(ImapArgs, ImapUrls) {
+    auto u = parse_imap_url("/INBOX/;UID=5");
+    ASSERT_TRUE(u) << u.error().text;
+    EXPECT_EQ(u->mailbox, "INBOX");
+    EXPECT_FALSE(u->uidvalidity);
+    EXPECT_EQ(u->uid, 5u);
+    EXPECT_EQ(u->section, "");
+    EXPECT_FALSE(u->partial);
+    u = parse_imap_url(
+        "/inbox;uidvalidity=7/;uid=5/;section=header.fields%20(from)/;partial=10.20");
+    ASSERT_TRUE(u) << u.error().text;
+    EXPECT_EQ(u->mailbox, "INBOX");
+    EXPECT_EQ(u->uidvalidity, 7u);
+    EXPECT_EQ(u->section, "header.fields (from)");
+    ASSERT_TRUE(u->partial);
+    EXPECT_EQ(u->partial->first, 10u);
+    EXPECT_EQ(u->partial->second, 20u);
+    u = parse_imap_url("/a%2Fb/c%C3%A9/;UID=1/;PARTIAL=3");
+    ASSERT_TRUE(u) << u.error().text;
+    EXPECT_EQ(u->mailbox, "a/b/c\xc3\xa9");
+    EXPECT_EQ(u->partial->first, 3u);
+    EXPECT_FALSE(u->partial->second);
+    for (auto bad : {"",
+                     "/",
+                     "INBOX/;UID=1",
+                     "//host/INBOX/;UID=1",
+                     "imap://user@host/INBOX/;UID=1",
+                     "/INBOX",
+                     "/INBOX/;UID=0",
+                     "/INBOX/;UID=x",
+                     "/INBOX;UID=1",
+                     "/INBOX/;UIDVALIDITY=1",
+                     "/INBOX;UIDVALIDITY=0/;UID=1",
+                     "/INBOX/;UID=1/;SECTION=",
+                     "/INBOX/;UID=1/;FOO=1",
+                     "/INBOX/;UID=1/;PARTIAL=1.0",
+                     "/INBOX/;UID=1/;PARTIAL=2/;SECTION=1",
+                     "/INBOX/;UID=1/;URLAUTH=anonymous",
+                     "/%ZZ/;UID=1",
+                     "/%FF/;UID=1",
+                     "/INBOX%/;UID=1",
+                     "/INBOX?SUBJECT%20x",
+                     "/INBOX/;UID=1;SECTION=1"}) {
+        auto r = parse_imap_url(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code, "BADURL") << bad;
+    }
+}
+
+// ---- CREATE -------------------------------------------------------------------------------------
+
+TEST(ImapArgs, Create) {
+    auto c = parse_create(cmd("A CREATE Sent\r\n"), true);
+    ASSERT_TRUE(c) << c.error().text;
+    EXPECT_EQ(c->mailbox, "Sent");
+    EXPECT_TRUE(c->use.empty());
+    c = parse_create(cmd("A CREATE \"Sent Mail\" (USE (\\Sent \\Archive))\r\n"), true);
+    ASSERT_TRUE(c) << c.error().text;
+    EXPECT_EQ(c->mailbox, "Sent Mail");
+    EXPECT_EQ(c->use, (std::vector<std::string>{"\\Sent", "\\Archive"}));
+    c = parse_create(cmd("A CREATE x (use (\\Imaginary))\r\n"), true);
+    ASSERT_TRUE(c);  // unknown attributes are the session's NO [USEATTR]
+    EXPECT_EQ(c->use, std::vector<std::string>{"\\Imaginary"});
+    for (auto bad :
+         {"A CREATE\r\n", "A CREATE x y z\r\n", "A CREATE x ()\r\n", "A CREATE x (USE)\r\n",
+          "A CREATE x (USE ())\r\n", "A CREATE x (USE (Sent))\r\n", "A CREATE x (FOO (\\Sent))\r\n",
+          "A CREATE x USE\r\n", "A CREATE x (USE \\Sent)\r\n"})
+        EXPECT_FALSE(parse_create(cmd(bad), true)) << bad;
 }
 
 // ---- FETCH --------------------------------------------------------------------------------------
@@ -661,6 +776,10 @@ TEST(ImapList, Basic) {
     ASSERT_TRUE(l);
     EXPECT_TRUE(l->lsub);
     EXPECT_EQ(l->patterns, std::vector<std::string>{"comp.mail.*"});
+    // Patterns that are no valid modified UTF-7 are kept as sent (they match nothing).
+    l = parse_list(cmd("A LIST \"\" &Jjo%\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_EQ(l->patterns, std::vector<std::string>{"&Jjo%"});
 }
 
 TEST(ImapList, Extended) {
@@ -689,6 +808,19 @@ TEST(ImapList, Extended) {
     l = parse_list(cmd("A LIST (SPECIAL-USE) \"\" *\r\n"), true);
     ASSERT_TRUE(l);
     EXPECT_TRUE(l->select_special_use);
+    EXPECT_FALSE(l->return_special_use);
+    // LIST-STATUS (RFC 5819) with every item, and RECURSIVEMATCH after SPECIAL-USE.
+    l = parse_list(cmd("A LIST (special-use recursivematch) \"\" (%) RETURN (subscribed STATUS "
+                       "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY SIZE HIGHESTMODSEQ DELETED RECENT "
+                       "APPENDLIMIT DELETED-STORAGE))\r\n"),
+                   false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_TRUE(l->select_special_use);
+    EXPECT_TRUE(l->select_recursive_match);
+    EXPECT_FALSE(l->select_subscribed);
+    EXPECT_TRUE(l->return_subscribed);
+    EXPECT_FALSE(l->return_children);
+    EXPECT_EQ(l->status_items.size(), 10u);
 }
 
 TEST(ImapList, Errors) {
@@ -697,6 +829,8 @@ TEST(ImapList, Errors) {
                      "A LIST \"\" % RETURN (FOO)\r\n", "A LIST \"\" % RETURN (STATUS)\r\n",
                      "A LIST \"\" % RETURN (STATUS (FOO))\r\n", "A LIST \"\" % EXTRA\r\n",
                      "A LIST \"\" % RETURN\r\n", "A LSUB () \"\" %\r\n",
-                     "A LSUB \"\" % RETURN ()\r\n", "A LIST \"\" &Jjo\r\n"})
+                     "A LSUB \"\" % RETURN ()\r\n", "A LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
+                     "A LIST \"\" % RETURN (STATUS (MESSAGES) STATUS (UNSEEN))\r\n",
+                     "A LIST \"\" % RETURN STATUS (MESSAGES)\r\n"})
         EXPECT_FALSE(parse_list(cmd(bad), false)) << bad;
 }

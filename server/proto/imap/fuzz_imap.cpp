@@ -50,6 +50,7 @@ void interpret(const Command& c) {
         (void)parse_list(c, utf8);
         (void)parse_status(c, utf8);
         (void)parse_append(c, utf8);
+        (void)parse_create(c, utf8);
     }
     (void)parse_fetch(c);
     (void)parse_search(c);
@@ -60,6 +61,8 @@ void interpret(const Command& c) {
         (void)parse_flag_list(a, FlagContext::PermanentFlags);
         if (auto s = astring(a)) {
             (void)parse_date_time(*s);
+            // A URL that parses names a message: a UID, and a mailbox that is a valid name.
+            if (auto u = parse_imap_url(*s)) check(u->uid != 0 && !u->mailbox.empty());
             if (auto m = mutf7_decode(*s)) {
                 auto again = mutf7_encode(*m);
                 check(again.has_value());

@@ -5,11 +5,15 @@ namespace millipost::imap {
 namespace {
 
 // list-mailbox = 1*list-char / string: an atom (which the parser lets carry '%' and '*') or a
-// string, decoded like a mailbox name but without the INBOX rule.
+// string, decoded like a mailbox name but without the INBOX rule. A pattern that does not
+// decode (rev1 "&Jjo", not modified UTF-7) is kept as sent: it matches no mailbox and LIST
+// answers OK with nothing, as imaptest's atoms group expects, rather than BAD.
 Parsed<std::string> pattern(const Arg& a, bool utf8) {
     auto s = astring(a);
     if (!s) return bad("Expected a mailbox pattern");
-    return decode_mailbox(*s, utf8);
+    auto d = decode_mailbox(*s, utf8);
+    if (!d && !d.error().code.empty()) return std::string(*s);
+    return d;
 }
 
 }  // namespace

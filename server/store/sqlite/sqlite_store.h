@@ -5,8 +5,10 @@
 #include "store/mail_store.h"
 #include "store/sqlite/db.h"
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
+
 #include <vector>
 
 namespace millipost::store {
