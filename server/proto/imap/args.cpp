@@ -193,7 +193,10 @@ bool valid_keyword(std::string_view s) {
 }
 
 std::optional<ArgError> add_flag(FlagList& out, const Arg& a, FlagContext ctx) {
-    if (a.kind != Arg::Kind::Atom || a.section) return bad("Flags must be atoms");
+    // NIL is an atom too (flag-keyword = atom, RFC 9051 §9): `STORE 1 +FLAGS NIL` sets the
+    // keyword "NIL", as Dovecot does and imaptest's `nil` script expects.
+    bool atom = (a.kind == Arg::Kind::Atom && !a.section) || a.kind == Arg::Kind::Nil;
+    if (!atom) return bad("Flags must be atoms");
     std::string_view f = a.text;
     if (!f.empty() && f[0] == '\\') {
         if (ctx == FlagContext::Search) return bad("Expected a keyword, not " + quote_for_error(f));

@@ -265,6 +265,13 @@ TEST(ImapArgs, FlagLists) {
     EXPECT_FALSE(parse_flag_list(arg("(a%b)"), FlagContext::Store));
     EXPECT_FALSE(parse_flag_list(arg("(a]b)"), FlagContext::Store));
     EXPECT_FALSE(parse_flag_list(arg("\\Seen"), FlagContext::Store));
+    // NIL is an atom in a flag position: the keyword "NIL" (spelling kept).
+    auto n = parse_flag_list(arg("(NIL nil)"), FlagContext::Store);
+    ASSERT_TRUE(n) << n.error().text;
+    EXPECT_EQ(n->keywords, (std::vector<std::string>{"NIL"}));
+    auto bare = parse_flags(std::vector<Arg>{arg("NIL")}, FlagContext::Store);
+    ASSERT_TRUE(bare) << bare.error().text;
+    EXPECT_EQ(bare->keywords, (std::vector<std::string>{"NIL"}));
     EXPECT_EQ(system_flag("\\DRAFT"), kFlagDraft);
     EXPECT_EQ(system_flag("Draft"), 0);
 }
