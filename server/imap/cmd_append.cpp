@@ -1,6 +1,9 @@
 // imap/cmd_append.cpp: APPEND with flags and date (RFC 9051 §6.3.12), answered with APPENDUID
-// (UIDPLUS, RFC 4315). One message per command: MULTIAPPEND is not offered.
+// (UIDPLUS, RFC 4315), binary content (literal8, RFC 3516) stored base64-encoded. One message
+// per command: MULTIAPPEND is not offered.
 #include "imap/context.h"
+
+#include "mime/decode.h"
 
 #include <fmt/format.h>
 
@@ -32,6 +35,11 @@ net::awaitable<void> cmd_append(Session& s, Command& c) {
     auto uid = s.user.id;
     auto name = args->mailbox;
     std::string data(m.data);
+    // Binary content sent as literal8 is stored base64-encoded, so that BODY[] stays legal
+    // (see mime::convert_binary_parts); BINARY[] decodes it back to the octets sent.
+    if (m.binary) {
+        if (auto converted = mime::convert_binary_parts(data)) data = std::move(*converted);
+    }
     auto append = [&store, uid, name, data = std::move(data), date,
                    flags]() -> std::optional<std::pair<std::uint32_t, std::uint32_t>> {
         auto mb = store.find_mailbox(uid, name);
