@@ -158,7 +158,11 @@ Parsed<std::string> decode_mailbox(std::string_view name, bool utf8) {
         out = std::string(name);
     } else {
         auto d = mutf7_decode(name);
-        if (!d) return bad("Mailbox name is not valid modified UTF-7 " + quote_for_error(name));
+        // Well-formed syntax, but a name no mailbox can have: NO [CANNOT] (RFC 5530), as
+        // imaptest's `atoms` script expects for SELECT; LIST skips such patterns.
+        if (!d)
+            return ArgError{"Mailbox name is not valid modified UTF-7 " + quote_for_error(name),
+                            std::string(kInvalidMailboxNameCode)};
         out = std::move(*d);
     }
     if (std::any_of(out.begin(), out.end(), [](char c) {

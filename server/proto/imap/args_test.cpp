@@ -236,6 +236,8 @@ TEST(ImapArgs, Mailboxes) {
     EXPECT_EQ(*parse_mailbox(arg("\"Entwürfe\""), true), "Entwürfe");
     EXPECT_FALSE(parse_mailbox(arg("\"Entwürfe\""), false));  // rev1 names are 7-bit
     EXPECT_FALSE(parse_mailbox(arg("&Jjo"), false));
+    // Not modified UTF-7: NO [CANNOT], not BAD (the command is well-formed).
+    EXPECT_EQ(parse_mailbox(arg("!#$&'+,-.0123456789:;<=>?@^_`|[}"), false).error().code, "CANNOT");
     EXPECT_FALSE(parse_mailbox(arg("{3}\r\na\xff"
                                    "b"),
                                true));
@@ -670,6 +672,15 @@ TEST(ImapList, Basic) {
     EXPECT_EQ(l->patterns, std::vector<std::string>{"comp.mail.*"});
 }
 
+TEST(ImapList, InvalidModifiedUtf7PatternMatchesNothing) {
+    auto l = parse_list(cmd("A LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_TRUE(l->patterns.empty());
+    l = parse_list(cmd("A LIST \"\" (\"&Jjo\" INBOX)\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_EQ(l->patterns, std::vector<std::string>{"INBOX"});
+}
+
 TEST(ImapList, Extended) {
     auto l =
         parse_list(cmd("A LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (\"INBOX\" \"Drafts/*\") "
@@ -704,6 +715,8 @@ TEST(ImapList, Errors) {
                      "A LIST \"\" % RETURN (FOO)\r\n", "A LIST \"\" % RETURN (STATUS)\r\n",
                      "A LIST \"\" % RETURN (STATUS (FOO))\r\n", "A LIST \"\" % EXTRA\r\n",
                      "A LIST \"\" % RETURN\r\n", "A LSUB () \"\" %\r\n",
-                     "A LSUB \"\" % RETURN ()\r\n", "A LIST \"\" &Jjo\r\n"})
+                     "A LSUB \"\" % RETURN ()\r\n", "A LIST &Jjo %\r\n"})
         EXPECT_FALSE(parse_list(cmd(bad), false)) << bad;
+    // (A pattern that is not modified UTF-7 is no error: see InvalidModifiedUtf7Pattern...;
+    // the reference name still must be valid.)
 }
