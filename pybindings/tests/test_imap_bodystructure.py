@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.errors
 import email.policy
 import email.utils
 import glob
@@ -65,7 +66,25 @@ def append(c: WireClient, raw: bytes) -> int:
 # --- the independent reading (Python's email) ----------------------------------------------
 
 def parse_py(raw: bytes) -> email.message.Message:
-    return email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    mark_cut_tails(msg)
+    return msg
+
+
+def mark_cut_tails(part) -> None:
+    """DIFFERENCE: in a multipart cut off before its close delimiter, Python drops the last line
+    break of the last part as if a delimiter followed; no delimiter claims it (RFC 2046 §5.1.1
+    gives the CRLF to a delimiter), so it stays in the body for us, as for Dovecot. Such parts
+    are marked `_cut_tail`: their size and line count are unknown to the oracle by up to one
+    line break, and their octets are compared as a prefix."""
+    payload = part.get_payload()
+    if not isinstance(payload, list):
+        return
+    for child in payload:
+        mark_cut_tails(child)
+    cut = any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for d in part.defects)
+    if cut and payload and not isinstance(payload[-1].get_payload(), list):
+        payload[-1]._cut_tail = True
 
 
 def b(s: str) -> bytes:
@@ -297,9 +316,10 @@ def py_structure(part) -> dict:
         s["size"] = ANY
     else:
         payload = raw_payload(part)
-        s["size"] = len(payload)
+        cut = getattr(part, "_cut_tail", False)
+        s["size"] = ANY if cut else len(payload)
         if maintype == "text":
-            s["lines"] = payload.count(b"\n")
+            s["lines"] = ANY if cut else payload.count(b"\n")
     return s
 
 
@@ -481,10 +501,16 @@ def check_message(c: WireClient, raw: bytes, name: str = "") -> None:
         elif not is_multipart(part):
             # A leaf (for part 1 of a non-multipart message, the message body): the octets as
             # written, and with the transfer encoding undone.
-            assert body == raw_payload(part), (name, sec)
             want = decoded(part)
-            assert got[f"BINARY[{sec}]"] == want, (name, sec)
-            assert int(got[f"BINARY.SIZE[{sec}]"]) == len(want), (name, sec)
+            if getattr(part, "_cut_tail", False):  # see mark_cut_tails
+                payload = raw_payload(part)
+                assert body.startswith(payload), (name, sec)
+                assert body[len(payload):] in (b"", b"\n", b"\r\n"), (name, sec)
+                assert got[f"BINARY[{sec}]"].startswith(want), (name, sec)
+            else:
+                assert body == raw_payload(part), (name, sec)
+                assert got[f"BINARY[{sec}]"] == want, (name, sec)
+            assert int(got[f"BINARY.SIZE[{sec}]"]) == len(got[f"BINARY[{sec}]"]), (name, sec)
         # The MIME header: the same fields, in order, as Python read for this part (for part
         # 1 of a non-multipart message, the message header).
         assert list(parse_py(mime).raw_items()) == list(part.raw_items()), (name, sec)
@@ -716,31 +742,69 @@ def top_headers(draw):
     return h
 
 
-def render(part: Part) -> bytes:
+@dataclass
+class Style:
+    """Valid variations in how the same message is written."""
+    name_case: str = "as-is"     # header field names: as-is, lower, upper
+    after_colon: str = " "       # what follows the colon: " ", "", "\t", "  "
+    padding: str = ""            # transport padding after delimiters (RFC 2046 §5.1.1)
+
+
+def field_name(n: str, style: Style) -> str:
+    return n.lower() if style.name_case == "lower" else n.upper() if style.name_case == "upper" \
+        else n
+
+
+def render(part: Part, style: Style = Style()) -> bytes:
     """The octets of a part: header, blank line, body (a multipart's children between its
     delimiters; a message/rfc822 part's encapsulated message)."""
-    out = b"".join(n.encode() + b": " + v.encode("utf-8") + b"\r\n" for n, v in part.headers)
+    out = b"".join(field_name(n, style).encode() + b":" + style.after_colon.encode() +
+                   v.encode("utf-8") + b"\r\n" for n, v in part.headers)
     out += b"\r\n"
+    pad = style.padding.encode()
     if part.boundary:
         out += part.preamble
         for k in part.children:
-            out += b"--" + part.boundary.encode() + b"\r\n" + render(k) + b"\r\n"
-        out += b"--" + part.boundary.encode() + b"--\r\n" + part.epilogue
+            out += b"--" + part.boundary.encode() + pad + b"\r\n" + render(k, style) + b"\r\n"
+        out += b"--" + part.boundary.encode() + b"--" + pad + b"\r\n" + part.epilogue
     elif part.children:
-        out += render(part.children[0])
+        out += render(part.children[0], style)
     else:
         out += part.body
     return out
 
 
+def digest(inner):
+    """multipart/digest whose parts are messages, some without Content-Type (RFC 2046 §5.1.5:
+    the default there is message/rfc822)."""
+    @st.composite
+    def build(draw):
+        kids = draw(st.lists(message_part(inner), min_size=1, max_size=3))
+        for k in kids:
+            if draw(st.booleans()):
+                k.headers = [(n, v) for n, v in k.headers if n != "Content-Type"]
+        bnd = boundary(draw)
+        p = Part(headers=[("Content-Type", f'multipart/digest; boundary="{bnd}"')],
+                 children=kids, boundary=bnd)
+        p.preamble, p.epilogue = b"", b""
+        return p
+    return build()
+
+
 def body_tree():
-    return st.recursive(leaf(), lambda inner: st.one_of(multipart(inner), message_part(inner)),
-                        max_leaves=6)
+    return st.recursive(leaf(), lambda inner: st.one_of(multipart(inner), message_part(inner),
+                                                        digest(inner)), max_leaves=6)
 
 
 @st.composite
 def messages(draw):
-    return render(as_message(draw(top_headers()), draw(body_tree())))
+    style = Style(name_case=draw(st.sampled_from(["as-is", "as-is", "lower", "upper"])),
+                  after_colon=draw(st.sampled_from([" ", " ", "", "\t", "  "])),
+                  padding=draw(st.sampled_from(["", "", " ", "\t ", "  "])))
+    raw = render(as_message(draw(top_headers()), draw(body_tree())), style)
+    if draw(st.integers(0, 9)) == 0:
+        raw = raw.replace(b"\r\n", b"\n")  # bare LF throughout, as some MTAs store mail
+    return raw
 
 
 FAST = settings(max_examples=60, deadline=None, print_blob=True, derandomize=False,
@@ -765,14 +829,9 @@ def test_generated_messages_long(wire, raw):
 
 # --- the corpus ----------------------------------------------------------------------------
 
-# DIFFERENCE (per file): where RFCs and Python read a corpus file differently in ways the
-# oracle above cannot express; see server/mime/pyemail_test.cpp for the same list.
-CORPUS_SKIP = {
-    # A multipart cut off before its close delimiter: Python drops the last line break of the
-    # last part as if a delimiter followed; no delimiter claims it, so it stays in the body (as
-    # Dovecot does).
-    "malformed_boundaries.eml": "last part's final line break",
-}
+# Every corpus file is compared; the differences with Python are handled where they apply
+# (search for DIFFERENCE).
+CORPUS_SKIP: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CORPUS, "*.eml"))),
