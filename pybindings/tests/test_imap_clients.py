@@ -387,3 +387,22 @@ def test_mailbox_name_not_modified_utf7(client):
     assert typ == "OK", data
     assert c._imap.untagged_responses.pop("LIST", []) in ([], [None])
     assert c.noop()[0].startswith(b"NOOP")
+
+
+def test_prelogin_line_limit_fits_the_largest_id(server, raw):
+    # 30 pairs of 30-octet fields and 1024-octet values: about 31 KiB, accepted before login;
+    # a line past the 32 KiB pre-login limit is refused and the session goes on.
+    r = raw(server.imap_port)
+    r.read_line()
+    pairs = " ".join(f'"{i:02d}{"f" * 28}" "{"v" * 1024}"' for i in range(30))
+    r.cmd(f"a ID ({pairs})")
+    assert r.read_line().startswith(b'* ID ("name" "millipost"')
+    assert r.read_line().startswith(b"a OK")
+    r.cmd("b ID (" + '"x" "y" ' * 3000 + ")")  # about 33 KiB
+    assert r.read_line().startswith(b"b BAD"), "over the pre-login line limit"
+    r.cmd(f"c ID ({pairs} \"extra\" \"pair\")")  # 31 pairs
+    assert r.read_line().startswith(b"c BAD")
+    r.cmd('d ID ("name")')  # a field without value
+    assert r.read_line().startswith(b"d BAD")
+    r.cmd("e LOGIN alice secret")
+    assert r.read_line().startswith(b"e OK")
