@@ -579,8 +579,12 @@ def param(draw, name):
     form = draw(st.integers(0, 4))
     value = draw(st.text(alphabet="abcdefXYZ0123 .-_éü€", min_size=1, max_size=20))
     ascii_value = value.encode("ascii", "ignore").decode() or "x"
+    if draw(st.integers(0, 4)) == 0:
+        name = name.upper()  # parameter names are case-insensitive (RFC 2045 §5.1)
     if form == 0:
-        return f"; {name}={re.sub('[^A-Za-z0-9.]', '', ascii_value) or 'v'}"
+        # Whitespace around ';' and '=' is allowed (RFC 2045 §5.1 uses RFC 822 lexical rules).
+        sep, eq = draw(st.sampled_from([("; ", "="), (";", "="), (" ; ", " = "), (";\r\n ", "=")]))
+        return f"{sep}{name}{eq}{re.sub('[^A-Za-z0-9.]', '', ascii_value) or 'v'}"
     if form == 1:
         return f'; {name}="{ascii_value}"'
     lang = draw(st.sampled_from(["", "en", "de-CH"]))
@@ -658,7 +662,10 @@ def leaf(draw):
     # §3 forbids mixing forms of one name), and readers differ on which one wins.
     names = draw(st.lists(st.sampled_from(["name", "format", "x-a"]), max_size=2, unique=True))
     ps += "".join(draw(param(n)) for n in names)
-    headers.append(("Content-Type", kind + ps))
+    if kind == "text/plain" and not ps and draw(st.booleans()):
+        pass  # no Content-Type at all: text/plain; charset=us-ascii (RFC 2045 §5.2)
+    else:
+        headers.append(("Content-Type", kind + ps))
     # The decoded content.
     if text:
         eight = cte not in ("7bit", None) and charset != "us-ascii"
