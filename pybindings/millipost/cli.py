@@ -48,7 +48,7 @@ def cmd_demo(args: argparse.Namespace, rest: list[str]) -> int:
     from .demo import run_demo
 
     result = run_demo(users=args.users, seconds=args.seconds, senders=args.senders,
-                      readers=args.readers, seed=args.seed, data_dir=args.data,
+                      readers=args.readers, imap_readers=args.imap_readers, seed=args.seed, data_dir=args.data,
                       report_dir=args.report_dir)
     return 0 if result["oracle"]["ok"] else 1
 
@@ -75,11 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser("demo", help="the main job: server on SQLite, population, concurrent SMTP "
-                                    "deliveries and POP3 retrievals, checked, with a JSON report")
+                                    "deliveries, POP3 and IMAP retrievals, checked, with a JSON report")
     p.add_argument("--users", type=int, default=10000, help="population size (default 10000)")
     p.add_argument("--seconds", type=float, default=5.0, help="traffic duration (default 5)")
     p.add_argument("--senders", type=int, default=8, help="concurrent SMTP clients (default 8)")
     p.add_argument("--readers", type=int, default=4, help="concurrent POP3 clients (default 4)")
+    p.add_argument("--imap-readers", type=int, default=2,
+                   help="concurrent IMAP clients (default 2)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: time-based, printed)")
     p.add_argument("--data", default=None, help="data directory (default: a temporary one)")
     p.add_argument("--report-dir", default="reports/out", help="where the JSON report goes")

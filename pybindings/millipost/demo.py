@@ -1,10 +1,17 @@
 """The main job: the reference server on SQLite, a synthetic population, concurrent SMTP
-deliveries and POP3 retrievals for a few seconds, an oracle that checks every message arrived
-exactly once, a summary and a JSON report."""
+deliveries and POP3 and IMAP retrievals for a few seconds, an oracle that checks every message
+arrived exactly once (across both protocols), a summary and a JSON report.
+
+POP3 and IMAP readers take turns on the same mailboxes: the demo lets one reader at a time hold
+a user (as a real user runs one client at a time), so a message deleted through one protocol
+that came back through the other, or one expunged but still listed, is a duplicate the oracle
+reports."""
 from __future__ import annotations
 
+import imaplib
 import json
 import os
+import re
 import poplib
 import random
 import smtplib
@@ -54,8 +61,10 @@ def make_message(rng: random.Random, sender, recipients, msg_id: str) -> EmailMe
 
 
 class Demo:
-    def __init__(self, server: Server, population: Population, seed: int):
+    def __init__(self, server: Server, population: Population, seed: int,
+                 protocols: tuple[str, ...] = ("pop3", "imap")):
         self.server = server
+        self.protocols = protocols  # those the readers use; drain() takes turns among them
         self.population = population
         self.seed = seed
         self.lock = threading.Lock()
@@ -64,6 +73,14 @@ class Demo:
         self.pending: set[int] = set()
         self.smtp_latency: list[float] = []
         self.pop3_latency: list[float] = []
+        self.imap_latency: list[float] = []
+        # Retrievals per protocol (a message counts once it is deleted for good).
+        self.by_protocol: dict[str, int] = defaultdict(int)
+        self.sessions: dict[str, int] = defaultdict(int)
+        self.busy: set[int] = set()  # users a reader holds now
+        # Replies that contradict what the reader did (a STORE reply without the flags, an
+        # EXPUNGE count that differs from the messages flagged): the oracle fails on any.
+        self.violations: list[dict] = []
         self.errors: dict[str, int] = defaultdict(int)
         self.sent = 0
         self.deliveries = 0
@@ -108,8 +125,87 @@ class Demo:
             except (smtplib.SMTPException, OSError):
                 pass
 
-    def fetch(self, index: int) -> bool:
-        """One POP3 session for user `index`: retrieve and delete everything. False if busy."""
+    def violation(self, index: int, what: str) -> None:
+        with self.lock:
+            self.violations.append({"user": index, "what": what})
+
+    def claim(self, index: int) -> bool:
+        with self.lock:
+            if index in self.busy:
+                return False
+            self.busy.add(index)
+            return True
+
+    def release(self, index: int) -> None:
+        with self.lock:
+            self.busy.discard(index)
+
+    def fetch(self, index: int, protocol: str = "pop3") -> bool:
+        """One session for user `index` over `protocol` that retrieves and deletes everything.
+        False if another reader holds the user (or POP3 answered [IN-USE])."""
+        if not self.claim(index):
+            return False
+        try:
+            return self.fetch_imap(index) if protocol == "imap" else self.fetch_pop3(index)
+        finally:
+            self.release(index)
+
+    def fetch_imap(self, index: int) -> bool:
+        """SELECT INBOX, FETCH every message's id header (PEEK), STORE +FLAGS (\\Seen
+        \\Deleted) checked in the FETCH replies, EXPUNGE checked against the stored set."""
+        user = self.population[index]
+        t0 = time.monotonic()
+        imap = imaplib.IMAP4(self.server.host, self.server.imap_port, timeout=30)
+        try:
+            imap.login(user.login, user.password)
+            typ, data = imap.select("INBOX")
+            if typ != "OK":
+                raise imaplib.IMAP4.error(f"SELECT: {data!r}")
+            exists = int(data[0])
+            got: dict[int, str] = {}  # UID -> id header
+            if exists:
+                typ, data = imap.fetch(
+                    f"1:{exists}", f"(UID BODY.PEEK[HEADER.FIELDS ({ID_HEADER})])")
+                if typ != "OK":
+                    raise imaplib.IMAP4.error(f"FETCH: {data!r}")
+                for item in data:
+                    if not isinstance(item, tuple):
+                        continue
+                    m = re.search(rb"UID (\d+)", item[0])
+                    if not m:
+                        raise imaplib.IMAP4.error(f"FETCH without UID: {item[0]!r}")
+                    headers = BytesHeaderParser().parsebytes(item[1])
+                    got[int(m.group(1))] = headers.get(ID_HEADER, "?")
+            if got:
+                uids = ",".join(map(str, sorted(got)))
+                typ, data = imap.uid("STORE", uids, "+FLAGS", r"(\Seen \Deleted)")
+                if typ != "OK":
+                    raise imaplib.IMAP4.error(f"STORE: {data!r}")
+                flagged = sum(1 for d in data if d and b"\\Deleted" in d and b"\\Seen" in d)
+                if flagged != len(got):
+                    self.violation(index, f"STORE replied with both flags for {flagged} of "
+                                          f"{len(got)} messages")
+                typ, data = imap.expunge()
+                if typ != "OK":
+                    raise imaplib.IMAP4.error(f"EXPUNGE: {data!r}")
+                expunged = [d for d in data if d is not None]
+                if len(expunged) != len(got):
+                    self.violation(index, f"EXPUNGE reported {len(expunged)} of {len(got)} "
+                                          f"messages")
+            imap.logout()
+            with self.lock:
+                self.retrieved[index].extend(got.values())
+                self.by_protocol["imap"] += len(got)
+                self.sessions["imap"] += 1
+                self.imap_latency.append(time.monotonic() - t0)
+            return True
+        finally:
+            try:
+                imap.shutdown()
+            except OSError:
+                pass
+
+    def fetch_pop3(self, index: int) -> bool:
         user = self.population[index]
         t0 = time.monotonic()
         pop = poplib.POP3(self.server.host, self.server.pop3_port, timeout=30)
@@ -131,13 +227,15 @@ class Demo:
             pop.quit()  # UPDATE: deletions applied now; only then do they count as retrieved
             with self.lock:
                 self.retrieved[index].extend(got)
+                self.by_protocol["pop3"] += len(got)
+                self.sessions["pop3"] += 1
                 self.pop3_latency.append(time.monotonic() - t0)
             return True
         finally:
             pop.close()
 
-    def reader(self, worker: int) -> None:
-        rng = random.Random(self.seed * 2000 + worker)
+    def reader(self, worker: int, protocol: str = "pop3") -> None:
+        rng = random.Random(self.seed * 2000 + worker + (1000 if protocol == "imap" else 0))
         while not self.stop.is_set():
             with self.lock:
                 candidates = list(self.pending)
@@ -146,21 +244,25 @@ class Demo:
                 continue
             index = rng.choice(candidates)
             try:
-                if self.fetch(index):
+                if self.fetch(index, protocol):
                     with self.lock:
                         if len(self.retrieved[index]) >= len(self.expected[index]):
                             self.pending.discard(index)
-            except (poplib.error_proto, OSError) as e:
-                self.error(f"pop3: {type(e).__name__}")
+                else:
+                    time.sleep(0.001)
+            except (poplib.error_proto, imaplib.IMAP4.error, OSError) as e:
+                self.error(f"{protocol}: {type(e).__name__}")
 
     def drain(self) -> None:
-        for index in sorted(set(self.expected)):
+        """Reads what is left, taking turns among the protocols in use, by user."""
+        for n, index in enumerate(sorted(set(self.expected))):
+            protocol = self.protocols[n % len(self.protocols)]
             for _ in range(50):
                 try:
-                    if self.fetch(index):
+                    if self.fetch(index, protocol):
                         break
-                except (poplib.error_proto, OSError) as e:
-                    self.error(f"pop3 drain: {type(e).__name__}")
+                except (poplib.error_proto, imaplib.IMAP4.error, OSError) as e:
+                    self.error(f"{protocol} drain: {type(e).__name__}")
                 time.sleep(0.02)
 
     def oracle(self) -> dict:
@@ -180,29 +282,35 @@ class Demo:
             for m in got:
                 if m not in want:
                     unexpected.append({"user": index, "id": m})
-        return {"ok": not (lost or duplicated or unexpected), "lost": lost[:20],
-                "duplicated": duplicated[:20], "unexpected": unexpected[:20],
+        return {"ok": not (lost or duplicated or unexpected or self.violations),
+                "lost": lost[:20], "duplicated": duplicated[:20], "unexpected": unexpected[:20],
+                "violations": self.violations[:20], "violation_count": len(self.violations),
                 "lost_count": len(lost), "duplicated_count": len(duplicated),
                 "unexpected_count": len(unexpected)}
 
 
 def run_demo(users: int = 10000, seconds: float = 5.0, senders: int = 8, readers: int = 4,
-             seed: Optional[int] = None, data_dir: Optional[str] = None,
+             imap_readers: int = 2, seed: Optional[int] = None, data_dir: Optional[str] = None,
              report_dir: str = "reports/out", quiet: bool = False) -> dict:
     seed = int(time.time()) % 1_000_000 if seed is None else seed
     say = (lambda *a: None) if quiet else print
     say(f"millipost demo: seed {seed} (repeat with --seed {seed}), {users:,} users, "
-        f"{senders} SMTP + {readers} POP3 clients for {seconds:g} s")
+        f"{senders} SMTP + {readers} POP3 + {imap_readers} IMAP clients for {seconds:g} s")
     population = Population(seed, users)
     with Server(data_dir=data_dir) as server:
         t0 = time.monotonic()
         server.provision(population)
         provision_s = time.monotonic() - t0
-        say(f"  server on 127.0.0.1 smtp {server.smtp_port} pop3 {server.pop3_port}, "
+        say(f"  server on 127.0.0.1 smtp {server.smtp_port} pop3 {server.pop3_port} "
+            f"imap {server.imap_port}, "
             f"store {server.data_dir}; provisioned in {provision_s:.2f} s")
-        demo = Demo(server, population, seed)
+        protocols = tuple(p for p, n in (("pop3", readers), ("imap", imap_readers)) if n) \
+            or ("pop3",)
+        demo = Demo(server, population, seed, protocols)
         threads = [threading.Thread(target=demo.sender, args=(i,)) for i in range(senders)]
         threads += [threading.Thread(target=demo.reader, args=(i,)) for i in range(readers)]
+        threads += [threading.Thread(target=demo.reader, args=(i, "imap"))
+                    for i in range(imap_readers)]
         t_start = time.monotonic()
         for t in threads:
             t.start()
@@ -225,14 +333,18 @@ def run_demo(users: int = 10000, seconds: float = 5.0, senders: int = 8, readers
         "kind": "demo",
         "seed": seed,
         "config": {"users": users, "seconds": seconds, "senders": senders, "readers": readers,
-                   "data_dir": data_dir},
+                   "imap_readers": imap_readers, "data_dir": data_dir},
         "totals": {"messages": demo.sent, "deliveries": demo.deliveries, "retrieved": retrieved,
+                   "retrieved_pop3": demo.by_protocol["pop3"],
+                   "retrieved_imap": demo.by_protocol["imap"],
+                   "sessions_pop3": demo.sessions["pop3"], "sessions_imap": demo.sessions["imap"],
                    "errors": sum(demo.errors.values())},
         "errors": dict(demo.errors),
         "rates": {"messages_per_s": round(demo.sent / traffic_s, 1),
                   "deliveries_per_s": round(demo.deliveries / traffic_s, 1)},
         "latency": {"smtp_transaction": percentiles(demo.smtp_latency),
-                    "pop3_session": percentiles(demo.pop3_latency)},
+                    "pop3_session": percentiles(demo.pop3_latency),
+                    "imap_session": percentiles(demo.imap_latency)},
         "provision_seconds": round(provision_s, 3),
         "oracle": oracle,
         "server_counters": counters,
@@ -244,13 +356,15 @@ def run_demo(users: int = 10000, seconds: float = 5.0, senders: int = 8, readers
     result["report"] = path
     lat = result["latency"]["smtp_transaction"]
     say(f"  sent {demo.sent:,} messages ({demo.deliveries:,} deliveries, "
-        f"{result['rates']['messages_per_s']:,} msg/s), retrieved {retrieved:,} by POP3")
+        f"{result['rates']['messages_per_s']:,} msg/s), retrieved {retrieved:,} "
+        f"({demo.by_protocol['pop3']:,} by POP3, {demo.by_protocol['imap']:,} by IMAP)")
     if lat.get("count"):
         say(f"  SMTP transaction p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; "
             f"errors {result['totals']['errors']}")
     verdict = "OK: every delivery retrieved exactly once" if oracle["ok"] else (
         f"FAILED: {oracle['lost_count']} lost, {oracle['duplicated_count']} duplicated, "
-        f"{oracle['unexpected_count']} unexpected")
+        f"{oracle['unexpected_count']} unexpected, {oracle['violation_count']} IMAP replies "
+        f"wrong")
     say(f"  oracle {verdict}")
     say(f"  report {path}")
     return result

@@ -47,7 +47,8 @@ def test_millipost_help():
 @pytest.mark.parametrize("command,flags", [
     ("serve", ("--data", "--config")),
     ("provision", ("--data", "--users", "--seed", "--password", "--domain")),
-    ("demo", ("--users", "--seconds", "--seed", "--report-dir", "--data")),
+    ("demo", ("--users", "--seconds", "--seed", "--report-dir", "--data", "--readers",
+              "--imap-readers")),
 ])
 def test_millipost_subcommand_help(command, flags):
     r = run(tool("millipost"), command, "--help")
@@ -195,3 +196,27 @@ def test_demo(tmp_path):
     assert report["oracle"]["ok"] is True
     assert files[0].endswith("-5.json")
     assert os.path.basename(files[0]) in r.stdout
+    # Both protocols read mail, and together they read every delivery exactly once.
+    totals = report["totals"]
+    assert totals["retrieved_pop3"] > 0 and totals["retrieved_imap"] > 0, totals
+    assert totals["retrieved_pop3"] + totals["retrieved_imap"] == totals["retrieved"]
+    assert totals["retrieved"] == totals["deliveries"], totals
+    assert totals["sessions_imap"] > 0 and report["latency"]["imap_session"]["count"] > 0
+    assert report["config"]["imap_readers"] == 2
+    assert report["oracle"]["violation_count"] == 0
+    assert f"({totals['retrieved_pop3']:,} by POP3, {totals['retrieved_imap']:,} by IMAP)" \
+        in r.stdout, r.stdout
+
+
+def test_demo_imap_only(tmp_path):
+    # No POP3 reader: IMAP sessions (SELECT, FETCH, STORE, EXPUNGE) retrieve everything.
+    reports = tmp_path / "reports"
+    r = run(tool("millipost"), "demo", "--users", "200", "--seconds", "1", "--seed", "7",
+            "--readers", "0", "--imap-readers", "3", "--report-dir", str(reports), timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    with open(glob.glob(str(reports / "*.json"))[0]) as f:
+        report = json.load(f)
+    totals = report["totals"]
+    assert report["oracle"]["ok"] is True
+    assert totals["retrieved_pop3"] == 0 and totals["sessions_pop3"] == 0
+    assert totals["retrieved_imap"] == totals["deliveries"] > 0, totals

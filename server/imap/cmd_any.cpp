@@ -1,5 +1,6 @@
 // imap/cmd_any.cpp: commands valid in any state: CAPABILITY, NOOP, LOGOUT, ID, and ENABLE.
 #include "imap/context.h"
+#include "util/limits.h"
 
 #include <fmt/format.h>
 
@@ -27,11 +28,40 @@ net::awaitable<void> cmd_logout(Session& s, Command& c) {
     co_return;
 }
 
-// RFC 2971: the client's parameters are accepted and ignored; ours name the server.
+// RFC 2971: the client's parameters are checked against the §3.3 limits, then ignored; ours
+// name the server.
 net::awaitable<void> cmd_id(Session& s, Command& c) {
     if (c.args.size() != 1 || !(c.args[0].is_list() || c.args[0].is_nil())) {
         s.bad(c, "Syntax: ID (field value ...) or ID NIL");
         co_return;
+    }
+    if (c.args[0].is_list()) {
+        auto& items = c.args[0].items;
+        if (items.size() % 2 != 0) {
+            s.bad(c, "ID: a field without a value");
+            co_return;
+        }
+        if (items.size() / 2 > limits::kImapIdMaxPairs) {
+            s.bad(c, "ID: more than 30 field-value pairs (RFC 2971)");
+            co_return;
+        }
+        for (std::size_t i = 0; i < items.size(); i += 2) {
+            auto& field = items[i];
+            auto& value = items[i + 1];
+            if (!field.is_string()) {
+                s.bad(c, "ID: fields are strings");
+                co_return;
+            }
+            if (!(value.is_string() || value.is_nil())) {
+                s.bad(c, "ID: values are strings or NIL");
+                co_return;
+            }
+            if (field.text.size() > limits::kImapIdMaxField ||
+                (value.is_string() && value.text.size() > limits::kImapIdMaxValue)) {
+                s.bad(c, "ID: field longer than 30 or value longer than 1024 octets (RFC 2971)");
+                co_return;
+            }
+        }
     }
     s.untagged(R"(ID ("name" "millipost" "version" "0.1.0"))");
     s.ok(c, "ID completed");

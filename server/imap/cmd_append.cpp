@@ -1,9 +1,11 @@
 // imap/cmd_append.cpp: APPEND with flags and date (RFC 9051 §6.3.12), several messages in one
 // command stored atomically (MULTIAPPEND, RFC 3502), messages built from text and IMAP URLs of
 // the user's own messages (CATENATE, RFC 4469), answered with APPENDUID (UIDPLUS, RFC 4315) and
-// checked against the user's quota (RFC 9208) and the message size limit.
+// checked against the user's quota (RFC 9208) and the message size limit. Binary content
+// (literal8, RFC 3516) is stored base64-encoded.
 #include "imap/context.h"
 
+#include "mime/decode.h"
 #include "mime/message.h"
 #include "mime/section.h"
 
@@ -99,6 +101,13 @@ net::awaitable<void> cmd_append(Session& s, Command& c) {
                         return {S::TooBig, "the message would be too big"};
                 }
                 bytes = built[i];
+            } else if (m.binary) {
+                // Binary content sent as literal8 is stored base64-encoded, so that BODY[]
+                // stays legal (see mime::convert_binary_parts); BINARY[] decodes it back.
+                if (auto converted = mime::convert_binary_parts(bytes)) {
+                    built[i] = std::move(*converted);
+                    bytes = built[i];
+                }
             }
             if (bytes.empty()) return {S::Empty, "empty message"};
             total += bytes.size();

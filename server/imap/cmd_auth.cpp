@@ -1,6 +1,7 @@
 // imap/cmd_auth.cpp: LOGIN and AUTHENTICATE PLAIN (RFC 4616, with SASL-IR RFC 4959 and the
 // continuation form). Passwords are checked on the blocking pool.
 #include "imap/context.h"
+#include "util/limits.h"
 
 #include "mime/decode.h"
 
@@ -77,7 +78,7 @@ net::awaitable<void> cmd_authenticate(Session& s, Command& c) {
         response = *ir == "=" ? std::string() : std::string(*ir);
     } else {
         write_continuation(s.out, "");
-        auto line = co_await read_raw_line(s, 8192);
+        auto line = co_await read_raw_line(s, limits::kImapMaxAuthResponse);
         if (!line) {
             s.closed = s.conn->closed() != net::Connection::Closed::No;
             if (!s.closed) s.bad(c, "authentication response too long");

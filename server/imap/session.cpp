@@ -4,6 +4,7 @@
 #include "imap/session.h"
 
 #include "imap/context.h"
+#include "util/limits.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -12,12 +13,12 @@ namespace millipost::imap {
 
 namespace {
 
-// Before login: short lines and small literals only.
+// Before login: small commands only; room for the largest valid ID (see util/limits.h).
 Limits prelogin_limits() {
     Limits l;
-    l.max_line = 8192;
-    l.max_literal = 8192;
-    l.max_command_literals = 16384;
+    l.max_line = limits::kImapPreLoginMaxLine;
+    l.max_literal = limits::kImapPreLoginMaxLiteral;
+    l.max_command_literals = limits::kImapPreLoginMaxCommandLiterals;
     l.max_nonsync_literal = l.max_literal;  // LITERAL+ (RFC 7888), within the pre-login cap
     return l;
 }

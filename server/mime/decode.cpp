@@ -5,9 +5,11 @@
 
 #include <iconv.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <vector>
 
 namespace millipost::mime {
 namespace {
@@ -361,6 +363,108 @@ Decoded decode_body(const Part& part, std::string_view raw_message) {
             break;
     }
     return d;
+}
+
+std::string encode_base64_lines(std::string_view in) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    constexpr std::size_t kLine = 76;  // RFC 2045 §6.8: at most 76 characters per line
+    std::string out;
+    out.reserve(in.size() / 3 * 4 + in.size() / 57 * 2 + 8);
+    std::size_t col = 0;
+    auto put = [&](char c) {
+        if (col == kLine) {
+            out += "\r\n";
+            col = 0;
+        }
+        out += c;
+        ++col;
+    };
+    std::size_t i = 0;
+    for (; i + 3 <= in.size(); i += 3) {
+        std::uint32_t v = (std::uint32_t(static_cast<unsigned char>(in[i])) << 16) |
+                          (std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8) |
+                          std::uint32_t(static_cast<unsigned char>(in[i + 2]));
+        put(kAlphabet[(v >> 18) & 63]);
+        put(kAlphabet[(v >> 12) & 63]);
+        put(kAlphabet[(v >> 6) & 63]);
+        put(kAlphabet[v & 63]);
+    }
+    if (i < in.size()) {
+        std::uint32_t v = std::uint32_t(static_cast<unsigned char>(in[i])) << 16;
+        if (i + 1 < in.size()) v |= std::uint32_t(static_cast<unsigned char>(in[i + 1])) << 8;
+        put(kAlphabet[(v >> 18) & 63]);
+        put(kAlphabet[(v >> 12) & 63]);
+        put(i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=');
+        put('=');
+    }
+    return out;
+}
+
+namespace {
+
+struct Edit {
+    std::size_t start, end;  // replaced range of the original
+    std::string text;
+};
+
+bool needs_conversion(const Part& p, std::string_view raw) {
+    if (p.is_multipart() || p.is_message()) return false;
+    auto enc = p.transfer_encoding();
+    if (enc == Encoding::Binary) return true;
+    bool identity = enc == Encoding::SevenBit || enc == Encoding::EightBit;
+    return identity && raw.substr(p.body_start, p.size()).find('\0') != std::string_view::npos;
+}
+
+void collect_edits(const Part& p, std::string_view raw, std::vector<Edit>& edits) {
+    for (const auto& child : p.children)
+        collect_edits(child, raw, edits);
+    if (!needs_conversion(p, raw)) return;
+    constexpr std::string_view kField = "Content-Transfer-Encoding: base64";
+    if (const Header* h = p.header("Content-Transfer-Encoding")) {
+        std::string_view old = raw.substr(h->start, h->end - h->start);
+        std::string eol = old.ends_with("\r\n") ? "\r\n" : old.ends_with('\n') ? "\n" : "";
+        edits.push_back({h->start, h->end, std::string(kField) + eol});
+    } else {
+        // Before the blank line that ends the header; a header without one (a defect) is left
+        // alone: where the field would go is not certain, and the body stays as it was.
+        std::string_view head = raw.substr(p.header_start, p.header_end - p.header_start);
+        std::size_t at;
+        std::string eol;
+        if (head.ends_with("\r\n\r\n") || head == "\r\n") {
+            at = p.header_end - 2;
+            eol = "\r\n";
+        } else if (head.ends_with("\n\n") || head == "\n") {
+            at = p.header_end - 1;
+            eol = "\n";
+        } else {
+            return;
+        }
+        edits.push_back({at, at, std::string(kField) + eol});
+    }
+    edits.push_back(
+        {p.body_start, p.body_end, encode_base64_lines(raw.substr(p.body_start, p.size()))});
+}
+
+}  // namespace
+
+std::optional<std::string> convert_binary_parts(std::string_view raw) {
+    auto msg = parse(raw);
+    std::vector<Edit> edits;
+    collect_edits(msg.root, raw, edits);
+    if (edits.empty()) return std::nullopt;
+    std::sort(edits.begin(), edits.end(),
+              [](const Edit& a, const Edit& b) { return a.start < b.start; });
+    std::string out;
+    out.reserve(raw.size() + raw.size() / 3 + 64);
+    std::size_t pos = 0;
+    for (const auto& e : edits) {
+        out.append(raw.substr(pos, e.start - pos));
+        out += e.text;
+        pos = e.end;
+    }
+    out.append(raw.substr(pos));
+    return out;
 }
 
 }  // namespace millipost::mime

@@ -50,4 +50,15 @@ struct Decoded {
 };
 Decoded decode_body(const Part& part, std::string_view raw_message);
 
+// Base64 (RFC 2045 §6.8) in lines of 76 characters separated by CRLF, no CRLF after the last.
+std::string encode_base64_lines(std::string_view in);
+
+// APPEND of a literal8 (RFC 3516 §4.4) may store binary content, which BODY[section] could then
+// only return with NUL octets in a plain literal, which RFC 9051 §4.3 forbids. So, as Dovecot
+// does, the leaf parts whose content is binary (Content-Transfer-Encoding "binary", or any NUL
+// octet in an identity-encoded body) are rewritten as base64: the Content-Transfer-Encoding
+// field replaced (or added), the body encoded. BINARY[section] still returns the original
+// octets. Returns nullopt when no part needs it (the message is stored as sent).
+std::optional<std::string> convert_binary_parts(std::string_view raw);
+
 }  // namespace millipost::mime

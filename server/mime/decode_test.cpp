@@ -205,3 +205,63 @@ RC_GTEST_PROP(MimeDecode, QuotedPrintableRoundTrip, (const std::string& data)) {
     }
     RC_ASSERT(decode_quoted_printable(enc) == data);
 }
+
+TEST(MimeDecode, Base64Lines) {
+    EXPECT_EQ(encode_base64_lines(""), "");
+    EXPECT_EQ(encode_base64_lines("f"), "Zg==");
+    EXPECT_EQ(encode_base64_lines("fo"), "Zm8=");
+    EXPECT_EQ(encode_base64_lines("foo"), "Zm9v");
+    std::string big(57 * 2 + 1, '\xff');  // 57 octets fill one 76-character line
+    auto e = encode_base64_lines(big);
+    EXPECT_EQ(e.substr(76, 2), "\r\n");
+    EXPECT_EQ(e.substr(154, 2), "\r\n");
+    EXPECT_FALSE(e.ends_with("\r\n"));
+    EXPECT_EQ(decode_base64(e), big);
+}
+
+// imaptest's append-binary: a literal8 message whose body is binary with a NUL.
+TEST(MimeDecode, ConvertBinaryParts) {
+    std::string body("\0-\xe4\n\r\n\n", 7);
+    std::string raw =
+        "From: user@domain.org\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Transfer-Encoding: binary\r\n\r\n" +
+        body;
+    auto c = convert_binary_parts(raw);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(*c,
+              "From: user@domain.org\r\nContent-Type: application/octet-stream\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\n" +
+                  encode_base64_lines(body));
+    auto m = parse(*c);
+    auto d = decode_body(m.root, *c);
+    EXPECT_EQ(d.data, body);
+
+    // Nothing binary: stored as sent.
+    EXPECT_FALSE(convert_binary_parts("Subject: x\r\n\r\nhello\r\n"));
+
+    // In a multipart: only the NUL-carrying 8bit part and the binary part change; a part
+    // without Content-Transfer-Encoding gets the field before its blank line.
+    const std::string nul(1, '\0');
+    std::string multi =
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nplain text\r\n"
+        "--b\r\nContent-Type: application/x-a\r\n\r\na" +
+        nul +
+        "b\r\n"
+        "--b\r\nContent-Transfer-Encoding: BINARY\r\n\r\n\x01\x02\r\n"
+        "--b--\r\n";
+    auto mc = convert_binary_parts(multi);
+    ASSERT_TRUE(mc);
+    EXPECT_EQ(*mc,
+              "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+              "--b\r\nContent-Type: text/plain\r\n\r\nplain text\r\n"
+              "--b\r\nContent-Type: application/x-a\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\n" +
+                  encode_base64_lines("a" + nul + "b") +
+                  "\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                  encode_base64_lines("\x01\x02") + "\r\n--b--\r\n");
+    auto mm = parse(*mc);
+    ASSERT_EQ(mm.root.children.size(), 3u);
+    EXPECT_EQ(decode_body(mm.root.children[1], *mc).data, "a" + nul + "b");
+    EXPECT_EQ(decode_body(mm.root.children[2], *mc).data, "\x01\x02");
+}

@@ -35,6 +35,20 @@ inline constexpr std::size_t kImapNotifyBacklog = 1000;
 // NOTIFY SET: event groups and mailbox names in one command.
 inline constexpr std::size_t kImapNotifyMaxGroups = 64;
 inline constexpr std::size_t kImapNotifyMaxNames = 1000;
+// ID (RFC 2971 §3.3): at most 30 field-value pairs, fields of at most 30 octets, values of at
+// most 1024; ID with more is refused with BAD.
+inline constexpr std::size_t kImapIdMaxPairs = 30;
+inline constexpr std::size_t kImapIdMaxField = 30;
+inline constexpr std::size_t kImapIdMaxValue = 1024;
+// Before login (ID, CAPABILITY, LOGIN, AUTHENTICATE) commands are small, with one exception: the
+// largest valid ID, 30 pairs of quoted 30- and 1024-octet strings, is about 31 KiB of command
+// text. So the pre-login command line is 32 KiB; one literal (a password, an ID value) at most
+// 8 KiB, all literals of one command at most 32 KiB, and an AUTHENTICATE response line
+// 8 KiB (base64 of a PLAIN response with generous credentials).
+inline constexpr std::size_t kImapPreLoginMaxLine = 32 * 1024;
+inline constexpr std::size_t kImapPreLoginMaxLiteral = 8 * 1024;
+inline constexpr std::size_t kImapPreLoginMaxCommandLiterals = 32 * 1024;
+inline constexpr std::size_t kImapMaxAuthResponse = 8 * 1024;
 
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;

@@ -158,10 +158,11 @@ Parsed<std::string> decode_mailbox(std::string_view name, bool utf8) {
         out = std::string(name);
     } else {
         auto d = mutf7_decode(name);
-        // Well-formed syntax naming no possible mailbox: NO, not BAD (as Dovecot answers).
+        // Well-formed syntax, but a name no mailbox can have: NO [CANNOT] (RFC 5530), as
+        // imaptest's `atoms` script expects for SELECT; LIST skips such patterns.
         if (!d)
             return ArgError{"Mailbox name is not valid modified UTF-7 " + quote_for_error(name),
-                            "CANNOT"};
+                            std::string(kInvalidMailboxNameCode)};
         out = std::move(*d);
     }
     if (std::any_of(out.begin(), out.end(), [](char c) {
@@ -196,7 +197,10 @@ bool valid_keyword(std::string_view s) {
 }
 
 std::optional<ArgError> add_flag(FlagList& out, const Arg& a, FlagContext ctx) {
-    if (a.kind != Arg::Kind::Atom || a.section) return bad("Flags must be atoms");
+    // NIL is an atom too (flag-keyword = atom, RFC 9051 §9): `STORE 1 +FLAGS NIL` sets the
+    // keyword "NIL", as Dovecot does and imaptest's `nil` script expects.
+    bool atom = (a.kind == Arg::Kind::Atom && !a.section) || a.kind == Arg::Kind::Nil;
+    if (!atom) return bad("Flags must be atoms");
     std::string_view f = a.text;
     if (!f.empty() && f[0] == '\\') {
         if (ctx == FlagContext::Search) return bad("Expected a keyword, not " + quote_for_error(f));

@@ -45,6 +45,9 @@ Parsed<SequenceSet> parse_sequence_set(const Arg& a);
 Parsed<std::string> parse_mailbox(const Arg& a, bool utf8);
 // Same rules for text already extracted (LIST patterns use it without the INBOX rule).
 Parsed<std::string> decode_mailbox(std::string_view name, bool utf8);
+// The response code of decode_mailbox's error for a name that is not valid modified UTF-7
+// (the error is NO [CANNOT], not BAD: the command itself is well-formed).
+inline constexpr std::string_view kInvalidMailboxNameCode = "CANNOT";
 
 // ---- Flags ------------------------------------------------------------------------------------
 

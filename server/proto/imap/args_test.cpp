@@ -237,6 +237,8 @@ TEST(ImapArgs, Mailboxes) {
     EXPECT_FALSE(parse_mailbox(arg("\"Entwürfe\""), false));  // rev1 names are 7-bit
     EXPECT_FALSE(parse_mailbox(arg("&Jjo"), false));
     EXPECT_EQ(parse_mailbox(arg("&Jjo"), false).error().code, "CANNOT");  // NO, not BAD
+    // Not modified UTF-7: NO [CANNOT], not BAD (the command is well-formed).
+    EXPECT_EQ(parse_mailbox(arg("!#$&'+,-.0123456789:;<=>?@^_`|[}"), false).error().code, "CANNOT");
     EXPECT_FALSE(parse_mailbox(arg("{3}\r\na\xff"
                                    "b"),
                                true));
@@ -266,6 +268,13 @@ TEST(ImapArgs, FlagLists) {
     EXPECT_FALSE(parse_flag_list(arg("(a%b)"), FlagContext::Store));
     EXPECT_FALSE(parse_flag_list(arg("(a]b)"), FlagContext::Store));
     EXPECT_FALSE(parse_flag_list(arg("\\Seen"), FlagContext::Store));
+    // NIL is an atom in a flag position: the keyword "NIL" (spelling kept).
+    auto n = parse_flag_list(arg("(NIL nil)"), FlagContext::Store);
+    ASSERT_TRUE(n) << n.error().text;
+    EXPECT_EQ(n->keywords, (std::vector<std::string>{"NIL"}));
+    auto bare = parse_flags(std::vector<Arg>{arg("NIL")}, FlagContext::Store);
+    ASSERT_TRUE(bare) << bare.error().text;
+    EXPECT_EQ(bare->keywords, (std::vector<std::string>{"NIL"}));
     EXPECT_EQ(system_flag("\\DRAFT"), kFlagDraft);
     EXPECT_EQ(system_flag("Draft"), 0);
 }
@@ -782,6 +791,16 @@ TEST(ImapList, Basic) {
     EXPECT_EQ(l->patterns, std::vector<std::string>{"&Jjo%"});
 }
 
+TEST(ImapList, InvalidModifiedUtf7PatternMatchesNothing) {
+    // Kept as sent: no mailbox name (all decoded) can equal it, so it matches nothing.
+    auto l = parse_list(cmd("A LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_EQ(l->patterns, std::vector<std::string>{"!#$&'+,-.0123456789:;<=>?@^_`|[}%*"});
+    l = parse_list(cmd("A LIST \"\" (\"&Jjo\" INBOX)\r\n"), false);
+    ASSERT_TRUE(l) << l.error().text;
+    EXPECT_EQ(l->patterns, (std::vector<std::string>{"&Jjo", "INBOX"}));
+}
+
 TEST(ImapList, Extended) {
     auto l =
         parse_list(cmd("A LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (\"INBOX\" \"Drafts/*\") "
@@ -831,6 +850,8 @@ TEST(ImapList, Errors) {
                      "A LIST \"\" % RETURN\r\n", "A LSUB () \"\" %\r\n",
                      "A LSUB \"\" % RETURN ()\r\n", "A LIST (RECURSIVEMATCH REMOTE) \"\" %\r\n",
                      "A LIST \"\" % RETURN (STATUS (MESSAGES) STATUS (UNSEEN))\r\n",
-                     "A LIST \"\" % RETURN STATUS (MESSAGES)\r\n"})
+                     "A LIST \"\" % RETURN STATUS (MESSAGES)\r\n", "A LIST &Jjo %\r\n"})
         EXPECT_FALSE(parse_list(cmd(bad), false)) << bad;
+    // (A pattern that is not modified UTF-7 is no error: see InvalidModifiedUtf7Pattern...;
+    // the reference name still must be valid.)
 }

@@ -55,13 +55,16 @@ Parsed<ListArgs> parse_list(const Command& cmd, bool utf8) {
         if (args[i].items.empty()) return bad("Empty list of mailbox patterns");
         for (auto& p : args[i].items) {
             auto pat = pattern(p, utf8);
+            if (!pat && pat.error().code == kInvalidMailboxNameCode) continue;  // matches nothing
             if (!pat) return pat.error();
             out.patterns.push_back(std::move(*pat));
         }
     } else {
         auto pat = pattern(args[i], utf8);
-        if (!pat) return pat.error();
-        out.patterns.push_back(std::move(*pat));
+        // A pattern that is not valid modified UTF-7 matches no mailbox: LIST answers OK with
+        // nothing (as Dovecot does; imaptest's `atoms` script expects it).
+        if (!pat && pat.error().code != kInvalidMailboxNameCode) return pat.error();
+        if (pat) out.patterns.push_back(std::move(*pat));
     }
     ++i;
     if (i == args.size()) return out;
