@@ -81,7 +81,15 @@ def test_namespace_and_list(client):
     ns = c.namespace()
     assert ns.personal == (("", "/"),)
     assert ns.other is None and ns.shared is None
-    assert c.list_folders() == [((b"\\HasNoChildren",), b"/", "INBOX")]
+    # INBOX and the special-use mailboxes made at the first login (RFC 6154).
+    assert c.list_folders() == [
+        ((b"\\HasNoChildren", b"\\Archive"), b"/", "Archive"),
+        ((b"\\HasNoChildren", b"\\Drafts"), b"/", "Drafts"),
+        ((b"\\HasNoChildren",), b"/", "INBOX"),
+        ((b"\\HasNoChildren", b"\\Junk"), b"/", "Junk"),
+        ((b"\\HasNoChildren", b"\\Sent"), b"/", "Sent"),
+        ((b"\\HasNoChildren", b"\\Trash"), b"/", "Trash"),
+    ]
     # XLIST is not offered (LIST with SPECIAL-USE replaced it): the command is refused.
     assert not c.has_capability("XLIST")
     with pytest.raises(IMAPClientError):
@@ -151,7 +159,8 @@ def test_append_with_flags_and_date(client):
     assert resp.startswith(b"[APPENDUID ") and b" 1]" in resp
     c.select_folder("INBOX")
     got = c.fetch([1], ["FLAGS", "INTERNALDATE", "RFC822.SIZE"])[1]
-    assert set(got[b"FLAGS"]) == {b"\\Flagged", b"$Label1"}
+    # \\Recent: this IMAP4rev1 session is the first to select INBOX since the APPEND.
+    assert set(got[b"FLAGS"]) == {b"\\Flagged", b"$Label1", b"\\Recent"}
     assert got[b"INTERNALDATE"].replace(tzinfo=None) == when.replace(tzinfo=None) \
         or got[b"INTERNALDATE"] == when.astimezone().replace(tzinfo=None)
     assert got[b"RFC822.SIZE"] == len(MSG)
@@ -172,7 +181,7 @@ def test_fetch_every_item(client):
                         "BINARY.SIZE[1]", "BINARY.SIZE[2]", "RFC822.HEADER"])[1]
     header_end = MSG.index(b"\r\n\r\n") + 4
     assert got[b"SEQ"] == 1  # (IMAPClient keys the result by the UID)
-    assert got[b"FLAGS"] == ()
+    assert got[b"FLAGS"] == (b"\\Recent",)
     assert got[b"RFC822.SIZE"] == len(MSG)
     assert got[b"BODY[]"] == MSG
     assert got[b"BODY[HEADER]"] == MSG[:header_end]
@@ -210,9 +219,9 @@ def test_fetch_every_item(client):
     assert parts[1][:7] == (b"application", b"octet-stream", None, None, None, b"base64", 8)
     assert got[b"BODY"][0][0][:7] == parts[0][:7]
     # None of these PEEKed: still unseen; a plain BODY[] sets \Seen and reports it.
-    assert c.get_flags([1]) == {1: ()}
+    assert c.get_flags([1]) == {1: (b"\\Recent",)}
     got = c.fetch([1], ["BODY[1]"])[1]
-    assert got[b"FLAGS"] == (b"\\Seen",)
+    assert got[b"FLAGS"] == (b"\\Seen", b"\\Recent")
     # Sequence numbers instead of UIDs.
     c.use_uid = False
     assert c.fetch([1], ["UID"])[1][b"UID"] == 1
@@ -263,18 +272,19 @@ def test_store_add_remove_set(client):
     c.append("INBOX", message("a"))
     c.append("INBOX", message("b"))
     c.select_folder("INBOX")
+    r = b"\\Recent"  # the session's own: shown, never stored or removed by STORE
     assert c.add_flags([1, 2], [b"\\Flagged", b"Work"]) == {
-        1: (b"\\Flagged", b"Work"), 2: (b"\\Flagged", b"Work")}
-    assert c.remove_flags([1], [b"Work"]) == {1: (b"\\Flagged",)}
-    assert c.set_flags([2], [b"\\Answered"]) == {2: (b"\\Answered",)}
-    assert c.get_flags([1, 2]) == {1: (b"\\Flagged",), 2: (b"\\Answered",)}
+        1: (b"\\Flagged", r, b"Work"), 2: (b"\\Flagged", r, b"Work")}
+    assert c.remove_flags([1], [b"Work"]) == {1: (b"\\Flagged", r)}
+    assert c.set_flags([2], [b"\\Answered"]) == {2: (b"\\Answered", r)}
+    assert c.get_flags([1, 2]) == {1: (b"\\Flagged", r), 2: (b"\\Answered", r)}
     with pytest.raises(IMAPClientError):
         c.add_flags([1], [b"\\Recent"])  # not settable by clients
 
 
 def test_copy_move_expunge(client):
     c = client()
-    c.create_folder("Archive")
+    assert c.folder_exists("Archive")  # made at the first login (special-use \\Archive)
     for s in ("a", "b", "c", "d"):
         c.append("INBOX", message(s))
     c.select_folder("INBOX")
@@ -350,7 +360,7 @@ def test_store_keyword_nil(client):
     assert typ == "OK", data
     # On the wire the keyword is the atom NIL (IMAPClient's parser reads it as None).
     typ, data = c._imap.fetch("1", "(FLAGS)")
-    assert typ == "OK" and data == [b"1 (FLAGS (NIL))"], data
+    assert typ == "OK" and data == [b"1 (FLAGS (\\Recent NIL))"], data
 
 
 def test_literal8_binary_append_is_stored_base64(server, client):
