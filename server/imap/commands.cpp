@@ -35,6 +35,8 @@ constexpr std::array kCommands{
     CommandSpec{"COPY", kSelected, cmd_copy, true},
     CommandSpec{"MOVE", kSelected, cmd_copy, true},
     CommandSpec{"SEARCH", kSelected, cmd_search, true},
+    CommandSpec{"SORT", kSelected, cmd_sort, true},
+    CommandSpec{"THREAD", kSelected, cmd_thread, true},
     CommandSpec{"EXPUNGE", kSelected, cmd_expunge, true},
     CommandSpec{"CHECK", kSelected, cmd_check},
     CommandSpec{"CLOSE", kSelected, cmd_close},
@@ -54,7 +56,7 @@ std::string capabilities(const Session& s) {
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
-        "UTF8=ACCEPT";
+        "UTF8=ACCEPT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
     return caps;
 }
 

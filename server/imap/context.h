@@ -5,6 +5,7 @@
 #include "net/server.h"
 #include "proto/imap/args.h"
 #include "proto/imap/parser.h"
+#include "proto/imap/search.h"
 #include "proto/imap/writer.h"
 #include "service.h"
 
@@ -146,6 +147,11 @@ net::awaitable<void> cmd_check(Session&, Command&);
 net::awaitable<void> cmd_close(Session&, Command&);
 net::awaitable<void> cmd_expunge(Session&, Command&);
 net::awaitable<void> cmd_search(Session&, Command&);
+net::awaitable<void> cmd_sort(Session&, Command&);
+net::awaitable<void> cmd_thread(Session&, Command&);
+// The sequence numbers of the selected mailbox's messages that match `key`, ascending (SEARCH,
+// SORT, THREAD): the full-text index narrows text keys, the messages are read where needed.
+net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const SearchKey& key);
 net::awaitable<void> cmd_idle(Session&, Command&);
 
 // Reads one raw line (AUTHENTICATE responses, IDLE's DONE) of at most `max` octets, without
