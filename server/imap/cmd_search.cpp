@@ -6,6 +6,7 @@
 // SEARCH.
 #include "imap/context.h"
 #include "imap/sort_thread.h"
+#include "proto/imap/args.h"
 #include "proto/imap/search.h"
 #include "search/catch_up.h"
 #include "search/text_fields.h"
@@ -78,7 +79,8 @@ struct Candidate {
     const MailboxView::Entry* e;
     std::uint32_t count;
     std::uint32_t max_uid;
-    bool loaded = false;  // the fields below are read
+    const std::vector<std::uint32_t>* saved;  // "$" (SEARCHRES)
+    bool loaded = false;                      // the fields below are read
     search::Fields text;  // folded; what the full-text index holds (search::text_fields)
 };
 
@@ -217,9 +219,11 @@ Tri eval(const SearchKey& k, const Candidate& c, const Answers& answers) {
         case O::All:
             return Tri::Yes;
         case O::SequenceSet:
-            return tri(!k.set.saved() && k.set.contains(c.seq, c.count));
         case O::Uid:
-            return tri(!k.set.saved() && k.set.contains(c.e->uid, c.max_uid));
+            if (k.set.saved())
+                return tri(std::binary_search(c.saved->begin(), c.saved->end(), c.e->uid));
+            return tri(k.op == O::Uid ? k.set.contains(c.e->uid, c.max_uid)
+                                      : k.set.contains(c.seq, c.count));
         case O::Answered:
             return tri(has_flag(c, "\\Answered"));
         case O::Deleted:
@@ -338,7 +342,7 @@ net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const Sea
     for (std::uint32_t seq = 1; seq <= s.view.size(); ++seq) {
         const auto& e = s.view.at(seq);
         if (e.expunged) continue;
-        Candidate cand{seq, &e, s.view.size(), s.view.max_uid()};
+        Candidate cand{seq, &e, s.view.size(), s.view.max_uid(), &s.saved};
         Tri r = eval(key, cand, answers);
         if (r == Tri::Maybe) {
             auto uid = e.uid;
@@ -364,6 +368,10 @@ net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const Sea
 net::awaitable<void> cmd_search(Session& s, Command& c) {
     auto prog = parse_search(c);
     if (!prog) {
+        // RFC 5182 §2.1: a failed SEARCH RETURN (SAVE) leaves "$" empty.
+        if (!c.args.empty() && upper_atom(c.args[0]) == "RETURN" && c.args.size() > 1)
+            for (auto& o : c.args[1].items)
+                if (upper_atom(o) == "SAVE") s.saved.clear();
         s.arg_error(c, prog.error());
         co_return;
     }
@@ -371,6 +379,24 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
     std::vector<std::uint32_t> hits;
     for (auto seq : seqs)
         hits.push_back(c.uid ? s.view.at(seq).uid : seq);
+    const auto& r = prog->ret;
+    if (r.save) {
+        // RFC 5182 §2.4: with MIN and/or MAX (and neither ALL nor COUNT) only those are saved.
+        std::vector<std::uint32_t> uids;
+        for (auto seq : seqs)
+            uids.push_back(s.view.at(seq).uid);
+        if ((r.min || r.max) && !r.all && !r.count && !uids.empty()) {
+            std::vector<std::uint32_t> some;
+            if (r.min) some.push_back(uids.front());
+            if (r.max && (!r.min || uids.size() > 1)) some.push_back(uids.back());
+            uids = std::move(some);
+        }
+        s.saved = std::move(uids);
+        if (!r.min && !r.max && !r.all && !r.count) {  // SAVE alone: no ESEARCH response
+            s.ok(c, "SEARCH completed, result saved");
+            co_return;
+        }
+    }
     if (prog->esearch || s.rev2) {
         auto ret = prog->ret;
         if (!ret.min && !ret.max && !ret.count && !ret.all) ret.all = true;

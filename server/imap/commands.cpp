@@ -56,7 +56,7 @@ std::string capabilities(const Session& s) {
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
-        "UTF8=ACCEPT SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+        "UTF8=ACCEPT SEARCHRES SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
     return caps;
 }
 
@@ -107,6 +107,14 @@ std::string render_flags(const std::vector<std::string>& flags) {
 std::vector<std::uint32_t> resolve_set(const Session& s, const SequenceSet& set, bool uid) {
     std::vector<std::uint32_t> seqs;
     auto n = s.view.size();
+    if (set.saved()) {  // "$": the saved UIDs still in the mailbox, in SEARCH and UID forms alike
+        for (std::uint32_t seq = 1; seq <= n; ++seq) {
+            auto& e = s.view.at(seq);
+            if (!e.expunged && std::binary_search(s.saved.begin(), s.saved.end(), e.uid))
+                seqs.push_back(seq);
+        }
+        return seqs;
+    }
     if (!uid) {
         for (auto seq : set.expand(n))
             if (!s.view.at(seq).expunged) seqs.push_back(seq);

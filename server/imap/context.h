@@ -83,6 +83,9 @@ struct Session {
         else
             no(c, e.text, e.code);
     }
+    // SEARCHRES (RFC 5182): the UIDs saved by the last SEARCH RETURN (SAVE), ascending; what
+    // "$" names. Emptied when the mailbox is deselected.
+    std::vector<std::uint32_t> saved;
     // Keywords the client has seen in the last FLAGS response of the selected mailbox.
     std::set<std::string> keywords;
     // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword the client has not seen

@@ -39,6 +39,7 @@ Session::~Session() {
 
 void Session::deselect() {
     view.clear();
+    saved.clear();
     if (notifier) notifier->selected = 0;
     state = kAuthenticated;
 }
