@@ -3,6 +3,7 @@
 
 #include "proto/imap/args.h"
 #include "proto/imap/utf8.h"
+#include "util/limits.h"
 
 #include <algorithm>
 #include <cctype>
@@ -352,6 +353,25 @@ std::vector<ThreadNode> thread_references(const std::vector<ThreadMessage>& mess
     std::vector<int> root_ids;
     for (std::size_t i = 0; i < cs.size(); ++i)
         if (cs[i].parent == -1) root_ids.push_back(static_cast<int>(i));
+    // Containers deeper than kMaxThreadDepth become roots (breadth first, without recursion).
+    {
+        std::vector<std::pair<int, std::size_t>> queue;
+        for (int r : root_ids)
+            queue.emplace_back(r, 0);
+        for (std::size_t q = 0; q < queue.size(); ++q) {
+            auto [id, depth] = queue[q];
+            std::vector<int> kids = cs[id].children;
+            for (int c : kids) {
+                if (depth + 1 >= limits::kMaxThreadDepth) {
+                    unlink(c);
+                    root_ids.push_back(c);
+                    queue.emplace_back(c, 0);
+                } else {
+                    queue.emplace_back(c, depth + 1);
+                }
+            }
+        }
+    }
     std::vector<Node> roots = build(root_ids, true);
 
     // A node's representative message: its own, or a dummy's first child's (children sorted).

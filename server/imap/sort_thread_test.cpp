@@ -115,6 +115,21 @@ TEST(Thread, ReferencesLoopsAndDuplicatesAreSafe) {
     EXPECT_EQ(render_threads(thread_references(m)), "(2 1)(3)");
 }
 
+TEST(Thread, DeepChainsAreCut) {
+    // 5000 messages each answering the previous one: no stack overflow, every message once.
+    std::vector<ThreadMessage> m;
+    for (std::uint32_t i = 1; i <= 5000; ++i)
+        m.push_back(msg(i, "<" + std::to_string(i) + "@x>",
+                        i > 1 ? std::vector<std::string>{"<" + std::to_string(i - 1) + "@x>"}
+                              : std::vector<std::string>{},
+                        "s" + std::to_string(i)));
+    auto roots = thread_references(m);
+    EXPECT_EQ(roots.size(), 5u);
+    auto text = render_threads(roots);
+    EXPECT_EQ(text.substr(0, 6), "(1 2 3");
+    EXPECT_NE(text.find(" 4999 5000)"), std::string::npos);
+}
+
 TEST(Thread, EmptyInput) {
     EXPECT_EQ(render_threads(thread_references({})), "");
     EXPECT_EQ(render_threads(thread_orderedsubject({})), "");
