@@ -227,3 +227,41 @@ def test_thread(lib, loaded):
     threads = loaded.thread("ORDEREDSUBJECT")
     assert len(threads) == 2
     assert tuple(threads[0]) == (3, 5)
+
+
+def _fetch_uids(c: imaplib.IMAP4, seqset: str) -> list[int]:
+    typ, data = c.fetch(seqset, "(UID)")
+    assert typ == "OK", data
+    return sorted(int(d.split(b"UID ")[1].rstrip(b")")) for d in data if d)
+
+
+def test_searchres(lib, loaded):
+    assert "SEARCHRES" in lib.capabilities
+    typ, data = lib._simple_command("SEARCH", "RETURN (SAVE)", "SUBJECT", "hello")
+    assert typ == "OK"
+    assert "ESEARCH" not in lib.untagged_responses  # SAVE alone answers nothing
+    assert _fetch_uids(lib, "$") == [1, 2, 4]
+    assert search(lib, "$", "BODY", "quick") == [1]
+    assert search(lib, "NOT", "$") == [3, 5]
+    assert search(lib, "UID", "$") == [1, 2, 4]
+    assert lib.store("$", "+FLAGS", "\\Flagged")[0] == "OK"
+    assert search(lib, "FLAGGED") == [1, 2, 4]
+    # SAVE with MIN saves only the minimum; ESEARCH still reports it.
+    line = _esearch(lib, "UID", "SEARCH", "RETURN (SAVE MIN)", "SUBJECT", "another")
+    assert line.endswith(b"UID MIN 3")
+    typ, data = lib.uid("FETCH", "$", "(UID)")
+    assert [d for d in data if d] and all(b"UID 3)" in d for d in data if d)
+    # An expunged message leaves the saved result.
+    assert lib._simple_command("SEARCH", "RETURN (SAVE)", "FLAGGED")[0] == "OK"
+    loaded.delete_messages([2])
+    loaded.expunge()
+    assert lib.noop()[0] == "OK"
+    assert search(lib, "$") == [1, 3]  # UIDs 1 and 4; 4 is now message 3
+    # A failed SEARCH RETURN (SAVE) empties it, and so does SELECT.
+    with pytest.raises(imaplib.IMAP4.error):
+        lib._simple_command("SEARCH", "RETURN (SAVE)", "BOGUS")
+    assert search(lib, "$") == []
+    assert lib._simple_command("SEARCH", "RETURN (SAVE)", "ALL")[0] == "OK"
+    assert search(lib, "$") == [1, 2, 3, 4]
+    assert lib.select("INBOX")[0] == "OK"
+    assert search(lib, "$") == []
