@@ -400,14 +400,14 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
             uids = std::move(some);
         }
         s.saved = std::move(uids);
-        if (!r.min && !r.max && !r.all && !r.count) {  // SAVE alone: no ESEARCH response
+        if (!r.min && !r.max && !r.all && !r.count && !r.partial) {  // SAVE alone: no ESEARCH
             s.ok(c, "SEARCH completed, result saved");
             co_return;
         }
     }
     if (prog->esearch || s.rev2) {
         auto ret = prog->ret;
-        if (!ret.min && !ret.max && !ret.count && !ret.all) ret.all = true;
+        if (!ret.min && !ret.max && !ret.count && !ret.all && !ret.partial) ret.all = true;
         std::string line = fmt::format("ESEARCH (TAG \"{}\")", c.tag);
         if (c.uid) line += " UID";
         if (!hits.empty()) {
@@ -416,6 +416,7 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
             if (ret.all) line += " ALL " + compress_sequence(hits);
         }
         if (ret.count) line += fmt::format(" COUNT {}", hits.size());
+        if (ret.partial) line += " PARTIAL " + partial_result(ret, hits);
         s.untagged(line);
     } else {
         std::string line = "SEARCH";

@@ -192,7 +192,8 @@ net::awaitable<std::vector<Keys>> load_keys(Session& s, const std::vector<std::u
     co_return keys;
 }
 
-// A list of numbers in the given order as a sequence set: ascending runs become "a:b".
+// A list of numbers in the given order as a sequence set: ascending runs become "a:b" (the ALL of
+// ESORT, RFC 5267 §3.2, which keeps the sort order).
 std::string ordered_set(const std::vector<std::uint32_t>& v) {
     std::string out;
     for (std::size_t i = 0; i < v.size();) {
@@ -219,8 +220,9 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
             co_return;
         }
         esort = true;
-        for (auto& o : args[i + 1].items) {
-            std::string opt = upper_atom(o);
+        auto& items = args[i + 1].items;
+        for (std::size_t k = 0; k < items.size(); ++k) {
+            std::string opt = upper_atom(items[k]);
             if (opt == "MIN")
                 ret.min = true;
             else if (opt == "MAX")
@@ -229,12 +231,26 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
                 ret.all = true;
             else if (opt == "COUNT")
                 ret.count = true;
-            else {
+            else if (opt == "PARTIAL" && !ret.partial && k + 1 < items.size() &&
+                     items[k + 1].is_atom()) {
+                auto r = parse_partial_range(items[++k].text);
+                if (!r) {
+                    s.arg_error(c, r.error());
+                    co_return;
+                }
+                ret.partial = true;
+                ret.first = r->first;
+                ret.last = r->second;
+            } else {
                 s.bad(c, "Unknown SORT return option");
                 co_return;
             }
         }
-        if (!ret.min && !ret.max && !ret.count) ret.all = true;
+        if (ret.partial && ret.all) {
+            s.bad(c, "PARTIAL and ALL together");
+            co_return;
+        }
+        if (!ret.min && !ret.max && !ret.count && !ret.partial) ret.all = true;
         i += 2;
     }
     if (i >= args.size() || !args[i].is_list() || args[i].items.empty()) {
@@ -294,6 +310,7 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
             if (ret.all) line += " ALL " + ordered_set(out);
         }
         if (ret.count) line += fmt::format(" COUNT {}", out.size());
+        if (ret.partial) line += " PARTIAL " + partial_result(ret, out);
         s.untagged(line);
     } else {
         std::string line = "SORT";
