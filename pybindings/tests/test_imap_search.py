@@ -265,3 +265,16 @@ def test_searchres(lib, loaded):
     assert search(lib, "$") == [1, 2, 3, 4]
     assert lib.select("INBOX")[0] == "OK"
     assert search(lib, "$") == []
+
+
+def test_partial(lib):
+    assert "PARTIAL" in lib.capabilities
+    assert _esearch(lib, "SEARCH", "RETURN (PARTIAL 3:2)", "ALL").endswith(b"PARTIAL (2:3 2:3)")
+    assert _esearch(lib, "SEARCH", "RETURN (PARTIAL 9:10)", "ALL").endswith(
+        b"PARTIAL (9:10 NIL)")
+    # In sort order: the last two of 3 5 1 2 4.
+    assert _esearch(lib, "SORT", "RETURN (PARTIAL -2:-1)", "(SUBJECT)", "UTF-8",
+                    "ALL").endswith(b"PARTIAL (-2:-1 2,4)")
+    for bad in ["RETURN (PARTIAL 1:*)", "RETURN (PARTIAL 1)", "RETURN (PARTIAL 1:2 ALL)"]:
+        with pytest.raises(imaplib.IMAP4.error):
+            lib._simple_command("SEARCH", bad, "ALL")
