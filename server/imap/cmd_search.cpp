@@ -1,9 +1,10 @@
 // imap/cmd_search.cpp: SEARCH and UID SEARCH (RFC 9051 §6.4.4): flags, sizes, dates, sequence
-// and UID sets, and case-insensitive substring matches over decoded header fields and body text
-// (mime/text.h). Text keys are answered by the full-text index (search/) where it can (needles
-// of three characters or more); the rest is decided by reading the messages that are still
-// undecided. Answers with ESEARCH when the client used RETURN or enabled IMAP4rev2, else with
-// SEARCH.
+// and UID sets, and case-insensitive substring matches over the decoded fields of
+// search::text_fields (header fields, addresses, body text). Text keys are answered by the
+// full-text index (search/) where it can (needles of three characters or more); the rest is
+// decided by reading the messages that are still undecided. SEARCHRES ("$", RETURN (SAVE)) and
+// PARTIAL are here too. Answers with ESEARCH when the client used RETURN or enabled IMAP4rev2,
+// else with SEARCH.
 #include "imap/context.h"
 #include "imap/sort_thread.h"
 #include "proto/imap/args.h"
@@ -11,17 +12,11 @@
 #include "search/catch_up.h"
 #include "search/text_fields.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <unordered_map>
-
-#include "mime/message.h"
-#include "mime/text.h"
-#include "proto/imap/utf8.h"
-
-#include <fmt/format.h>
-
 #include <algorithm>
+#include <unordered_map>
 
 namespace millipost::imap {
 
@@ -35,7 +30,7 @@ bool contains_folded(std::string_view hay_folded, const std::string& needle) {
     return hay_folded.find(fold(needle)) != std::string_view::npos;
 }
 
-// The folded values of header fields called `name` in mime::SearchText::header
+// The folded values of header fields called `name` in search::Fields::header
 // ("Name: value\n" per field).
 bool header_contains(const std::string& header_folded, std::string_view name,
                      const std::string& needle) {
