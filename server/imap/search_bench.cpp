@@ -2,8 +2,8 @@
 // scratch directory, stores N generated messages (default 100,000) in one INBOX through the
 // store, then logs in over TCP and times SEARCH commands as a client sees them: the first
 // indexed search (which builds the full-text index), the same search again, a few other
-// indexed searches, and a search the index cannot answer (a two-character needle: every
-// message is read), which is what every text search cost before the index.
+// indexed searches, a search the index cannot answer (a two-character needle: every message is
+// read), which is what every text search cost before the index, then SORT and THREAD.
 // Usage: imap_search_bench [messages] [directory]; the directory is removed afterwards.
 #include "auth/password.h"
 #include "service.h"
@@ -97,13 +97,16 @@ class Client {
     std::string buf_;
 };
 
+// The message numbers in the first untagged line (SEARCH, SORT or THREAD).
 std::size_t hits(const std::string& reply) {
-    auto p = reply.find("* SEARCH");
-    if (p == std::string::npos) return 0;
-    auto eol = reply.find("\r\n", p);
+    if (reply.rfind("* ", 0) != 0) return 0;
     std::size_t n = 0;
-    for (auto i = p + 8; i < eol; ++i)
-        if (reply[i] == ' ') ++n;
+    bool in_number = false;
+    for (std::size_t i = 0; i < reply.size() && reply[i] != '\r'; ++i) {
+        bool digit = reply[i] >= '0' && reply[i] <= '9';
+        if (digit && !in_number) ++n;
+        in_number = digit;
+    }
     return n;
 }
 
@@ -134,7 +137,9 @@ int main(int argc, char** argv) {
             std::string msg = "From: " + word(rng) + " <" + word(rng) + "@example.org>\r\n";
             msg += "To: bench@localhost\r\nSubject: " + text(rng, 5) + "\r\n";
             msg += "Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n";
-            msg += "Message-ID: <" + std::to_string(i) + "@bench>\r\n\r\n";
+            msg += "Message-ID: <" + std::to_string(i) + "@bench>\r\n";
+            if (i % 3 != 0) msg += "In-Reply-To: <" + std::to_string(i - 1) + "@bench>\r\n";
+            msg += "\r\n";
             msg += text(rng, 150);
             if (i % 1000 == 7) msg += "\r\nquokka sighting number " + std::to_string(i) + "\r\n";
             store.deliver(to, "INBOX", msg, 1700000000 + static_cast<std::int64_t>(i));
@@ -155,6 +160,9 @@ int main(int argc, char** argv) {
         timed("SEARCH TEXT quokka UNSEEN", "SEARCH TEXT quokka UNSEEN");
         timed("SEARCH FROM example.org (matches all)", "SEARCH FROM example.org");
         timed("SEARCH BODY qu (too short: reads all)", "SEARCH BODY qu");
+        timed("SORT (DATE) BODY quokka", "SORT (DATE) UTF-8 BODY quokka");
+        timed("SORT (SUBJECT) ALL (reads every header)", "SORT (SUBJECT) UTF-8 ALL");
+        timed("THREAD REFERENCES ALL", "THREAD REFERENCES UTF-8 ALL");
         svc.stop();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "imap_search_bench: %s\n", e.what());
