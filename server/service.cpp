@@ -5,6 +5,7 @@
 #include "imap/session.h"
 #include "pop3/session.h"
 #include "proto/smtp/parser.h"
+#include "search/fts5_index.h"
 #include "smtp/session.h"
 
 #include <fmt/format.h>
@@ -25,6 +26,15 @@ Service::~Service() {
 void Service::start() {
     if (net_) return;
     if (!store_) store_ = store::open_store(cfg_.store_spec());
+    if (!index_) {
+        // Derived data, rebuilt from the store on demand: a server without it still answers
+        // SEARCH, by scanning.
+        try {
+            index_ = std::make_unique<search::Fts5Index>(cfg_.data_dir + "/search.db");
+        } catch (const std::exception& e) {
+            spdlog::warn("full-text index unavailable, SEARCH will scan: {}", e.what());
+        }
+    }
 
     unsigned threads =
         cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -54,6 +64,7 @@ void Service::stop() {
     spdlog::info("millipost shutting down: {} connections open", net_->connections());
     net_->stop(limits::kShutdownGrace);
     net_.reset();
+    index_.reset();
     store_.reset();  // closes SQLite cleanly (checkpoints the WAL)
     spdlog::info("millipost stopped");
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include "config/config.h"
 #include "net/server.h"
+#include "search/index.h"
 #include "store/mail_store.h"
 
 #include <atomic>
@@ -43,6 +44,9 @@ class Service {
     store::MailStore& store() { return *store_; }
     net::Server& net() { return *net_; }
     Counters& counters() { return counters_; }
+    // The full-text index behind IMAP SEARCH (<data_dir>/search.db), or nullptr when it could
+    // not be opened: SEARCH then scans the messages.
+    search::FullTextIndex* search_index() { return index_.get(); }
 
     // The user whose login and password these are, or nothing. Runs PBKDF2: call it on the
     // blocking pool.
@@ -63,6 +67,7 @@ class Service {
     config::Config cfg_;
     std::unique_ptr<store::MailStore> store_;
     std::unique_ptr<net::Server> net_;
+    std::unique_ptr<search::FullTextIndex> index_;
     Counters counters_;
     std::mutex locks_mutex_;
     std::set<store::UserId> locked_;

@@ -428,10 +428,18 @@ net::awaitable<void> cmd_delete(Session& s, Command& c) {
     auto& store = s.svc.store();
     auto uid = s.user.id;
     auto n = *name;
-    auto remove = [&store, uid, n]() -> store::MailboxId {
+    auto* index = s.svc.search_index();
+    auto remove = [&store, uid, n, index]() -> store::MailboxId {
         auto mb = store.find_mailbox(uid, n);
         if (!mb) return 0;
         store.delete_mailbox(uid, mb->id);
+        // The store may reuse the id for a new mailbox: its index rows must not survive.
+        if (index) {
+            try {
+                index->drop_mailbox(uid, mb->id);
+            } catch (const std::exception&) {
+            }
+        }
         return mb->id;
     };
     store::MailboxId removed = 0;

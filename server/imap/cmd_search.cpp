@@ -1,53 +1,36 @@
-// imap/cmd_search.cpp: SEARCH and UID SEARCH by scanning the selected mailbox (RFC 9051
-// §6.4.4): flags, sizes, dates, sequence and UID sets, and case-insensitive substring matches
-// over decoded header fields and body text (mime/text.h). Answers with ESEARCH when the client
-// used RETURN or enabled IMAP4rev2, else with SEARCH.
+// imap/cmd_search.cpp: SEARCH and UID SEARCH (RFC 9051 §6.4.4): flags, sizes, dates, sequence
+// and UID sets, and case-insensitive substring matches over the decoded fields of
+// search::text_fields (header fields, addresses, body text). Text keys are answered by the
+// full-text index (search/) where it can (needles of three characters or more); the rest is
+// decided by reading the messages that are still undecided. SEARCHRES ("$", RETURN (SAVE)) and
+// PARTIAL are here too. Answers with ESEARCH when the client used RETURN or enabled IMAP4rev2,
+// else with SEARCH.
 #include "imap/context.h"
+#include "imap/sort_thread.h"
+#include "proto/imap/args.h"
 #include "proto/imap/search.h"
-
-#include "mime/message.h"
-#include "mime/text.h"
-#include "proto/imap/utf8.h"
+#include "search/catch_up.h"
+#include "search/text_fields.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 namespace millipost::imap {
 
 namespace {
 
-// Simple case folding: ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic capitals to
-// lower case. Invalid UTF-8 octets are kept as they are.
 std::string fold(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        std::size_t start = i;
-        char32_t cp = decode_utf8(s, i);
-        if (cp == kBadCodePoint) {
-            out.push_back(s[start]);
-            continue;
-        }
-        if (cp >= 'A' && cp <= 'Z')
-            cp += 32;
-        else if ((cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) || (cp >= 0x391 && cp <= 0x3AB) ||
-                 (cp >= 0x410 && cp <= 0x42F))
-            cp += 32;
-        else if (cp >= 0x400 && cp <= 0x40F)
-            cp += 80;
-        else if (cp >= 0x100 && cp <= 0x17F && cp % 2 == 0 && cp != 0x130 && cp != 0x138)
-            cp += 1;
-        append_utf8(out, cp);
-    }
-    return out;
+    return fold_case(s);
 }
 
 bool contains_folded(std::string_view hay_folded, const std::string& needle) {
     return hay_folded.find(fold(needle)) != std::string_view::npos;
 }
 
-// The folded values of header fields called `name` in mime::SearchText::header
+// The folded values of header fields called `name` in search::Fields::header
 // ("Name: value\n" per field).
 bool header_contains(const std::string& header_folded, std::string_view name,
                      const std::string& needle) {
@@ -86,34 +69,15 @@ std::optional<std::int64_t> sent_day(std::string_view header_folded) {
     return std::nullopt;
 }
 
-bool uses_text(const SearchKey& k) {
-    using O = SearchKey::Op;
-    switch (k.op) {
-        case O::Bcc:
-        case O::Body:
-        case O::Cc:
-        case O::From:
-        case O::Subject:
-        case O::Text:
-        case O::To:
-        case O::Header:
-        case O::SentBefore:
-        case O::SentOn:
-        case O::SentSince:
-            return true;
-        default:
-            return std::any_of(k.children.begin(), k.children.end(), uses_text);
-    }
-}
-
 struct Candidate {
     std::uint32_t seq;
     const MailboxView::Entry* e;
     std::uint32_t count;
     std::uint32_t max_uid;
-    std::string header;   // folded
-    std::string body;     // folded
-    bool recent = false;  // \Recent for this session (IMAP4rev1)
+    const std::vector<std::uint32_t>* saved;  // "$" (SEARCHRES)
+    bool recent = false;                      // \Recent for this session (IMAP4rev1)
+    bool loaded = false;                      // the fields below are read
+    search::Fields text;  // folded; what the full-text index holds (search::text_fields)
 };
 
 bool uses_modseq(const SearchKey& k) {
@@ -131,138 +95,328 @@ std::int64_t day_of(std::int64_t t) {
     return t - ((t % 86400) + 86400) % 86400;
 }
 
-bool eval(const SearchKey& k, const Candidate& c) {
+// What the full-text index said about one text key: the UIDs that match (`exact`) or the UIDs
+// outside of which nothing matches (a superset, for HEADER of other fields).
+struct IndexAnswer {
+    std::vector<std::uint32_t> uids;
+    bool exact = true;
+};
+using Answers = std::unordered_map<const SearchKey*, IndexAnswer>;
+
+// The index field that answers a text key, if any.
+std::optional<std::pair<search::Field, bool>> index_field(const SearchKey& k) {
     using O = SearchKey::Op;
+    using F = search::Field;
     switch (k.op) {
-        case O::And:
-            return std::all_of(k.children.begin(), k.children.end(),
-                               [&](const SearchKey& x) { return eval(x, c); });
-        case O::Or:
-            return eval(k.children[0], c) || eval(k.children[1], c);
-        case O::Not:
-            return !eval(k.children[0], c);
-        case O::All:
-            return true;
-        case O::SequenceSet:
-            return !k.set.saved() && k.set.contains(c.seq, c.count);
-        case O::Uid:
-            return !k.set.saved() && k.set.contains(c.e->uid, c.max_uid);
-        case O::Answered:
-            return has_flag(c, "\\Answered");
-        case O::Deleted:
-            return has_flag(c, "\\Deleted");
-        case O::Draft:
-            return has_flag(c, "\\Draft");
-        case O::Flagged:
-            return has_flag(c, "\\Flagged");
-        case O::Seen:
-            return has_flag(c, "\\Seen");
-        case O::Unanswered:
-            return !has_flag(c, "\\Answered");
-        case O::Undeleted:
-            return !has_flag(c, "\\Deleted");
-        case O::Undraft:
-            return !has_flag(c, "\\Draft");
-        case O::Unflagged:
-            return !has_flag(c, "\\Flagged");
-        case O::Unseen:
-            return !has_flag(c, "\\Seen");
-        case O::Keyword:
-            return has_flag(c, k.value);
-        case O::Unkeyword:
-            return !has_flag(c, k.value);
-        case O::New:
-            return c.recent && !has_flag(c, "\\Seen");
-        case O::Recent:
-            return c.recent;
-        case O::Old:
-            return !c.recent;
-        case O::Bcc:
-            return header_contains(c.header, "bcc", k.value);
-        case O::Cc:
-            return header_contains(c.header, "cc", k.value);
-        case O::From:
-            return header_contains(c.header, "from", k.value);
-        case O::To:
-            return header_contains(c.header, "to", k.value);
         case O::Subject:
-            return header_contains(c.header, "subject", k.value);
-        case O::Header:
-            return header_contains(c.header, k.field, k.value);
+            return std::pair{F::Subject, true};
+        case O::From:
+            return std::pair{F::From, true};
+        case O::To:
+            return std::pair{F::To, true};
+        case O::Cc:
+            return std::pair{F::Cc, true};
+        case O::Bcc:
+            return std::pair{F::Bcc, true};
         case O::Body:
-            return contains_folded(c.body, k.value);
+            return std::pair{F::Body, true};
         case O::Text:
-            return contains_folded(c.header, k.value) || contains_folded(c.body, k.value);
-        case O::Before:
-            return day_of(c.e->internaldate) < k.date;
-        case O::On:
-            return day_of(c.e->internaldate) == k.date;
-        case O::Since:
-            return day_of(c.e->internaldate) >= k.date;
-        case O::SentBefore:
-        case O::SentOn:
-        case O::SentSince: {
-            auto d = sent_day(c.header);
+            return std::pair{F::Text, true};
+        case O::Header: {
+            if (k.value.empty()) return std::nullopt;
+            auto f = fold(k.field);
+            if (f == "subject") return std::pair{F::Subject, true};
+            if (f == "from") return std::pair{F::From, true};
+            if (f == "to") return std::pair{F::To, true};
+            if (f == "cc") return std::pair{F::Cc, true};
+            if (f == "bcc") return std::pair{F::Bcc, true};
+            return std::pair{F::Header, false};
+        }
+        default:
+            return std::nullopt;
+    }
+}
+
+void index_keys(const SearchKey& k, std::vector<const SearchKey*>& out) {
+    if (index_field(k) && k.value.size() >= search::kMinNeedleChars) out.push_back(&k);
+    for (auto& c : k.children)
+        index_keys(c, out);
+}
+
+// Three-valued: Maybe when the answer needs the message text, which is not read yet.
+enum class Tri : std::uint8_t { No, Yes, Maybe };
+
+Tri tri(bool b) {
+    return b ? Tri::Yes : Tri::No;
+}
+
+// A folded field holds the needle; an empty needle matches when the field is there at all.
+bool field_contains(const std::string& field, const Candidate& c, std::string_view name,
+                    const std::string& needle) {
+    if (needle.empty()) return header_contains(c.text.header, name, needle);
+    return contains_folded(field, needle);
+}
+
+bool text_match(const SearchKey& k, const Candidate& c) {
+    using O = SearchKey::Op;
+    const search::Fields& t = c.text;
+    switch (k.op) {
+        case O::Bcc:
+            return field_contains(t.bcc, c, "bcc", k.value);
+        case O::Cc:
+            return field_contains(t.cc, c, "cc", k.value);
+        case O::From:
+            return field_contains(t.from, c, "from", k.value);
+        case O::To:
+            return field_contains(t.to, c, "to", k.value);
+        case O::Subject:
+            return field_contains(t.subject, c, "subject", k.value);
+        case O::Header: {
+            auto f = fold(k.field);
+            if (f == "from") return field_contains(t.from, c, f, k.value);
+            if (f == "to") return field_contains(t.to, c, f, k.value);
+            if (f == "cc") return field_contains(t.cc, c, f, k.value);
+            if (f == "bcc") return field_contains(t.bcc, c, f, k.value);
+            if (f == "subject") return field_contains(t.subject, c, f, k.value);
+            return header_contains(t.header, k.field, k.value);
+        }
+        case O::Body:
+            return contains_folded(t.body, k.value);
+        case O::Text:
+            return contains_folded(t.header, k.value) || contains_folded(t.body, k.value);
+        default: {
+            auto d = sent_day(t.header);
             if (!d) return false;
             return k.op == O::SentBefore ? *d < k.date
                    : k.op == O::SentOn   ? *d == k.date
                                          : *d >= k.date;
         }
-        case O::Larger:
-            return c.e->size > k.number;
-        case O::Smaller:
-            return c.e->size < k.number;
-        case O::ModSeq:
-            return c.e->modseq >= k.number;
     }
-    return false;
+}
+
+Tri eval(const SearchKey& k, const Candidate& c, const Answers& answers) {
+    using O = SearchKey::Op;
+    switch (k.op) {
+        case O::And: {
+            Tri r = Tri::Yes;
+            for (auto& x : k.children) {
+                Tri t = eval(x, c, answers);
+                if (t == Tri::No) return Tri::No;
+                if (t == Tri::Maybe) r = Tri::Maybe;
+            }
+            return r;
+        }
+        case O::Or: {
+            Tri a = eval(k.children[0], c, answers);
+            if (a == Tri::Yes) return a;
+            Tri b = eval(k.children[1], c, answers);
+            if (b == Tri::Yes) return b;
+            return a == Tri::No && b == Tri::No ? Tri::No : Tri::Maybe;
+        }
+        case O::Not: {
+            Tri a = eval(k.children[0], c, answers);
+            return a == Tri::Maybe ? a : tri(a == Tri::No);
+        }
+        case O::All:
+            return Tri::Yes;
+        case O::SequenceSet:
+        case O::Uid:
+            if (k.set.saved())
+                return tri(std::binary_search(c.saved->begin(), c.saved->end(), c.e->uid));
+            return tri(k.op == O::Uid ? k.set.contains(c.e->uid, c.max_uid)
+                                      : k.set.contains(c.seq, c.count));
+        case O::Answered:
+            return tri(has_flag(c, "\\Answered"));
+        case O::Deleted:
+            return tri(has_flag(c, "\\Deleted"));
+        case O::Draft:
+            return tri(has_flag(c, "\\Draft"));
+        case O::Flagged:
+            return tri(has_flag(c, "\\Flagged"));
+        case O::Seen:
+            return tri(has_flag(c, "\\Seen"));
+        case O::Unanswered:
+            return tri(!has_flag(c, "\\Answered"));
+        case O::Undeleted:
+            return tri(!has_flag(c, "\\Deleted"));
+        case O::Undraft:
+            return tri(!has_flag(c, "\\Draft"));
+        case O::Unflagged:
+            return tri(!has_flag(c, "\\Flagged"));
+        case O::Unseen:
+            return tri(!has_flag(c, "\\Seen"));
+        case O::Keyword:
+            return tri(has_flag(c, k.value));
+        case O::Unkeyword:
+            return tri(!has_flag(c, k.value));
+        case O::New:
+            return tri(c.recent && !has_flag(c, "\\Seen"));
+        case O::Recent:
+            return tri(c.recent);
+        case O::Old:
+            return tri(!c.recent);
+        case O::Bcc:
+        case O::Cc:
+        case O::From:
+        case O::To:
+        case O::Subject:
+        case O::Header:
+        case O::Body:
+        case O::Text: {
+            if (auto it = answers.find(&k); it != answers.end()) {
+                auto& a = it->second;
+                bool in = std::binary_search(a.uids.begin(), a.uids.end(), c.e->uid);
+                if (!in) return Tri::No;
+                if (a.exact) return Tri::Yes;
+            }
+            if (!c.loaded) return Tri::Maybe;
+            return tri(text_match(k, c));
+        }
+        case O::SentBefore:
+        case O::SentOn:
+        case O::SentSince:
+            if (!c.loaded) return Tri::Maybe;
+            return tri(text_match(k, c));
+        case O::Before:
+            return tri(day_of(c.e->internaldate) < k.date);
+        case O::On:
+            return tri(day_of(c.e->internaldate) == k.date);
+        case O::Since:
+            return tri(day_of(c.e->internaldate) >= k.date);
+        case O::Larger:
+            return tri(c.e->size > k.number);
+        case O::Smaller:
+            return tri(c.e->size < k.number);
+        case O::ModSeq:
+            return tri(c.e->modseq >= k.number);
+    }
+    return Tri::No;
+}
+
+// Brings the index up to date with the mailbox and asks it about every text key it can answer.
+// Any index failure leaves `answers` short: those keys are then decided by reading messages.
+net::awaitable<Answers> ask_index(Session& s, const SearchKey& key) {
+    Answers answers;
+    auto* index = s.svc.search_index();
+    std::vector<const SearchKey*> keys;
+    index_keys(key, keys);
+    if (!index || keys.empty()) co_return answers;
+    auto& store = s.svc.store();
+    auto user = s.user.id;
+    auto mb = s.view.mailbox.id;
+    auto max_uid = s.view.max_uid();
+    auto work = [index, &store, user, mb, &keys, max_uid] {
+        Answers out;
+        // UIDs only grow and catch-up indexes in ascending order, one committed batch after the
+        // other, so an index whose highest UID reaches the session's newest message holds every
+        // message the session can name: the full comparison with the store (which also drops
+        // the rows of expunged messages) is needed only when new mail is missing. Rows of
+        // expunged messages meanwhile are harmless: only the view's messages are evaluated.
+        if (index->last_indexed_uid(user, mb) < max_uid) {
+            std::vector<std::uint32_t> uids;
+            for (auto& m : store.messages(user, mb))
+                uids.push_back(m.uid);
+            auto load = [&store, user, mb](std::uint32_t uid) -> std::optional<std::string> {
+                try {
+                    return store.read_message(user, mb, uid);
+                } catch (const store::StoreError&) {
+                    return std::nullopt;
+                }
+            };
+            search::catch_up(*index, user, mb, uids, load);
+        }
+        for (const SearchKey* k : keys) {
+            auto field = index_field(*k);
+            auto found = index->find(user, mb, field->first, k->value);
+            if (found) out.emplace(k, IndexAnswer{std::move(*found), field->second});
+        }
+        return out;
+    };
+    try {
+        answers = co_await s.blocking(std::move(work));
+    } catch (const std::exception& e) {
+        spdlog::warn("search index: {}; scanning instead", e.what());
+        answers.clear();
+    }
+    co_return answers;
 }
 
 }  // namespace
 
-net::awaitable<void> cmd_search(Session& s, Command& c) {
-    auto prog = parse_search(c);
-    if (!prog) {
-        s.arg_error(c, prog.error());
-        co_return;
-    }
-    bool text = uses_text(prog->key);
+net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const SearchKey& key) {
+    Answers answers = co_await ask_index(s, key);
     auto& store = s.svc.store();
     auto user = s.user.id;
     auto mb = s.view.mailbox.id;
     std::vector<std::uint32_t> hits;
-    std::vector<store::ModSeq> modseqs;  // of each hit
     for (std::uint32_t seq = 1; seq <= s.view.size(); ++seq) {
         const auto& e = s.view.at(seq);
         if (e.expunged) continue;
-        Candidate cand{seq, &e, s.view.size(), s.view.max_uid(), {}, {}, false};
+        Candidate cand{seq, &e, s.view.size(), s.view.max_uid(), &s.saved};
         cand.recent = !s.rev2 && s.is_recent(e.uid);
-        if (text) {
+        Tri r = eval(key, cand, answers);
+        if (r == Tri::Maybe) {
             auto uid = e.uid;
             auto read = [&store, user, mb, uid] {
-                auto raw = store.read_message(user, mb, uid);
-                auto st = mime::extract_text(mime::parse(raw));
-                return std::make_pair(fold(st.header), fold(st.body));
+                auto f = search::text_fields(store.read_message(user, mb, uid));
+                for (auto* x : {&f.subject, &f.from, &f.to, &f.cc, &f.bcc, &f.header, &f.body})
+                    *x = fold(*x);
+                return f;
             };
             try {
-                auto t = co_await s.blocking(std::move(read));
-                cand.header = std::move(t.first);
-                cand.body = std::move(t.second);
+                cand.text = co_await s.blocking(std::move(read));
+                cand.loaded = true;
             } catch (const store::StoreError&) {
                 continue;
             }
+            r = eval(key, cand, answers);
         }
-        if (eval(prog->key, cand)) {
-            hits.push_back(c.uid ? e.uid : seq);
-            modseqs.push_back(e.modseq);
-        }
+        if (r == Tri::Yes) hits.push_back(seq);
+    }
+    co_return hits;
+}
+
+net::awaitable<void> cmd_search(Session& s, Command& c) {
+    auto prog = parse_search(c);
+    if (!prog) {
+        // RFC 5182 §2.1: a failed SEARCH RETURN (SAVE) leaves "$" empty.
+        if (!c.args.empty() && upper_atom(c.args[0]) == "RETURN" && c.args.size() > 1)
+            for (auto& o : c.args[1].items)
+                if (upper_atom(o) == "SAVE") s.saved.clear();
+        s.arg_error(c, prog.error());
+        co_return;
+    }
+    auto seqs = co_await search_messages(s, prog->key);
+    std::vector<std::uint32_t> hits;
+    std::vector<store::ModSeq> modseqs;  // of each hit
+    for (auto seq : seqs) {
+        hits.push_back(c.uid ? s.view.at(seq).uid : seq);
+        modseqs.push_back(s.view.at(seq).modseq);
     }
     // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages reported.
     bool with_modseq = uses_modseq(prog->key);
     if (with_modseq) s.enable_condstore();
+    const auto& r = prog->ret;
+    if (r.save) {
+        // RFC 5182 §2.4: with MIN and/or MAX (and neither ALL nor COUNT) only those are saved.
+        std::vector<std::uint32_t> uids;
+        for (auto seq : seqs)
+            uids.push_back(s.view.at(seq).uid);
+        if ((r.min || r.max) && !r.all && !r.count && !uids.empty()) {
+            std::vector<std::uint32_t> some;
+            if (r.min) some.push_back(uids.front());
+            if (r.max && (!r.min || uids.size() > 1)) some.push_back(uids.back());
+            uids = std::move(some);
+        }
+        s.saved = std::move(uids);
+        if (!r.min && !r.max && !r.all && !r.count && !r.partial) {  // SAVE alone: no ESEARCH
+            s.ok(c, "SEARCH completed, result saved");
+            co_return;
+        }
+    }
     if (prog->esearch || s.rev2) {
         auto ret = prog->ret;
-        if (!ret.min && !ret.max && !ret.count && !ret.all) ret.all = true;
+        if (!ret.min && !ret.max && !ret.count && !ret.all && !ret.partial) ret.all = true;
         std::string line = fmt::format("ESEARCH (TAG \"{}\")", c.tag);
         if (c.uid) line += " UID";
         if (!hits.empty()) {
@@ -271,10 +425,11 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
             if (ret.all) line += " ALL " + compress_sequence(hits);
         }
         if (ret.count) line += fmt::format(" COUNT {}", hits.size());
+        if (ret.partial) line += " PARTIAL " + partial_result(ret, hits);
         if (with_modseq && !hits.empty()) {
             // Of the messages the response names: MIN/MAX alone name one or two (RFC 4731 §3.2).
             store::ModSeq top = 0;
-            if (ret.all || ret.count) {
+            if (ret.all || ret.count || ret.partial) {
                 top = *std::max_element(modseqs.begin(), modseqs.end());
             } else {
                 if (ret.min) top = std::max(top, modseqs.front());

@@ -39,6 +39,8 @@ constexpr std::array kCommands{
     CommandSpec{"COPY", kSelected, cmd_copy, true},
     CommandSpec{"MOVE", kSelected, cmd_copy, true},
     CommandSpec{"SEARCH", kSelected, cmd_search, true},
+    CommandSpec{"SORT", kSelected, cmd_sort, true},
+    CommandSpec{"THREAD", kSelected, cmd_thread, true},
     CommandSpec{"EXPUNGE", kSelected, cmd_expunge, true},
     CommandSpec{"CHECK", kSelected, cmd_check},
     CommandSpec{"CLOSE", kSelected, cmd_close},
@@ -59,6 +61,8 @@ std::string capabilities(const Session& s) {
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
+    // Search family (cmd_search.cpp, cmd_sort.cpp).
+    caps += " SEARCHRES PARTIAL SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
     // Mailbox-level extensions (cmd_mailbox.cpp, cmd_append.cpp, cmd_quota.cpp).
     caps +=
         " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MULTIAPPEND CATENATE "
@@ -114,6 +118,14 @@ std::string render_flags(const std::vector<std::string>& flags) {
 std::vector<std::uint32_t> resolve_set(const Session& s, const SequenceSet& set, bool uid) {
     std::vector<std::uint32_t> seqs;
     auto n = s.view.size();
+    if (set.saved()) {  // "$": the saved UIDs still in the mailbox, in SEARCH and UID forms alike
+        for (std::uint32_t seq = 1; seq <= n; ++seq) {
+            auto& e = s.view.at(seq);
+            if (!e.expunged && std::binary_search(s.saved.begin(), s.saved.end(), e.uid))
+                seqs.push_back(seq);
+        }
+        return seqs;
+    }
     if (!uid) {
         for (auto seq : set.expand(n))
             if (!s.view.at(seq).expunged) seqs.push_back(seq);

@@ -5,6 +5,7 @@
 #include "net/server.h"
 #include "proto/imap/args.h"
 #include "proto/imap/parser.h"
+#include "proto/imap/search.h"
 #include "proto/imap/writer.h"
 #include "service.h"
 
@@ -129,6 +130,9 @@ struct Session {
         else
             no(c, e.text, e.code);
     }
+    // SEARCHRES (RFC 5182): the UIDs saved by the last SEARCH RETURN (SAVE), ascending; what
+    // "$" names. Emptied when the mailbox is deselected.
+    std::vector<std::uint32_t> saved;
     // Keywords the client has seen in the last FLAGS response of the selected mailbox.
     std::set<std::string> keywords;
     // Sends FLAGS and PERMANENTFLAGS again when `flags` holds a keyword the client has not seen
@@ -209,6 +213,11 @@ net::awaitable<void> cmd_check(Session&, Command&);
 net::awaitable<void> cmd_close(Session&, Command&);
 net::awaitable<void> cmd_expunge(Session&, Command&);
 net::awaitable<void> cmd_search(Session&, Command&);
+net::awaitable<void> cmd_sort(Session&, Command&);
+net::awaitable<void> cmd_thread(Session&, Command&);
+// The sequence numbers of the selected mailbox's messages that match `key`, ascending (SEARCH,
+// SORT, THREAD): the full-text index narrows text keys, the messages are read where needed.
+net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const SearchKey& key);
 net::awaitable<void> cmd_idle(Session&, Command&);
 net::awaitable<void> cmd_notify(Session&, Command&);
 

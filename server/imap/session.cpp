@@ -25,7 +25,8 @@ Limits prelogin_limits() {
 
 // Commands during which EXPUNGE may not be sent (RFC 9051 §7.5.1).
 bool forbids_expunge(const Command& c) {
-    return c.name == "FETCH" || c.name == "STORE" || c.name == "SEARCH";
+    return c.name == "FETCH" || c.name == "STORE" || c.name == "SEARCH" || c.name == "SORT" ||
+           c.name == "THREAD";
 }
 
 }  // namespace
@@ -39,6 +40,7 @@ Session::~Session() {
 
 void Session::deselect() {
     view.clear();
+    saved.clear();
     if (notifier) notifier->selected = 0;
     state = kAuthenticated;
 }

@@ -4,6 +4,7 @@
 #include "util/ascii.h"
 
 #include "mime/decode.h"
+#include "mime/envelope.h"
 #include "mime/message.h"
 #include "mime/text.h"
 
@@ -20,6 +21,21 @@ void append_line(std::string& out, std::string_view value) {
     if (b != std::string_view::npos) out.append(value.substr(b, e - b + 1));
 }
 
+// The addresses of an address field in a normal form, "Name <local@domain>" or "local@domain",
+// each on a line of its own unless the decoded value already holds it as written: SEARCH FROM
+// "user@domain.org" then finds "<user (comment)@ (comment) domain.org>" too, as in Dovecot.
+void append_addresses(std::string& out, std::string_view raw) {
+    for (const mime::Address& a : mime::parse_address_list(raw)) {
+        if (!a.host || !a.mailbox) continue;  // group markers
+        std::string spec = *a.mailbox;
+        if (*a.host != mime::kMissingDomain) spec += "@" + *a.host;
+        std::string line = spec;
+        if (a.name && !a.name->empty())
+            line = mime::decode_header_value(*a.name) + " <" + spec + ">";
+        if (out.find(line) == std::string::npos) append_line(out, line);
+    }
+}
+
 }  // namespace
 
 Fields text_fields(std::string_view raw) {
@@ -33,7 +49,9 @@ Fields text_fields(std::string_view raw) {
                            : iequals(h.name, "cc")    ? &f.cc
                            : iequals(h.name, "bcc")   ? &f.bcc
                                                       : nullptr;
-        if (out) append_line(*out, mime::decode_header_value(h.value));
+        if (!out) continue;
+        append_line(*out, mime::decode_header_value(h.value));
+        if (out != &f.subject) append_addresses(*out, h.value);
     }
     f.header = std::move(text.header);
     f.body = std::move(text.body);

@@ -59,4 +59,8 @@ inline constexpr std::chrono::seconds kShutdownGrace{10};
 // Users provisioned per SQLite transaction on the bulk path.
 inline constexpr std::size_t kProvisionBatch = 50000;
 
+// THREAD REFERENCES (RFC 5256): deeper reply chains are cut into threads of their own, so that
+// the recursive tree walks stay within a thread's stack whatever References mail carries.
+inline constexpr std::size_t kMaxThreadDepth = 1000;
+
 }  // namespace millipost::limits

@@ -728,6 +728,35 @@ TEST(ImapSearch, ProgramPrefixes) {
     EXPECT_EQ(e.error().code, "BADCHARSET (US-ASCII UTF-8)");
 }
 
+TEST(ImapSearch, Partial) {
+    auto p = parse_search(cmd("A SEARCH RETURN (PARTIAL 4:2 COUNT) ALL\r\n"));
+    ASSERT_TRUE(p) << p.error().text;
+    EXPECT_TRUE(p->ret.partial && p->ret.count && !p->ret.all);
+    EXPECT_EQ(p->ret.first, 2);
+    EXPECT_EQ(p->ret.last, 4);
+    for (auto bad : {"1", "1:*", "*:1", "0:3", "-1:2", "1:x", "", "1:99999999999"})
+        EXPECT_FALSE(parse_partial_range(bad)) << bad;
+    EXPECT_FALSE(parse_search(cmd("A SEARCH RETURN (PARTIAL) ALL\r\n")));
+    EXPECT_FALSE(parse_search(cmd("A SEARCH RETURN (PARTIAL 1:2 ALL) ALL\r\n")));
+    auto r = parse_partial_range("-1:-3");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, (std::pair<std::int64_t, std::int64_t>{-3, -1}));
+
+    SearchReturn ret;
+    ret.partial = true;
+    std::vector<std::uint32_t> hits{1, 2, 4, 5, 9};
+    ret.first = 2, ret.last = 4;
+    EXPECT_EQ(partial_result(ret, hits), "(2:4 2,4:5)");
+    ret.first = 1, ret.last = 100;
+    EXPECT_EQ(partial_result(ret, hits), "(1:100 1:2,4:5,9)");
+    ret.first = -2, ret.last = -1;
+    EXPECT_EQ(partial_result(ret, hits), "(-2:-1 5,9)");
+    ret.first = 6, ret.last = 6;
+    EXPECT_EQ(partial_result(ret, hits), "(6:6 NIL)");
+    ret.first = -9, ret.last = -7;
+    EXPECT_EQ(partial_result(ret, hits), "(-9:-7 NIL)");
+}
+
 TEST(ImapSearch, Errors) {
     for (auto bad : {"A SEARCH\r\n",
                      "A SEARCH FOO\r\n",

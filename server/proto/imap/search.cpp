@@ -3,6 +3,9 @@
 
 #include "proto/imap/args.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace millipost::imap {
 namespace {
 
@@ -225,6 +228,56 @@ Parsed<SearchKey> parse_search_keys(std::span<const Arg> args) {
     return KeyReader(args).all(0);
 }
 
+Parsed<std::pair<std::int64_t, std::int64_t>> parse_partial_range(std::string_view s) {
+    auto colon = s.find(':');
+    if (colon == std::string_view::npos) return bad("PARTIAL range must be first:last");
+    auto num = [](std::string_view t) -> std::optional<std::int64_t> {
+        bool neg = !t.empty() && t[0] == '-';
+        if (neg) t.remove_prefix(1);
+        if (t.empty() || t.size() > 10 || t[0] == '0') return std::nullopt;
+        std::int64_t v = 0;
+        for (char c : t) {
+            if (c < '0' || c > '9') return std::nullopt;
+            v = v * 10 + (c - '0');
+        }
+        if (v > 0xffffffffLL) return std::nullopt;
+        return neg ? -v : v;
+    };
+    auto a = num(s.substr(0, colon)), b = num(s.substr(colon + 1));
+    if (!a || !b || ((*a < 0) != (*b < 0))) return bad("Invalid PARTIAL range");
+    if (*a > *b) std::swap(*a, *b);
+    return std::pair{*a, *b};
+}
+
+std::string partial_result(const SearchReturn& ret, const std::vector<std::uint32_t>& hits) {
+    std::string out = "(" + std::to_string(ret.first) + ":" + std::to_string(ret.last) + " ";
+    // Positions as 0-based indices [lo, hi) into hits.
+    const auto n = static_cast<std::int64_t>(hits.size());
+    std::int64_t lo, hi;
+    if (ret.first > 0) {
+        lo = ret.first - 1;
+        hi = ret.last;
+    } else {
+        lo = n + ret.first;
+        hi = n + ret.last + 1;
+    }
+    lo = std::clamp<std::int64_t>(lo, 0, n);
+    hi = std::clamp<std::int64_t>(hi, 0, n);
+    if (lo >= hi) return out + "NIL)";
+    // The selected results in result order; ascending runs become "a:b".
+    std::string set;
+    for (std::int64_t i = lo; i < hi;) {
+        std::int64_t j = i;
+        while (j + 1 < hi && hits[j + 1] == hits[j] + 1)
+            ++j;
+        if (!set.empty()) set += ',';
+        set += std::to_string(hits[i]);
+        if (j > i) set += ":" + std::to_string(hits[j]);
+        i = j + 1;
+    }
+    return out + set + ")";
+}
+
 Parsed<SearchProgram> parse_search(const Command& cmd) {
     std::span<const Arg> args = cmd.args;
     SearchProgram p;
@@ -232,7 +285,9 @@ Parsed<SearchProgram> parse_search(const Command& cmd) {
     if (i < args.size() && upper_atom(args[i]) == "RETURN") {
         if (i + 1 >= args.size() || !args[i + 1].is_list()) return bad("RETURN needs a list");
         p.esearch = true;
-        for (auto& o : args[i + 1].items) {
+        auto& items = args[i + 1].items;
+        for (std::size_t k = 0; k < items.size(); ++k) {
+            const Arg& o = items[k];
             std::string opt = upper_atom(o);
             if (opt == "MIN")
                 p.ret.min = true;
@@ -244,9 +299,18 @@ Parsed<SearchProgram> parse_search(const Command& cmd) {
                 p.ret.count = true;
             else if (opt == "SAVE")
                 p.ret.save = true;
-            else
+            else if (opt == "PARTIAL" && !p.ret.partial) {
+                if (++k >= items.size() || !items[k].is_atom()) return bad("PARTIAL needs a range");
+                auto r = parse_partial_range(items[k].text);
+                if (!r) return r.error();
+                p.ret.partial = true;
+                p.ret.first = r->first;
+                p.ret.last = r->second;
+            } else
                 return bad("Unknown SEARCH return option '" + o.text.substr(0, 64) + "'");
         }
+        // RFC 9394 §3.1: PARTIAL and ALL are mutually exclusive.
+        if (p.ret.partial && p.ret.all) return bad("PARTIAL and ALL together");
         if (args[i + 1].items.empty()) p.ret.all = true;
         i += 2;
     }

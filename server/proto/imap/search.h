@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "proto/imap/parsed.h"
@@ -83,8 +85,19 @@ struct SearchReturn {
     bool all = false;
     bool count = false;
     bool save = false;
+    // PARTIAL (RFC 9394): positions first..last (1-based) of the result, or counted from its end
+    // when negative ("-1:-100" is the last hundred); first <= last after normalising.
+    bool partial = false;
+    std::int64_t first = 0, last = 0;
     bool operator==(const SearchReturn&) const = default;
 };
+
+// A PARTIAL range: "a:b" of non-zero numbers, both positive or both negative (in either order).
+Parsed<std::pair<std::int64_t, std::int64_t>> parse_partial_range(std::string_view s);
+
+// The PARTIAL return data for results `hits` (in result order): "(range set)", the set "NIL"
+// when the range selects nothing.
+std::string partial_result(const SearchReturn& ret, const std::vector<std::uint32_t>& hits);
 
 struct SearchProgram {
     bool esearch = false;  // RETURN (...) was given: answer with ESEARCH, not SEARCH
