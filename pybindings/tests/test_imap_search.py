@@ -122,16 +122,16 @@ def test_search_non_ascii(loaded):
 
 def test_index_follows_expunge_copy_and_delete(loaded):
     c = loaded
-    c.create_folder("Archive")
-    c.copy([4], "Archive")
+    c.create_folder("Old")
+    c.copy([4], "Old")
     assert c.search(["BODY", "quick"]) == [1]
     c.delete_messages([1])
     c.expunge()
     assert c.search(["BODY", "quick"]) == []
     assert c.search(["BODY", "quokka"]) == [3]  # UIDs: imapclient uses UID SEARCH
-    c.move([5], "Archive")
+    c.move([5], "Old")
     assert c.search(["SUBJECT", "another"]) == [3]
-    c.select_folder("Archive")
+    c.select_folder("Old")
     assert c.search(["SUBJECT", "hello"]) == [1]
     assert c.search(["SUBJECT", "another"]) == [2]
     # A mailbox deleted and created again (the store may reuse its id) has no stale text.
