@@ -270,3 +270,37 @@ def test_notify_reports_other_mailboxes_as_they_change(server, raw):
     assert a.ok("NOOP") == []
     _, tagged = a.run("NOTIFY SET (bogus (MessageNew))")
     assert tagged.startswith("BAD"), tagged
+
+
+def test_context_search_updates_and_cancelupdate(server, raw):
+    a, b = Session(raw, server), Session(raw, server)
+    fill(a, 5)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    assert "CONTEXT=SEARCH" in a.ok("CAPABILITY")[0].split()
+    t3, t4 = f"t{a.n + 1}", f"t{a.n + 2}"  # the tags of the next two commands
+    assert a.ok("SEARCH RETURN (UPDATE) SEEN") == [f'* ESEARCH (TAG "{t3}")']
+    assert a.ok("UID SEARCH RETURN (UPDATE ALL) UNSEEN") == [
+        f'* ESEARCH (TAG "{t4}") UID ALL 1:5']
+    # Its own STORE: both live results change at once.
+    lines = a.ok("STORE 1,2,4 +FLAGS.SILENT (\\Seen)")
+    assert set(lines) == {f'* ESEARCH (TAG "{t3}") ADDTO (0 1:2,4)',
+                          f'* ESEARCH (TAG "{t4}") UID REMOVEFROM (0 1:2,4)'}
+    # Another session's change arrives with the next command.
+    b.ok("STORE 2 -FLAGS.SILENT (\\Seen)")
+    lines = a.ok("NOOP")
+    assert f'* ESEARCH (TAG "{t3}") REMOVEFROM (0 2)' in lines, lines
+    assert f'* ESEARCH (TAG "{t4}") UID ADDTO (0 2)' in lines, lines
+    # An expunge: REMOVEFROM with the numbers before the EXPUNGE, sent before it.
+    b.ok("STORE 4,5 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    lines = a.ok("NOOP")
+    assert lines.index(f'* ESEARCH (TAG "{t3}") REMOVEFROM (0 4)') < lines.index("* 5 EXPUNGE")
+    assert f'* ESEARCH (TAG "{t4}") UID REMOVEFROM (0 5)' in lines, lines
+    # A new message matches the UNSEEN search.
+    b.ok("APPEND INBOX", message("new"))
+    lines = a.ok("NOOP")
+    assert f'* ESEARCH (TAG "{t4}") UID ADDTO (0 6)' in lines, lines
+    assert a.ok(f'CANCELUPDATE "{t3}" "{t4}"') == []
+    a.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
+    assert not any("ESEARCH" in line for line in a.ok("NOOP"))

@@ -15,6 +15,7 @@ net::awaitable<void> cmd_idle(Session& s, Command& c) {
     auto& n = *s.notifier;
     for (;;) {
         co_await s.sync(true);
+        if (!s.live.empty()) co_await update_live_searches(s);
         auto in = s.conn->input();
         if (auto pos = in.find('\n'); pos != std::string_view::npos) {
             std::string line(in.substr(0, pos));

@@ -414,9 +414,22 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
             co_return;
         }
     }
+    if (r.update) {
+        // CONTEXT=SEARCH (RFC 5267 §4.4): remember it; changes come as ADDTO/REMOVEFROM.
+        if (s.live.size() >= limits::kImapMaxLiveSearches) {
+            s.no(c, "too many searches kept up to date; CANCELUPDATE some", "LIMIT");
+            co_return;
+        }
+        std::erase_if(s.live, [&](const Session::LiveSearch& l) { return l.tag == c.tag; });
+        Session::LiveSearch live{c.tag, prog->key, c.uid, {}};
+        for (auto seq : seqs)
+            live.uids.push_back(s.view.at(seq).uid);
+        s.live.push_back(std::move(live));
+    }
     if (prog->esearch || s.rev2) {
         auto ret = prog->ret;
-        if (!ret.min && !ret.max && !ret.count && !ret.all && !ret.partial) ret.all = true;
+        if (!ret.min && !ret.max && !ret.count && !ret.all && !ret.partial && !ret.update)
+            ret.all = true;
         std::string line = fmt::format("ESEARCH (TAG \"{}\")", c.tag);
         if (c.uid) line += " UID";
         if (!hits.empty()) {
@@ -447,6 +460,87 @@ net::awaitable<void> cmd_search(Session& s, Command& c) {
         s.untagged(line);
     }
     s.ok(c, "SEARCH completed");
+}
+
+}  // namespace millipost::imap
+
+namespace millipost::imap {
+
+namespace {
+
+// "* ESEARCH (TAG "t") [UID] ADDTO|REMOVEFROM (0 set)": for SEARCH (unlike SORT) the result
+// has no order of its own, so the position is 0 (RFC 5267 §4.4.1).
+void write_update(Session& s, const Session::LiveSearch& l, std::string_view what,
+                  std::vector<std::uint32_t> numbers) {
+    if (numbers.empty()) return;
+    std::sort(numbers.begin(), numbers.end());
+    s.untagged(fmt::format("ESEARCH (TAG \"{}\"){} {} (0 {})", l.tag, l.uid ? " UID" : "", what,
+                           compress_sequence(numbers)));
+}
+
+}  // namespace
+
+void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expunged_seqs,
+                            const std::vector<std::uint32_t>& expunged_uids) {
+    if (s.live.empty() || expunged_uids.empty()) return;
+    // expunged_seqs is highest first, expunged_uids ascending: the same messages.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> gone;  // (uid, seq before)
+    for (std::size_t i = 0; i < expunged_uids.size(); ++i)
+        gone.emplace_back(expunged_uids[i], expunged_seqs[expunged_seqs.size() - 1 - i]);
+    for (auto& l : s.live) {
+        std::vector<std::uint32_t> removed;
+        for (auto& [uid, seq] : gone) {
+            auto it = std::lower_bound(l.uids.begin(), l.uids.end(), uid);
+            if (it == l.uids.end() || *it != uid) continue;
+            l.uids.erase(it);
+            removed.push_back(l.uid ? uid : seq);
+        }
+        write_update(s, l, "REMOVEFROM", std::move(removed));
+    }
+}
+
+net::awaitable<void> update_live_searches(Session& s) {
+    if (s.state != kSelected) co_return;
+    for (std::size_t i = 0; i < s.live.size(); ++i) {
+        auto key = s.live[i].key;  // search_messages may suspend: copy what it needs
+        auto seqs = co_await search_messages(s, key);
+        if (i >= s.live.size()) break;
+        auto& l = s.live[i];
+        std::vector<std::uint32_t> now;
+        for (auto seq : seqs)
+            now.push_back(s.view.at(seq).uid);
+        std::vector<std::uint32_t> added, removed;
+        std::set_difference(now.begin(), now.end(), l.uids.begin(), l.uids.end(),
+                            std::back_inserter(added));
+        std::set_difference(l.uids.begin(), l.uids.end(), now.begin(), now.end(),
+                            std::back_inserter(removed));
+        auto number = [&](std::uint32_t uid) { return l.uid ? uid : s.view.seq_of(uid); };
+        std::vector<std::uint32_t> a, r;
+        for (auto u : removed)
+            if (auto n = number(u)) r.push_back(n);
+        for (auto u : added)
+            a.push_back(number(u));
+        write_update(s, l, "REMOVEFROM", std::move(r));
+        write_update(s, l, "ADDTO", std::move(a));
+        l.uids = std::move(now);
+    }
+}
+
+// CANCELUPDATE tag-string *(SP tag-string) (RFC 5267 §4.5).
+net::awaitable<void> cmd_cancelupdate(Session& s, Command& c) {
+    if (c.args.empty()) {
+        s.bad(c, "Syntax: CANCELUPDATE \"tag\" ...");
+        co_return;
+    }
+    for (auto& a : c.args) {
+        auto tag = string_arg(a);
+        if (!tag) {
+            s.bad(c, "Syntax: CANCELUPDATE \"tag\" ...");
+            co_return;
+        }
+        std::erase_if(s.live, [&](const Session::LiveSearch& l) { return l.tag == *tag; });
+    }
+    s.ok(c, "CANCELUPDATE completed");
 }
 
 }  // namespace millipost::imap

@@ -31,6 +31,7 @@ constexpr std::array kCommands{
     CommandSpec{"APPEND", kLoggedIn, cmd_append},
     CommandSpec{"IDLE", kLoggedIn, cmd_idle},
     CommandSpec{"NOTIFY", kLoggedIn, cmd_notify},
+    CommandSpec{"CANCELUPDATE", kSelected, cmd_cancelupdate},
     CommandSpec{"GETQUOTA", kLoggedIn, cmd_getquota},
     CommandSpec{"GETQUOTAROOT", kLoggedIn, cmd_getquotaroot},
     CommandSpec{"SETQUOTA", kLoggedIn, cmd_setquota},
@@ -62,7 +63,9 @@ std::string capabilities(const Session& s) {
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
     // Search family (cmd_search.cpp, cmd_sort.cpp).
-    caps += " SEARCHRES PARTIAL SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+    caps +=
+        " CONTEXT=SEARCH SEARCHRES PARTIAL SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+        "THREAD=REFERENCES";
     // Mailbox-level extensions (cmd_mailbox.cpp, cmd_append.cpp, cmd_quota.cpp).
     caps +=
         " LIST-EXTENDED LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MULTIAPPEND CATENATE "

@@ -105,6 +105,14 @@ struct Session {
     std::shared_ptr<Notifier> notifier;
     store::MailStore::Subscription subscription;
     std::optional<NotifySpec> notify;  // NOTIFY SET in force
+    // CONTEXT=SEARCH (RFC 5267): searches kept up to date with ESEARCH ADDTO/REMOVEFROM.
+    struct LiveSearch {
+        std::string tag;
+        SearchKey key;
+        bool uid = false;
+        std::vector<std::uint32_t> uids;  // the current result, ascending
+    };
+    std::vector<LiveSearch> live;
 
     // Runs a store call on the blocking pool (see net::Server::blocking for the g++ 12 trap).
     template <class F>
@@ -220,6 +228,13 @@ net::awaitable<void> cmd_thread(Session&, Command&);
 net::awaitable<std::vector<std::uint32_t>> search_messages(Session& s, const SearchKey& key);
 net::awaitable<void> cmd_idle(Session&, Command&);
 net::awaitable<void> cmd_notify(Session&, Command&);
+net::awaitable<void> cmd_cancelupdate(Session&, Command&);
+// CONTEXT=SEARCH: REMOVEFROM for live results losing messages that `expunged_uids` (ascending)
+// names, with their numbers before the expunge (`expunged_seqs`, highest first), to be sent
+// before the EXPUNGE responses; and, after a command, ADDTO/REMOVEFROM for what else changed.
+void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expunged_seqs,
+                            const std::vector<std::uint32_t>& expunged_uids);
+net::awaitable<void> update_live_searches(Session& s);
 
 // NOTIFY: reports what happened in the user's other mailboxes (STATUS, LIST) as the NOTIFY
 // SET in force asks; called with the selected mailbox's updates.

@@ -41,6 +41,7 @@ Session::~Session() {
 void Session::deselect() {
     view.clear();
     saved.clear();
+    live.clear();
     if (notifier) notifier->selected = 0;
     state = kAuthenticated;
 }
@@ -87,6 +88,7 @@ net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
         } catch (const store::StoreError&) {
         }
     }
+    live_searches_expunged(*this, up.expunged, up.expunged_uids);
     if (qresync) {
         if (!up.expunged_uids.empty())
             out += "* VANISHED " + compress_sequence(up.expunged_uids) + "\r\n";
@@ -195,6 +197,7 @@ net::awaitable<void> run(Session& s) {
                     if (r == net::Connection::Filled::Data) continue;
                 }
                 co_await s.sync(true);
+                if (!s.live.empty()) co_await update_live_searches(s);
                 continue;
             }
             if (!co_await conn->flush_and_fill(s.out, timeout)) {
@@ -219,6 +222,7 @@ net::awaitable<void> run(Session& s) {
             co_await dispatch(s, cmd);
             if (s.closed) break;
             if (s.state == kSelected) co_await s.sync(!forbids_expunge(cmd));
+            if (!s.live.empty()) co_await update_live_searches(s);
             s.out += s.tagged;
         } else {
             const auto& err = s.parser.error();

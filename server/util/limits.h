@@ -32,6 +32,9 @@ inline constexpr int kImapMaxErrors = 20;
 // NOTIFY: events of other mailboxes held for a session between reports; beyond this the session
 // reports every watched mailbox's STATUS once instead (RFC 5465 §5.8 allows coalescing).
 inline constexpr std::size_t kImapNotifyBacklog = 1000;
+// CONTEXT=SEARCH: searches one session keeps up to date at once (each is re-run after every
+// command that may change its result).
+inline constexpr std::size_t kImapMaxLiveSearches = 16;
 // NOTIFY SET: event groups and mailbox names in one command.
 inline constexpr std::size_t kImapNotifyMaxGroups = 64;
 inline constexpr std::size_t kImapNotifyMaxNames = 1000;

@@ -299,6 +299,10 @@ Parsed<SearchProgram> parse_search(const Command& cmd) {
                 p.ret.count = true;
             else if (opt == "SAVE")
                 p.ret.save = true;
+            else if (opt == "UPDATE")
+                p.ret.update = true;
+            else if (opt == "CONTEXT")
+                p.ret.context = true;
             else if (opt == "PARTIAL" && !p.ret.partial) {
                 if (++k >= items.size() || !items[k].is_atom()) return bad("PARTIAL needs a range");
                 auto r = parse_partial_range(items[k].text);

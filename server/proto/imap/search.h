@@ -85,6 +85,8 @@ struct SearchReturn {
     bool all = false;
     bool count = false;
     bool save = false;
+    bool update = false;   // CONTEXT=SEARCH (RFC 5267 §4.4): keep the result up to date
+    bool context = false;  // CONTEXT=SEARCH: a hint that the result will be used again
     // PARTIAL (RFC 9394): positions first..last (1-based) of the result, or counted from its end
     // when negative ("-1:-100" is the last hundred); first <= last after normalising.
     bool partial = false;
