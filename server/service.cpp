@@ -35,6 +35,8 @@ void Service::start() {
             spdlog::warn("full-text index unavailable, SEARCH will scan: {}", e.what());
         }
     }
+    if (index_ && !indexer_)
+        indexer_ = std::make_unique<search::BackgroundIndexer>(*store_, *index_);
 
     unsigned threads =
         cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -64,6 +66,7 @@ void Service::stop() {
     spdlog::info("millipost shutting down: {} connections open", net_->connections());
     net_->stop(limits::kShutdownGrace);
     net_.reset();
+    indexer_.reset();
     index_.reset();
     store_.reset();  // closes SQLite cleanly (checkpoints the WAL)
     spdlog::info("millipost stopped");

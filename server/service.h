@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "net/server.h"
 #include "search/index.h"
+#include "search/indexer.h"
 #include "store/mail_store.h"
 
 #include <atomic>
@@ -47,6 +48,10 @@ class Service {
     // The full-text index behind IMAP SEARCH (<data_dir>/search.db), or nullptr when it could
     // not be opened: SEARCH then scans the messages.
     search::FullTextIndex* search_index() { return index_.get(); }
+    // Waits until mail stored so far is in the full-text index (tests, benchmarks).
+    void drain_index() {
+        if (indexer_) indexer_->drain();
+    }
 
     // The user whose login and password these are, or nothing. Runs PBKDF2: call it on the
     // blocking pool.
@@ -68,6 +73,7 @@ class Service {
     std::unique_ptr<store::MailStore> store_;
     std::unique_ptr<net::Server> net_;
     std::unique_ptr<search::FullTextIndex> index_;
+    std::unique_ptr<search::BackgroundIndexer> indexer_;  // indexes mail as it is stored
     Counters counters_;
     std::mutex locks_mutex_;
     std::set<store::UserId> locked_;

@@ -145,6 +145,10 @@ int main(int argc, char** argv) {
             store.deliver(to, "INBOX", msg, 1700000000 + static_cast<std::int64_t>(i));
         }
         std::printf("stored %zu messages in %.1f s\n", n, ms_since(t0) / 1000);
+        // The background indexer follows deliveries; wait for what it still has queued.
+        auto t1 = Clock::now();
+        svc.drain_index();
+        std::printf("index caught up %.1f s after the last delivery\n", ms_since(t1) / 1000);
         Client c(svc.imap_port());
         c.command("LOGIN bench pw");
         c.command("SELECT INBOX");
@@ -153,8 +157,8 @@ int main(int argc, char** argv) {
             auto reply = c.command(cmd);
             std::printf("%-44s %9.1f ms  %zu hits\n", label, ms_since(t), hits(reply));
         };
-        timed("SEARCH BODY quokka (builds the index)", "SEARCH BODY quokka");
-        timed("SEARCH BODY quokka (index ready)", "SEARCH BODY quokka");
+        timed("SEARCH BODY quokka (first search)", "SEARCH BODY quokka");
+        timed("SEARCH BODY quokka (again)", "SEARCH BODY quokka");
         timed("SEARCH BODY \"sighting number 5\"", "SEARCH BODY \"sighting number 5\"");
         timed("SEARCH SUBJECT ribako", "SEARCH SUBJECT ribako");
         timed("SEARCH TEXT quokka UNSEEN", "SEARCH TEXT quokka UNSEEN");

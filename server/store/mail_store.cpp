@@ -40,10 +40,12 @@ void MailStore::notify(const Event& event) {
     std::vector<Listener> targets;
     {
         std::lock_guard lock(listeners_mutex_);
-        auto it = listeners_.find(event.user);
-        if (it == listeners_.end()) return;
-        for (auto& [id, fn] : it->second)
-            targets.push_back(fn);
+        for (auto user : {event.user, kAllUsers}) {
+            auto it = listeners_.find(user);
+            if (it == listeners_.end()) continue;
+            for (auto& [id, fn] : it->second)
+                targets.push_back(fn);
+        }
     }
     for (auto& fn : targets)
         fn(event);

@@ -249,6 +249,11 @@ class MailStore {
 
     // Events for one user, delivered on the thread that made the change, after it is durable.
     Subscription subscribe(UserId user, Listener listener);
+    // Events of every user (the full-text indexer); same delivery rules.
+    Subscription subscribe_all(Listener listener) {
+        return subscribe(kAllUsers, std::move(listener));
+    }
+    static constexpr UserId kAllUsers = -1;
 
   protected:
     void notify(const Event& event);

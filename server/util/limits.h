@@ -59,6 +59,10 @@ inline constexpr std::size_t kMaxConnections = 10000;
 // Shutdown: how long in-flight sessions may take to finish after SIGTERM.
 inline constexpr std::chrono::seconds kShutdownGrace{10};
 
+// Full-text indexing at delivery: UIDs waiting for the background indexer; beyond this a
+// mailbox is marked for one comparison with the store instead (SEARCH also catches up itself).
+inline constexpr std::size_t kIndexQueue = 100000;
+
 // Users provisioned per SQLite transaction on the bulk path.
 inline constexpr std::size_t kProvisionBatch = 50000;
 
