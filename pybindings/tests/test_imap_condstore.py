@@ -304,3 +304,30 @@ def test_context_search_updates_and_cancelupdate(server, raw):
     assert a.ok(f'CANCELUPDATE "{t3}" "{t4}"') == []
     a.ok("STORE 1:* +FLAGS.SILENT (\\Seen)")
     assert not any("ESEARCH" in line for line in a.ok("NOOP"))
+
+
+def test_context_sort_updates_name_positions(server, raw):
+    a, b = Session(raw, server), Session(raw, server)
+    fill(a, 4)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    assert "CONTEXT=SORT" in a.ok("CAPABILITY")[0].split()
+    t = f"t{a.n + 1}"
+    # Subjects m0..m3, reversed: UIDs 4 3 2 1, all unseen.
+    assert a.ok("UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 UNSEEN") == [
+        f'* ESEARCH (TAG "{t}") UID ALL 4,3,2,1']
+    # 3 and 1 stop matching: removed from the end of the old order (positions 4, then 2).
+    lines = a.ok("UID STORE 1,3 +FLAGS.SILENT (\\Seen)")
+    assert lines == [f'* ESEARCH (TAG "{t}") UID REMOVEFROM (4 1 2 3)'], lines
+    # 3 matches again and a new message arrives: inserted at their final positions.
+    b.ok("UID STORE 3 -FLAGS.SILENT (\\Seen)")
+    b.ok("APPEND INBOX", message("new"))
+    lines = a.ok("NOOP")
+    assert f'* ESEARCH (TAG "{t}") UID ADDTO (1 5 3 3)' in lines, lines
+    # Expunged: removed by position before the EXPUNGE (order now 5 4 3 2).
+    b.ok("UID STORE 4 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    lines = a.ok("NOOP")
+    assert lines.index(f'* ESEARCH (TAG "{t}") UID REMOVEFROM (2 4)') < lines.index(
+        "* 4 EXPUNGE"), lines
+    assert a.ok(f'CANCELUPDATE "{t}"') == []

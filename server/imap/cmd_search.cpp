@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 namespace millipost::imap {
@@ -478,6 +479,18 @@ void write_update(Session& s, const Session::LiveSearch& l, std::string_view wha
                            compress_sequence(numbers)));
 }
 
+// For a sorted result (CONTEXT=SORT) the updates name positions: "(position number ...)",
+// each position valid after the pairs before it are applied.
+void write_positions(Session& s, const Session::LiveSearch& l, std::string_view what,
+                     const std::vector<std::pair<std::uint32_t, std::uint32_t>>& pairs) {
+    if (pairs.empty()) return;
+    std::string list;
+    for (auto& [pos, n] : pairs)
+        list += fmt::format("{}{} {}", list.empty() ? "" : " ", pos, n);
+    s.untagged(
+        fmt::format("ESEARCH (TAG \"{}\"){} {} ({})", l.tag, l.uid ? " UID" : "", what, list));
+}
+
 }  // namespace
 
 void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expunged_seqs,
@@ -488,6 +501,21 @@ void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expung
     for (std::size_t i = 0; i < expunged_uids.size(); ++i)
         gone.emplace_back(expunged_uids[i], expunged_seqs[expunged_seqs.size() - 1 - i]);
     for (auto& l : s.live) {
+        if (l.sorted()) {
+            // Positions from the end, so that each stays valid as the client applies them.
+            std::vector<std::pair<std::uint32_t, std::uint32_t>> removed;  // (position, number)
+            for (std::size_t p = l.uids.size(); p-- > 0;) {
+                auto it =
+                    std::lower_bound(gone.begin(), gone.end(), l.uids[p],
+                                     [](const auto& g, std::uint32_t u) { return g.first < u; });
+                if (it == gone.end() || it->first != l.uids[p]) continue;
+                removed.emplace_back(static_cast<std::uint32_t>(p + 1),
+                                     l.uid ? it->first : it->second);
+                l.uids.erase(l.uids.begin() + static_cast<std::ptrdiff_t>(p));
+            }
+            write_positions(s, l, "REMOVEFROM", removed);
+            continue;
+        }
         std::vector<std::uint32_t> removed;
         for (auto& [uid, seq] : gone) {
             auto it = std::lower_bound(l.uids.begin(), l.uids.end(), uid);
@@ -502,19 +530,43 @@ void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expung
 net::awaitable<void> update_live_searches(Session& s) {
     if (s.state != kSelected) co_return;
     for (std::size_t i = 0; i < s.live.size(); ++i) {
-        auto key = s.live[i].key;  // search_messages may suspend: copy what it needs
-        auto seqs = co_await search_messages(s, key);
+        std::vector<std::uint32_t> seqs;
+        if (s.live[i].sorted()) {
+            auto l = s.live[i];  // sort_live may suspend: work on a copy
+            seqs = co_await sort_live(s, l);
+        } else {
+            auto key = s.live[i].key;  // search_messages may suspend: copy what it needs
+            seqs = co_await search_messages(s, key);
+        }
         if (i >= s.live.size()) break;
         auto& l = s.live[i];
         std::vector<std::uint32_t> now;
         for (auto seq : seqs)
             now.push_back(s.view.at(seq).uid);
+        auto number = [&](std::uint32_t uid) { return l.uid ? uid : s.view.seq_of(uid); };
+        if (l.sorted()) {
+            // Sort keys do not change, so only membership does: removals from the end of the
+            // old order, then insertions in the new order, each at its final position.
+            std::set<std::uint32_t> in_now(now.begin(), now.end());
+            std::set<std::uint32_t> in_old(l.uids.begin(), l.uids.end());
+            std::vector<std::pair<std::uint32_t, std::uint32_t>> removed, added;
+            for (std::size_t p = l.uids.size(); p-- > 0;)
+                if (!in_now.count(l.uids[p]))
+                    if (auto n = number(l.uids[p]))
+                        removed.emplace_back(static_cast<std::uint32_t>(p + 1), n);
+            for (std::size_t p = 0; p < now.size(); ++p)
+                if (!in_old.count(now[p]))
+                    added.emplace_back(static_cast<std::uint32_t>(p + 1), number(now[p]));
+            write_positions(s, l, "REMOVEFROM", removed);
+            write_positions(s, l, "ADDTO", added);
+            l.uids = std::move(now);
+            continue;
+        }
         std::vector<std::uint32_t> added, removed;
         std::set_difference(now.begin(), now.end(), l.uids.begin(), l.uids.end(),
                             std::back_inserter(added));
         std::set_difference(l.uids.begin(), l.uids.end(), now.begin(), now.end(),
                             std::back_inserter(removed));
-        auto number = [&](std::uint32_t uid) { return l.uid ? uid : s.view.seq_of(uid); };
         std::vector<std::uint32_t> a, r;
         for (auto u : removed)
             if (auto n = number(u)) r.push_back(n);

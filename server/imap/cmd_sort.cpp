@@ -209,6 +209,47 @@ std::string ordered_set(const std::vector<std::uint32_t>& v) {
 
 }  // namespace
 
+namespace {
+
+// The sequence numbers `seqs` in the order of `criteria` (ties: ascending number).
+net::awaitable<std::vector<std::uint32_t>> sort_seqs(Session& s,
+                                                     const std::vector<std::uint32_t>& seqs,
+                                                     const std::vector<Criterion>& criteria) {
+    auto keys = co_await load_keys(s, seqs);
+    std::stable_sort(keys.begin(), keys.end(), [&](const Keys& a, const Keys& b) {
+        for (auto& cr : criteria) {
+            int r = compare(a, b, cr.key);
+            if (r != 0) return cr.reverse ? r > 0 : r < 0;
+        }
+        return a.seq < b.seq;
+    });
+    std::vector<std::uint32_t> out;
+    for (auto& k : keys)
+        out.push_back(k.seq);
+    co_return out;
+}
+
+// CONTEXT=SORT (RFC 5267 §4.4): keeps the result up to date like a SEARCH RETURN (UPDATE).
+// False (after NO) when the session keeps too many already. Not a coroutine on purpose: in
+// cmd_sort's frame this code makes g++ 12 report a false -Wmismatched-new-delete.
+bool keep_live(Session& s, const Command& c, const SearchKey& key,
+               const std::vector<std::uint32_t>& sorted, const std::vector<Criterion>& criteria) {
+    if (s.live.size() >= limits::kImapMaxLiveSearches) {
+        s.no(c, "too many searches kept up to date; CANCELUPDATE some", "LIMIT");
+        return false;
+    }
+    std::erase_if(s.live, [&](const Session::LiveSearch& l) { return l.tag == c.tag; });
+    Session::LiveSearch live{c.tag, key, c.uid, {}, {}};
+    for (auto seq : sorted)
+        live.uids.push_back(s.view.at(seq).uid);
+    for (auto& cr : criteria)
+        live.sort.emplace_back(static_cast<std::uint8_t>(cr.key), cr.reverse);
+    s.live.push_back(std::move(live));
+    return true;
+}
+
+}  // namespace
+
 net::awaitable<void> cmd_sort(Session& s, Command& c) {
     std::span<const Arg> args = c.args;
     std::size_t i = 0;
@@ -231,6 +272,10 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
                 ret.all = true;
             else if (opt == "COUNT")
                 ret.count = true;
+            else if (opt == "UPDATE")
+                ret.update = true;
+            else if (opt == "CONTEXT")
+                ret.context = true;
             else if (opt == "PARTIAL" && !ret.partial && k + 1 < items.size() &&
                      items[k + 1].is_atom()) {
                 auto r = parse_partial_range(items[++k].text);
@@ -250,7 +295,7 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
             s.bad(c, "PARTIAL and ALL together");
             co_return;
         }
-        if (!ret.min && !ret.max && !ret.count && !ret.partial) ret.all = true;
+        if (!ret.min && !ret.max && !ret.count && !ret.partial && !ret.update) ret.all = true;
         i += 2;
     }
     if (i >= args.size() || !args[i].is_list() || args[i].items.empty()) {
@@ -289,17 +334,11 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
         co_return;
     }
     auto seqs = co_await search_messages(s, *key);
-    auto keys = co_await load_keys(s, seqs);
-    std::stable_sort(keys.begin(), keys.end(), [&](const Keys& a, const Keys& b) {
-        for (auto& cr : criteria) {
-            int r = compare(a, b, cr.key);
-            if (r != 0) return cr.reverse ? r > 0 : r < 0;
-        }
-        return a.seq < b.seq;
-    });
+    auto sorted = co_await sort_seqs(s, seqs, criteria);
     std::vector<std::uint32_t> out;
-    for (auto& k : keys)
-        out.push_back(c.uid ? s.view.at(k.seq).uid : k.seq);
+    for (auto seq : sorted)
+        out.push_back(c.uid ? s.view.at(seq).uid : seq);
+    if (ret.update && !keep_live(s, c, *key, sorted, criteria)) co_return;
     if (esort) {
         std::string line = fmt::format("ESEARCH (TAG \"{}\")", c.tag);
         if (c.uid) line += " UID";
@@ -319,6 +358,16 @@ net::awaitable<void> cmd_sort(Session& s, Command& c) {
         s.untagged(line);
     }
     s.ok(c, c.uid ? "UID SORT completed" : "SORT completed");
+}
+
+net::awaitable<std::vector<std::uint32_t>> sort_live(Session& s, const Session::LiveSearch& l) {
+    std::vector<Criterion> criteria;
+    for (auto& [key, reverse] : l.sort)
+        criteria.push_back({static_cast<SortKey>(key), reverse});
+    auto key = l.key;  // the session may change while this suspends
+    auto seqs = co_await search_messages(s, key);
+    auto sorted = co_await sort_seqs(s, seqs, criteria);
+    co_return sorted;
 }
 
 net::awaitable<void> cmd_thread(Session& s, Command& c) {

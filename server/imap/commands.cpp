@@ -64,7 +64,8 @@ std::string capabilities(const Session& s) {
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
     // Search family (cmd_search.cpp, cmd_sort.cpp).
     caps +=
-        " CONTEXT=SEARCH SEARCHRES PARTIAL SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+        " CONTEXT=SEARCH CONTEXT=SORT SEARCHRES PARTIAL SORT SORT=DISPLAY ESORT "
+        "THREAD=ORDEREDSUBJECT "
         "THREAD=REFERENCES";
     // Mailbox-level extensions (cmd_mailbox.cpp, cmd_append.cpp, cmd_quota.cpp).
     caps +=

@@ -110,7 +110,10 @@ struct Session {
         std::string tag;
         SearchKey key;
         bool uid = false;
-        std::vector<std::uint32_t> uids;  // the current result, ascending
+        std::vector<std::uint32_t> uids;  // the current result: ascending, or in sort order
+        // CONTEXT=SORT: the SORT criteria as (key, reverse), in cmd_sort.cpp's numbering.
+        std::vector<std::pair<std::uint8_t, bool>> sort;
+        bool sorted() const { return !sort.empty(); }
     };
     std::vector<LiveSearch> live;
 
@@ -235,6 +238,8 @@ net::awaitable<void> cmd_cancelupdate(Session&, Command&);
 void live_searches_expunged(Session& s, const std::vector<std::uint32_t>& expunged_seqs,
                             const std::vector<std::uint32_t>& expunged_uids);
 net::awaitable<void> update_live_searches(Session& s);
+// SORT's result for a live search (cmd_sort.cpp): sequence numbers in sort order.
+net::awaitable<std::vector<std::uint32_t>> sort_live(Session& s, const Session::LiveSearch& l);
 
 // NOTIFY: reports what happened in the user's other mailboxes (STATUS, LIST) as the NOTIFY
 // SET in force asks; called with the selected mailbox's updates.
