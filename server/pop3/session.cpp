@@ -170,6 +170,12 @@ net::awaitable<void> update(Session& s) {
         }
         svc.counters().pop3_deleted += uids.size();
     }
+    // Unlocked before the reply is sent: a client that logs in again as soon as it reads the
+    // +OK must not find its maildrop still locked.
+    if (s.locked) {
+        s.svc.unlock_maildrop(s.user.id);
+        s.locked = false;
+    }
     s.ok(fmt::format("millipost POP3 server signing off ({} messages left)", left));
     s.quit = true;
 }
