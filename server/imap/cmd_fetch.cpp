@@ -108,8 +108,17 @@ net::awaitable<void> cmd_fetch(Session& s, Command& c) {
             }
             std::vector<std::uint32_t> gone;
             auto top = std::max(s.view.max_uid(), d.mailbox.uidnext ? d.mailbox.uidnext - 1 : 0);
-            for (auto u : d.vanished)
-                if (args->set.contains(u, top)) gone.push_back(u);
+            if (d.vanished_complete) {
+                for (auto u : d.vanished)
+                    if (args->set.contains(u, top)) gone.push_back(u);
+            } else {
+                // Older than the tombstones kept: every UID in the set that does not exist.
+                for (std::uint32_t u = 1; u <= top; ++u) {
+                    auto seq = s.view.seq_of(u);
+                    if ((!seq || s.view.at(seq).expunged) && args->set.contains(u, top))
+                        gone.push_back(u);
+                }
+            }
             if (!gone.empty()) s.untagged("VANISHED (EARLIER) " + compress_sequence(gone));
         }
     }

@@ -208,6 +208,7 @@ struct Selected {
     std::vector<store::Message> messages;
     std::pair<std::uint32_t, std::uint32_t> recent{0, 0};
     std::vector<std::uint32_t> vanished;  // QRESYNC: expunged after the client's MODSEQ
+    bool vanished_complete = true;        // false: older than the tombstones kept
 };
 
 }  // namespace
@@ -251,7 +252,11 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
         Selected r;
         r.messages = store.messages(uid, mb->id);
         if (claim) r.recent = store.claim_recent(uid, mb->id);
-        if (since) r.vanished = store.mailbox_changes(uid, mb->id, *since).vanished;
+        if (since) {
+            auto d = store.mailbox_changes(uid, mb->id, *since);
+            r.vanished = std::move(d.vanished);
+            r.vanished_complete = d.vanished_complete;
+        }
         r.mailbox = *mb;
         return r;
     };
@@ -317,8 +322,21 @@ net::awaitable<void> cmd_select(Session& s, Command& c) {
         // message changed after its MODSEQ.
         auto& q = *params.qresync;
         std::vector<std::uint32_t> gone;
-        for (auto u : sel->vanished)
-            if (!q.known || q.known->contains(u, s.view.max_uid())) gone.push_back(u);
+        if (sel->vanished_complete) {
+            for (auto u : sel->vanished)
+                if (!q.known || q.known->contains(u, s.view.max_uid())) gone.push_back(u);
+        } else {
+            // Tombstones that old are gone: every UID the client may know that does not exist
+            // now (RFC 7162 §3.2.5.1 allows reporting UIDs the client never saw).
+            auto top = mb.uidnext - 1;
+            std::uint32_t seq = 1;
+            for (std::uint32_t u = 1; u <= top; ++u) {
+                while (seq <= s.view.size() && s.view.at(seq).uid < u)
+                    ++seq;
+                bool exists = seq <= s.view.size() && s.view.at(seq).uid == u;
+                if (!exists && (!q.known || q.known->contains(u, top))) gone.push_back(u);
+            }
+        }
         if (!gone.empty()) s.untagged("VANISHED (EARLIER) " + compress_sequence(gone));
         for (std::uint32_t seq = 1; seq <= s.view.size(); ++seq) {
             auto& e = s.view.at(seq);

@@ -79,7 +79,21 @@ net::awaitable<void> Session::sync(bool allow_expunge, bool force) {
     } catch (const store::StoreError&) {
         co_return;  // the mailbox was deleted meanwhile: nothing more to say about it
     }
-    auto up = view.apply(delta, allow_expunge);
+    MailboxView::Update up;
+    if (delta.vanished_complete) {
+        up = view.apply(delta, allow_expunge);
+    } else {
+        // Older than the tombstones kept: compare the whole listing instead.
+        auto list = [&store, uid, mb] { return store.messages(uid, mb); };
+        std::vector<store::Message> now;
+        try {
+            now = co_await blocking(std::move(list));
+        } catch (const store::StoreError&) {
+            co_return;
+        }
+        up = view.sync(now, allow_expunge);
+        view.mailbox = delta.mailbox;
+    }
     if (up.exists && !rev2 && !view.read_only) {
         auto claim = [&store, uid, mb] { return store.claim_recent(uid, mb); };
         try {

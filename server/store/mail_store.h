@@ -91,6 +91,9 @@ struct MailboxDelta {
     Mailbox mailbox;                      // counters as of the same snapshot
     std::vector<Message> changed;         // messages with MODSEQ > since (new or flags changed)
     std::vector<std::uint32_t> vanished;  // UIDs expunged with MODSEQ > since, ascending
+    // False when `since` is older than the oldest tombstone kept (the store keeps a bounded
+    // number per mailbox): then `vanished` is incomplete and the caller must compare UID lists.
+    bool vanished_complete = true;
 };
 
 struct Delivered {
@@ -201,7 +204,8 @@ class MailStore {
                                               std::span<const NewMessage> messages) = 0;
     virtual std::vector<Message> messages(UserId user, MailboxId mailbox) = 0;
     // What changed after MODSEQ `since`, read in one snapshot. Expunged UIDs are remembered
-    // (tombstones) so that `vanished` is exact for any `since` (QRESYNC VANISHED).
+    // (tombstones, a bounded number per mailbox) so that `vanished` is exact for a recent
+    // `since`; for an older one `vanished_complete` is false (QRESYNC VANISHED).
     virtual MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) = 0;
     // \Recent (IMAP4rev1): hands the UIDs that arrived since the last claim to the caller, once.
     // Returns [first, end): the UIDs recent for the caller.

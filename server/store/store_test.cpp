@@ -2,6 +2,7 @@
 // Every backend must pass this suite; RADOS will be added to the backend list.
 #include "store/mail_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "util/limits.h"
 
 #include <gtest/gtest.h>
 
@@ -382,4 +383,29 @@ TEST_F(StoreContract, AMailboxCreatedAgainGetsANewUidvalidity) {
     reopen();
     auto third = store_->create_mailbox(a, "Other");
     EXPECT_GT(third.uidvalidity, second.uidvalidity);
+}
+
+TEST_F(StoreContract, TombstonesAreBoundedAndOlderResyncsAreFlaggedIncomplete) {
+    auto a = store_->add_user("a", "$");
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    // Half of them expunged: more tombstones than kept.
+    const std::size_t n = millipost::limits::kTombstonesPerMailbox * 24 / 10;
+    std::vector<NewMessage> batch(n, NewMessage{"x\r\n", 1, {}});
+    auto uids = store_->append(a, inbox.id, batch);
+    auto before = store_->find_mailbox(a, "INBOX")->highestmodseq;
+    // Expunged one at a time, so that each has its own MODSEQ.
+    for (std::size_t i = 0; i + 1 < uids.size(); i += 2) {
+        std::vector<std::uint32_t> one{uids[i]};
+        store_->expunge(a, inbox.id, one);
+    }
+    auto recent_since = store_->find_mailbox(a, "INBOX")->highestmodseq - 10;
+    auto d = store_->mailbox_changes(a, inbox.id, recent_since);
+    EXPECT_TRUE(d.vanished_complete);
+    EXPECT_EQ(d.vanished.size(), 10u);
+    // Fewer than n/2 tombstones may be dropped, but nothing beyond the limit is kept; a resync
+    // from before all of them is flagged.
+    auto old = store_->mailbox_changes(a, inbox.id, before);
+    EXPECT_LE(old.vanished.size(), millipost::limits::kTombstonesPerMailbox +
+                                       millipost::limits::kTombstonesPerMailbox / 10);
+    EXPECT_EQ(old.vanished_complete, old.vanished.size() == n / 2);
 }

@@ -63,6 +63,10 @@ inline constexpr std::chrono::seconds kShutdownGrace{10};
 // mailbox is marked for one comparison with the store instead (SEARCH also catches up itself).
 inline constexpr std::size_t kIndexQueue = 100000;
 
+// Expunge tombstones (UID + MODSEQ, for QRESYNC and incremental syncs) kept per mailbox; older
+// ones are dropped and a resync from before them compares UID lists instead.
+inline constexpr std::size_t kTombstonesPerMailbox = 10000;
+
 // Users provisioned per SQLite transaction on the bulk path.
 inline constexpr std::size_t kProvisionBatch = 50000;
 

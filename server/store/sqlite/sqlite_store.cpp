@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS mailboxes(
   size INTEGER NOT NULL DEFAULT 0,
   special_use TEXT NOT NULL DEFAULT '',
   recent_uid INTEGER NOT NULL DEFAULT 1,
+  vanished_floor INTEGER NOT NULL DEFAULT 0,
   UNIQUE(user_id, name));
 CREATE TABLE IF NOT EXISTS bodies(
   id INTEGER PRIMARY KEY,
@@ -63,8 +64,9 @@ CREATE TABLE IF NOT EXISTS meta(
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 )sql";
 
-// Schema versions: 1 had no special_use/recent_uid columns and no expunged tombstones.
-constexpr int kSchemaVersion = 2;
+// Schema versions: 1 had no special_use/recent_uid columns and no expunged tombstones; 2 no
+// vanished_floor.
+constexpr int kSchemaVersion = 3;
 
 void migrate(sqlite::Db& db) {
     auto st = db.prepare("PRAGMA user_version");
@@ -75,6 +77,8 @@ void migrate(sqlite::Db& db) {
         db.exec("ALTER TABLE mailboxes ADD COLUMN special_use TEXT NOT NULL DEFAULT ''");
         db.exec("ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1");
     }
+    if (version == 1 || version == 2)
+        db.exec("ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0");
     if (version > kSchemaVersion)
         throw StoreError(StoreError::Kind::Backend, "database schema " + std::to_string(version) +
                                                         " is newer than this server's " +
@@ -190,6 +194,32 @@ void bury(sqlite::Db& db, MailboxId mailbox, std::uint32_t uid, std::int64_t siz
         .bind(1, mailbox)
         .bind(2, static_cast<std::int64_t>(uid))
         .bind(3, modseq)
+        .run();
+}
+
+// Keeps at most limits::kTombstonesPerMailbox tombstones: the oldest go, and the mailbox's
+// vanished_floor remembers the highest MODSEQ among them (below it VANISHED is not exact).
+void compact_tombstones(sqlite::Db& db, MailboxId mailbox) {
+    auto count = db.prepare("SELECT count(*) FROM expunged WHERE mailbox_id = ?");
+    count.bind(1, mailbox);
+    count.step();
+    auto n = static_cast<std::size_t>(count.i64(0));
+    count.run();
+    // Compact in steps of a tenth, so that not every expunge pays for it.
+    if (n <= limits::kTombstonesPerMailbox + limits::kTombstonesPerMailbox / 10) return;
+    auto cut = db.prepare(
+        "SELECT modseq FROM expunged WHERE mailbox_id = ? ORDER BY modseq LIMIT 1 OFFSET ?");
+    cut.bind(1, mailbox).bind(2, static_cast<std::int64_t>(n - limits::kTombstonesPerMailbox - 1));
+    if (!cut.step()) return;
+    auto floor = cut.i64(0);
+    cut.run();
+    db.prepare("DELETE FROM expunged WHERE mailbox_id = ? AND modseq <= ?")
+        .bind(1, mailbox)
+        .bind(2, floor)
+        .run();
+    db.prepare("UPDATE mailboxes SET vanished_floor = max(vanished_floor, ?) WHERE id = ?")
+        .bind(1, floor)
+        .bind(2, mailbox)
         .run();
 }
 
@@ -576,6 +606,11 @@ MailboxDelta SqliteStore::mailbox_changes(UserId user, MailboxId mailbox, ModSeq
     MailboxDelta out;
     out.mailbox = read_mailbox(mb);
     mb.run();
+    auto fl = db->prepare("SELECT vanished_floor FROM mailboxes WHERE id = ?");
+    fl.bind(1, mailbox);
+    fl.step();
+    out.vanished_complete = since >= static_cast<ModSeq>(fl.i64(0));
+    fl.run();
     if (since < out.mailbox.highestmodseq) {
         auto st = db->prepare(
             "SELECT uid, size, internaldate, modseq, flags FROM messages "
@@ -823,6 +858,7 @@ MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
             }
             map.emplace_back(uid, new_uid);
         }
+        if (move && !map.empty()) compact_tombstones(*db, from);
         tx.commit();
     }
     if (!map.empty()) {
@@ -863,6 +899,7 @@ void SqliteStore::expunge(UserId user, MailboxId mailbox, std::span<const std::u
                                message_object(mailbox, uid));
             removed.push_back(uid);
         }
+        if (!removed.empty()) compact_tombstones(*db, mailbox);
         tx.commit();
     }
     if (!removed.empty())
