@@ -1,0 +1,122 @@
+// abnf_test.cpp: the RFC 5234 ABNF engine on small grammars, its refusals and its work bound.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "contracts/abnf.h"
+
+namespace mc = millipost::contracts;
+using mc::MatchResult;
+
+namespace {
+
+mc::Grammar grammar(const char* text) {
+    mc::Grammar g;
+    g.add(text);
+    g.resolve();
+    return g;
+}
+
+bool ok(const mc::Grammar& g, const char* rule, std::string_view s) {
+    return g.match(rule, s) == MatchResult::match;
+}
+
+}  // namespace
+
+TEST(Abnf, CoreRulesArePresent) {
+    mc::Grammar g;
+    EXPECT_TRUE(ok(g, "CRLF", "\r\n"));
+    EXPECT_FALSE(ok(g, "CRLF", "\n"));
+    EXPECT_TRUE(ok(g, "hexdig", "a"));  // rule names and "A" strings are case-insensitive
+    EXPECT_FALSE(ok(g, "DIGIT", "x"));
+}
+
+TEST(Abnf, BacktracksThroughGreedyRepetition) {
+    // RFC 5321's Ldh-str ends with a letter or digit after a run that may contain them too.
+    auto g = grammar(
+        "Ldh-str = *( ALPHA / DIGIT / \"-\" ) Let-dig\n"
+        "Let-dig = ALPHA / DIGIT\n");
+    EXPECT_TRUE(ok(g, "Ldh-str", "a-b-c9"));
+    EXPECT_TRUE(ok(g, "Ldh-str", "x"));
+    EXPECT_FALSE(ok(g, "Ldh-str", "abc-"));
+    EXPECT_FALSE(ok(g, "Ldh-str", ""));
+}
+
+TEST(Abnf, RepetitionBoundsOptionsAndGroups) {
+    auto g = grammar(
+        "r = 2*3\"a\" [ \"-\" ( \"x\" / \"y\" ) ] 2DIGIT\n"
+        "any = *\"z\"\n");
+    EXPECT_TRUE(ok(g, "r", "aa12"));
+    EXPECT_TRUE(ok(g, "r", "aaa-y12"));
+    EXPECT_FALSE(ok(g, "r", "a12"));
+    EXPECT_FALSE(ok(g, "r", "aaaa12"));
+    EXPECT_FALSE(ok(g, "r", "aa-12"));
+    EXPECT_FALSE(ok(g, "r", "aa123"));
+    EXPECT_TRUE(ok(g, "any", ""));
+    EXPECT_TRUE(ok(g, "any", "zzzz"));
+}
+
+TEST(Abnf, NumericValuesAndCase) {
+    auto g = grammar(
+        "range = %x41-43\n"
+        "crlf2 = %d13.10\n"
+        "bin = %b1000001\n"
+        "ci = \"Mail\"\n"
+        "cs = %s\"Mail\"\n"
+        "high = %x80-FF\n");
+    EXPECT_TRUE(ok(g, "range", "B"));
+    EXPECT_FALSE(ok(g, "range", "D"));
+    EXPECT_TRUE(ok(g, "crlf2", "\r\n"));
+    EXPECT_TRUE(ok(g, "bin", "A"));
+    EXPECT_TRUE(ok(g, "ci", "mAIL"));
+    EXPECT_TRUE(ok(g, "cs", "Mail"));
+    EXPECT_FALSE(ok(g, "cs", "mail"));
+    EXPECT_TRUE(ok(g, "high", "\xff"));
+    EXPECT_FALSE(ok(g, "high", "\x7f"));
+}
+
+TEST(Abnf, IncrementalAlternativesCommentsAndContinuations) {
+    auto g = grammar(
+        "; a comment line\n"
+        "cmd = \"A\" ; trailing comment with \"quotes\" and / slashes\n"
+        "cmd =/ \"B\"\n"
+        "long = \"x\"\n"
+        "       \"y\"   ; continued on the next line\n");
+    EXPECT_TRUE(ok(g, "cmd", "a"));
+    EXPECT_TRUE(ok(g, "cmd", "b"));
+    EXPECT_FALSE(ok(g, "cmd", "c"));
+    EXPECT_TRUE(ok(g, "long", "xy"));
+}
+
+TEST(Abnf, RefusesWhatItCannotCheck) {
+    mc::Grammar g;
+    EXPECT_THROW(g.add("r = <any text, in prose>\n"), mc::AbnfError);
+    EXPECT_THROW(g.add("r = \"unterminated\n"), mc::AbnfError);
+    EXPECT_THROW(g.add("r = %x100\n"), mc::AbnfError);
+    EXPECT_THROW(g.add("r = 3*2\"a\"\n"), mc::AbnfError);
+    EXPECT_THROW(g.add("  = \"a\"\n"), mc::AbnfError);
+    mc::Grammar twice;
+    EXPECT_THROW(twice.add("r = \"a\"\nr = \"b\"\n"), mc::AbnfError);
+    mc::Grammar missing;
+    missing.add("r = undefined-rule\n");
+    EXPECT_THROW(missing.resolve(), mc::AbnfError);
+}
+
+TEST(Abnf, LeftRecursionMatchesNothingInsteadOfLooping) {
+    auto g = grammar("r = r \"a\" / \"b\"\n");
+    EXPECT_TRUE(ok(g, "r", "b"));
+    EXPECT_NE(g.match("r", "aaa"), MatchResult::match);
+}
+
+TEST(Abnf, HostileGrammarStopsAtTheStepLimit) {
+    // Nested unbounded repetitions of a possibly-empty element: exponential for a naive
+    // backtracker; here memoisation plus the step limit give an answer either way, quickly.
+    auto g = grammar(
+        "r = *( *( *\"a\" ) ) \"b\"\n"
+        "deep = 1*( 1*( 1*( 1*( 1*( 1*( 1*( 1*\"a\" ) ) ) ) ) ) ) \"b\"\n");
+    std::string input(5000, 'a');
+    MatchResult r = g.match("deep", input);
+    EXPECT_NE(r, MatchResult::match);
+    EXPECT_EQ(g.match("r", "aaab"), MatchResult::match);
+    EXPECT_EQ(g.match("deep", "aaaab"), MatchResult::match);
+}
