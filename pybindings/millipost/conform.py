@@ -170,8 +170,8 @@ class Report:
             for ref in r.rfc:
                 ET.SubElement(cp, "property", name="rfc", value=ref)
             if r.failed:
-                f = ET.SubElement(case, "failure", message=r.message.splitlines()[0] if r.message else "failed",
-                                  type="conformance")
+                first = r.message.splitlines()[0] if r.message else "failed"
+                f = ET.SubElement(case, "failure", message=first, type="conformance")
                 f.text = r.message
             elif r.status == "SKIPPED":
                 ET.SubElement(case, "skipped", message=r.message)
@@ -303,11 +303,27 @@ def _show(line: str) -> str:
     return shown if len(shown) <= 300 else shown[:300] + "..."
 
 
+#: What a usable greeting starts with (an IMAP ``* BYE`` or an SMTP 554 greeting is a refusal).
+_GREETING = {"imap": ("* OK", "* PREAUTH"), "smtp": "220 ", "pop3": "+OK"}
+
+
+def _greeting(conn: Connection) -> None:
+    if conn.protocol != "imap":  # SMTP may send 220- lines first; POP3 has one line
+        _expect_reply(conn, _GREETING[conn.protocol], "greeting")
+        return
+    try:
+        line = conn.read_line()
+    except TimeoutError:
+        raise _Failure(None, f"setup: no greeting within {conn.timeout} s")
+    if line is None or not line.upper().startswith(_GREETING["imap"]):
+        raise _Failure(None, f"setup: greeting: unexpected {line!r}")
+
+
 def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _expect_reply(conn: Connection, ok: str, what: str) -> list[str]:
+def _expect_reply(conn: Connection, ok, what: str) -> list[str]:
     """Reads lines up to the one starting with ``ok`` (case-insensitive): setup steps; raises
     _Failure on anything else final."""
     lines = []
@@ -319,7 +335,7 @@ def _expect_reply(conn: Connection, ok: str, what: str) -> list[str]:
         if line is None:
             raise _Failure(None, f"setup: {what}: connection closed")
         lines.append(line)
-        if line.upper().startswith(ok.upper()):
+        if any(line.upper().startswith(o.upper()) for o in (ok if isinstance(ok, tuple) else (ok,))):
             return lines
         if conn.protocol == "imap" and line.startswith("* "):
             continue
@@ -410,7 +426,7 @@ class _Run:
         if "none" in setup:
             return conn
         p = self.t.protocol
-        _expect_reply(conn, {"imap": "* ", "smtp": "220 ", "pop3": "+OK"}[p], "greeting")
+        _greeting(conn)
         if "login" not in setup:
             return conn
         login, password = self.t.users[0]  # every connection is the first user's session
@@ -475,7 +491,7 @@ class _Run:
             except ConformError:
                 return
             try:
-                _expect_reply(conn, "* ", "greeting")
+                _greeting(conn)
                 login, password = self.t.users[0]
                 conn.send(f"x1 LOGIN {_quote(login)} {_quote(password)}")
                 _expect_reply(conn, "x1 OK", "LOGIN")

@@ -275,7 +275,9 @@ def expand(text: str, variables: dict, data: dict) -> str:
     return re.sub(rf"\$\$|\$\{{({_NAME}(?:\.size)?)\}}|\$({_NAME})", sub, text)
 
 
-_TOKEN = re.compile(rf"\$\$|\$\{{({_NAME}(?:\.size)?)\}}|\$({_NAME})|\{{re:((?:[^{{}}]|\{{[^{{}}]*\}})*)\}}|\\\*|\*")
+_TOKEN = re.compile(rf"\$\$|\$\{{({_NAME}(?:\.size)?)\}}|\$({_NAME})"  # $$, ${name}, $name
+                    rf"|\{{re:((?:[^{{}}]|\{{[^{{}}]*\}})*)\}}"  # {re:...}, one level of braces
+                    rf"|\\\*|\*")  # \* (the IMAP flag), * (wildcard)
 
 
 def compile_pattern(text: str, variables: dict, data: dict, dry: bool = False):

@@ -5,8 +5,10 @@ its expected-results file) is not part of this first slice.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -260,3 +262,40 @@ def test_parse_and_its_errors():
         with pytest.raises(ScenarioError, match=where.replace("(", "\\(").replace("{", "\\{")
                            .replace("[", "\\[")):
             parse(bad, "g.scenario")
+
+
+# --- the scenarios are not vacuous -------------------------------------------------------------
+
+_NUMBER = re.compile(r"(?<![\w$.{\-])\d+(?![\w}])")
+
+
+def number_mutants(scenario):
+    """Copies of the scenario with one number of one expected line changed (n -> n+1)."""
+    for i, step in enumerate(scenario.steps):
+        if step.kind != "expect" or "{re:" in step.text:
+            continue
+        m = _NUMBER.search(step.text)
+        if m:
+            text = step.text[:m.start()] + str(int(m.group()) + 1) + step.text[m.end():]
+            steps = list(scenario.steps)
+            steps[i] = dataclasses.replace(step, text=text)
+            yield step, dataclasses.replace(scenario, steps=steps)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "smtp", "pop3"])
+def test_a_changed_number_in_any_expected_line_fails_at_that_line(make_server, protocol):
+    """Expected lines are load-bearing: `* 2 EXISTS` turned into `* 3 EXISTS` must FAIL at that
+    step (the skipping of unsolicited IMAP untagged lines must not swallow it)."""
+    server = make_server(users=USERS)
+    checked = 0
+    for s in discover(ROOT):
+        if s.protocol != protocol:
+            continue
+        for step, mutant in number_mutants(s):
+            report = millipost.conform(url(server, protocol), scenarios=[mutant],
+                                       users=[("bob", "hunter2")], deliver_via=smtp_url(server),
+                                       timeout=2.0)
+            [r] = report.results
+            assert r.status == "FAIL" and r.line == step.line, (s.id, step.text, r)
+            checked += 1
+    assert checked >= 5, checked
