@@ -8,6 +8,7 @@
 """
 from ._server import Server
 from .population import Population, User
+from .conform import conform
 
-__all__ = ["Server", "Population", "User", "__version__"]
+__all__ = ["Server", "Population", "User", "conform", "__version__"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The millipost command: serve, provision, demo."""
+"""The millipost command: serve, provision, demo, conform."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +53,36 @@ def cmd_demo(args: argparse.Namespace, rest: list[str]) -> int:
     return 0 if result["oracle"]["ok"] else 1
 
 
+def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
+    from .conform import ConformError, conform, format_result
+
+    try:
+        report = conform(args.url, scenarios=args.scenario or None, users=args.user,
+                         domain=args.domain, deliver_via=args.smtp,
+                         capabilities=args.capabilities.split() if args.capabilities is not None
+                         else None, expect=args.expect, timeout=args.timeout, root=args.scenarios)
+    except ConformError as e:
+        print(f"millipost conform: {e}", file=sys.stderr)
+        return 2
+    print(f"conform {report.target}: capabilities {' '.join(report.capabilities) or '(none)'}")
+    for r in report.results:
+        print(format_result(r, verbose=args.verbose))
+    differs = [r for r in report.results if r.differs]
+    if differs:
+        print("differences from the expected-results file:")
+        for r in differs:
+            print(f"  {r.id}: expected {r.expected}, got {r.status}"
+                  + (f" ({r.reason})" if r.reason else ""))
+    print(report.summary())
+    if args.json:
+        report.write_json(args.json)
+        print(f"JSON report: {args.json}")
+    if args.junit:
+        report.write_junit(args.junit)
+        print(f"JUnit XML: {args.junit}")
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="millipost",
@@ -86,6 +116,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="data directory (default: a temporary one)")
     p.add_argument("--report-dir", default="reports/out", help="where the JSON report goes")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "conform", help="run the scripted conformance scenarios against any IMAP, SMTP or POP3 server",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Runs the scenarios of fixtures/scenarios/ for the URL's protocol against a "
+                    "server and prints PASS, FAIL or SKIPPED (capability not advertised) per "
+                    "case with the RFC sections it checks. Exit status: 0 when nothing failed "
+                    "(failures listed in --expect excepted), 1 on failures, 2 when the run "
+                    "could not start.",
+        epilog="examples:\n"
+               "  millipost conform imap://alice:secret@127.0.0.1:143 --user bob:hunter2\n"
+               "  millipost conform pop3://alice:secret@mail.example:110 --smtp smtp://mail.example:25\n"
+               "  millipost conform smtp://alice:x@127.0.0.1:2525 --junit reports/out/smtp.xml\n"
+               "  millipost conform imaps://u:p@host --expect fixtures/expected/dovecot.txt\n"
+               "The HTML report (--html) is not written yet.")
+    p.add_argument("url", help="imap://, imaps://, smtp://, smtps://, pop3:// or pop3s:// "
+                               "LOGIN:PASSWORD@HOST[:PORT]; the login is ${user} in scenarios")
+    p.add_argument("--user", action="append", default=[], metavar="LOGIN:PASSWORD",
+                   help="another existing user (the first is ${user2}); repeatable")
+    p.add_argument("--domain", default="localhost",
+                   help="mail domain for ${rcpt} = LOGIN@DOMAIN (default localhost)")
+    p.add_argument("--smtp", metavar="URL",
+                   help="smtp://HOST:PORT used to deliver messages that POP3 scenarios need "
+                        "(without it those scenarios are skipped)")
+    p.add_argument("--scenario", action="append", metavar="ID",
+                   help="run only scenarios whose id starts with ID (e.g. imap/select); "
+                        "repeatable")
+    p.add_argument("--scenarios", metavar="DIR",
+                   help="scenario directory (default: the bundled fixtures/scenarios)")
+    p.add_argument("--capabilities", metavar="'CAP ...'",
+                   help="use these capabilities instead of asking the server")
+    p.add_argument("--expect", metavar="FILE",
+                   help="expected-results file: 'ID FAIL|SKIPPED [# reason]' lines; listed "
+                        "failures do not fail the run and changes are shown as a diff")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML (for CI)")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds one server reply may take (default 5)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show details of expected failures too")
+    p.set_defaults(func=cmd_conform)
 
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "serve":

@@ -1,0 +1,681 @@
+"""The conformance suite's scripted part: runs scenarios from ``fixtures/scenarios/`` against any
+IMAP, SMTP or POP3 server and reports PASS, FAIL or SKIPPED (by capability) per case.
+
+    import millipost
+    report = millipost.conform("imap://alice:secret@127.0.0.1:1143",
+                               users=[("bob", "hunter2")])
+    assert report.ok, report.summary()
+
+The server's capabilities are read first (IMAP CAPABILITY after login, SMTP EHLO, POP3 CAPA);
+a scenario that ``requires:`` one the server does not advertise is SKIPPED, never FAILed.
+An expected-results file (:func:`load_expectations`) turns known divergences into a diff: a
+FAIL listed there does not fail the run, and a listed case that now behaves differently is
+reported. JSON and JUnit XML writers are here; the HTML report is not written yet.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import smtplib
+import socket
+import ssl
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from typing import Iterable, Optional
+
+from . import scenarios as sc
+
+#: Default ports per URL scheme; the ``s`` schemes use implicit TLS.
+DEFAULT_PORTS = {"imap": 143, "imaps": 993, "smtp": 25, "smtps": 465, "pop3": 110, "pop3s": 995}
+
+#: Seconds one read from the server may take before the step fails.
+DEFAULT_TIMEOUT = 5.0
+
+#: How many transcript lines a failure message carries (the last ones).
+TRANSCRIPT_TAIL = 12
+
+
+class ConformError(Exception):
+    """The run could not start (bad URL, server unreachable, login refused): not a test result."""
+
+
+@dataclasses.dataclass
+class Target:
+    scheme: str
+    protocol: str
+    host: str
+    port: int
+    tls: bool
+    users: list  # [(login, password)], the URL's user first
+    domain: str
+
+    @classmethod
+    def parse(cls, url: str, users: Iterable = (), domain: Optional[str] = None) -> "Target":
+        u = urllib.parse.urlsplit(url)
+        scheme = u.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise ConformError(f"unsupported URL scheme {u.scheme!r} in {url!r} "
+                               f"(use {', '.join(s + '://' for s in DEFAULT_PORTS)})")
+        if not u.hostname:
+            raise ConformError(f"no host in {url!r}")
+        try:
+            port = u.port or DEFAULT_PORTS[scheme]
+        except ValueError as e:
+            raise ConformError(f"bad port in {url!r}: {e}")
+        all_users = []
+        if u.username:
+            all_users.append((urllib.parse.unquote(u.username),
+                              urllib.parse.unquote(u.password or "")))
+        for entry in users:
+            if isinstance(entry, str):
+                login, sep, password = entry.partition(":")
+                if not sep:
+                    raise ConformError(f"user {entry!r} must be LOGIN:PASSWORD")
+                entry = (login, password)
+            all_users.append(tuple(entry))
+        protocol = scheme[:-1] if scheme in ("imaps", "smtps", "pop3s") else scheme
+        return cls(scheme, protocol, u.hostname, port, protocol != scheme, all_users,
+                   domain or "localhost")
+
+
+@dataclasses.dataclass
+class Result:
+    id: str
+    protocol: str
+    title: str
+    rfc: list
+    status: str  # PASS, FAIL, SKIPPED
+    message: str = ""
+    line: int = 0  # the scenario file line of the failing step
+    seconds: float = 0.0
+    expected: Optional[str] = None  # status listed in the expected-results file, if any
+    reason: str = ""  # the expected-results file's reason
+
+    @property
+    def failed(self) -> bool:
+        """A FAIL that the expected-results file does not excuse."""
+        return self.status == "FAIL" and self.expected != "FAIL"
+
+    @property
+    def differs(self) -> bool:
+        """Listed in the expected-results file with a different outcome than seen now."""
+        return self.expected is not None and self.expected != self.status
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["failed"] = self.failed
+        return d
+
+
+@dataclasses.dataclass
+class Report:
+    target: str
+    protocol: str
+    capabilities: list
+    results: list
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.failed for r in self.results)
+
+    def counts(self) -> dict:
+        c = {"PASS": 0, "FAIL": 0, "SKIPPED": 0, "expected_fail": 0, "differs": 0}
+        for r in self.results:
+            c[r.status] += 1
+            c["expected_fail"] += r.status == "FAIL" and r.expected == "FAIL"
+            c["differs"] += r.differs
+        return c
+
+    def summary(self) -> str:
+        c = self.counts()
+        text = (f"{len(self.results)} scenarios: {c['PASS']} passed, {c['FAIL']} failed"
+                f" ({c['expected_fail']} expected), {c['SKIPPED']} skipped")
+        if c["differs"]:
+            text += f", {c['differs']} differ from the expected-results file"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "protocol": self.protocol,
+                "capabilities": self.capabilities, "ok": self.ok, "counts": self.counts(),
+                "results": [r.to_dict() for r in self.results]}
+
+    def write_json(self, path: str) -> None:
+        _makedirs_for(path)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+            f.write("\n")
+
+    def junit(self) -> ET.Element:
+        """JUnit XML: one <testsuite> for the protocol, one <testcase> per scenario; expected
+        divergences are reported as skipped (with the reason) so CI stays green for them."""
+        c = self.counts()
+        root = ET.Element("testsuites", name="millipost conform")
+        suite = ET.SubElement(root, "testsuite", name=f"conform.{self.protocol}",
+                              tests=str(len(self.results)),
+                              failures=str(sum(r.failed for r in self.results)), errors="0",
+                              skipped=str(c["SKIPPED"] + c["expected_fail"]),
+                              time=f"{sum(r.seconds for r in self.results):.3f}")
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="target", value=self.target)
+        ET.SubElement(props, "property", name="capabilities", value=" ".join(self.capabilities))
+        for r in self.results:
+            case = ET.SubElement(suite, "testcase", classname=f"conform.{r.protocol}",
+                                 name=r.id, time=f"{r.seconds:.3f}")
+            cp = ET.SubElement(case, "properties")
+            ET.SubElement(cp, "property", name="title", value=r.title)
+            for ref in r.rfc:
+                ET.SubElement(cp, "property", name="rfc", value=ref)
+            if r.failed:
+                first = r.message.splitlines()[0] if r.message else "failed"
+                f = ET.SubElement(case, "failure", message=first, type="conformance")
+                f.text = r.message
+            elif r.status == "SKIPPED":
+                ET.SubElement(case, "skipped", message=r.message)
+            elif r.status == "FAIL":  # expected divergence
+                ET.SubElement(case, "skipped",
+                              message=f"expected divergence: {r.reason or 'listed'}").text = r.message
+        return root
+
+    def write_junit(self, path: str) -> None:
+        _makedirs_for(path)
+        tree = ET.ElementTree(self.junit())
+        ET.indent(tree)
+        tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _makedirs_for(path: str) -> None:
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+
+
+# --- expected results ------------------------------------------------------------------------
+
+def load_expectations(path: str) -> dict:
+    """Reads an expected-results file: ``ID STATUS [# reason]`` per line, ``#`` comments.
+    STATUS is FAIL or SKIPPED (PASS is the default and need not be listed)."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            body, _, reason = raw.partition("#")
+            parts = body.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[1].upper() not in ("PASS", "FAIL", "SKIPPED"):
+                raise ConformError(f"{path}:{n}: expected 'SCENARIO-ID FAIL|SKIPPED|PASS [# reason]'")
+            out[parts[0]] = (parts[1].upper(), reason.strip())
+    return out
+
+
+# --- the wire ---------------------------------------------------------------------------------
+
+class _Failure(Exception):
+    def __init__(self, step: Optional[sc.Step], message: str):
+        super().__init__(message)
+        self.step = step
+
+
+class Connection:
+    """One client connection: sends lines, reads logical server lines (IMAP literals inlined:
+    ``... {5}`` then CRLF then 5 octets is presented as ``... {5}`` followed directly by the
+    octets), keeps a transcript."""
+
+    def __init__(self, target: Target, number: int, transcript: list, timeout: float):
+        self.protocol = target.protocol
+        self.number = number
+        self.transcript = transcript
+        self.timeout = timeout
+        try:
+            sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        except OSError as e:
+            raise ConformError(f"cannot connect to {target.host}:{target.port}: {e}")
+        if target.tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE  # conformance, not certificate checking
+            sock = ctx.wrap_socket(sock, server_hostname=target.host)
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError
+        except (ConnectionResetError, ssl.SSLError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def send(self, line: str) -> None:
+        self.transcript.append(f"{self.number} C: {line}")
+        try:
+            self.sock.sendall(line.encode("utf-8") + b"\r\n")
+        except OSError as e:
+            raise _Failure(None, f"connection {self.number}: send failed: {e}")
+
+    def read_line(self) -> Optional[str]:
+        """One logical line without its CRLF; None at end of file. Raises TimeoutError."""
+        out = b""
+        while True:
+            while b"\n" not in self.buf:
+                if not self._fill():
+                    if self.buf:
+                        raise _Failure(None, f"connection {self.number} closed in mid-line "
+                                             f"{self.buf[:200]!r}")
+                    return None
+            line, self.buf = self.buf.split(b"\n", 1)
+            line = line[:-1] if line.endswith(b"\r") else line
+            out += line
+            m = re.search(rb"\{(\d+)\}$", line) if self.protocol == "imap" else None
+            if not m:
+                break
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                if not self._fill():
+                    return None
+            out += self.buf[:n]
+            self.buf = self.buf[n:]
+        text = out.decode("utf-8", errors="replace")
+        self.transcript.append(f"{self.number} S: {text}")
+        return text
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _show(line: str) -> str:
+    """A server line for a message: control characters (literal CRLFs) escaped, long lines cut."""
+    shown = line.encode("unicode_escape").decode("ascii").replace("\\\\", "\\")
+    return shown if len(shown) <= 300 else shown[:300] + "..."
+
+
+#: What a usable greeting starts with (an IMAP ``* BYE`` or an SMTP 554 greeting is a refusal).
+_GREETING = {"imap": ("* OK", "* PREAUTH"), "smtp": "220 ", "pop3": "+OK"}
+
+
+def _greeting(conn: Connection) -> None:
+    if conn.protocol != "imap":  # SMTP may send 220- lines first; POP3 has one line
+        _expect_reply(conn, _GREETING[conn.protocol], "greeting")
+        return
+    try:
+        line = conn.read_line()
+    except TimeoutError:
+        raise _Failure(None, f"setup: no greeting within {conn.timeout} s")
+    if line is None or not line.upper().startswith(_GREETING["imap"]):
+        raise _Failure(None, f"setup: greeting: unexpected {line!r}")
+
+
+def _quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _expect_reply(conn: Connection, ok, what: str) -> list[str]:
+    """Reads lines up to the one starting with ``ok`` (case-insensitive): setup steps; raises
+    _Failure on anything else final."""
+    lines = []
+    while True:
+        try:
+            line = conn.read_line()
+        except TimeoutError:
+            raise _Failure(None, f"setup: {what}: no reply within {conn.timeout} s")
+        if line is None:
+            raise _Failure(None, f"setup: {what}: connection closed")
+        lines.append(line)
+        if any(line.upper().startswith(o.upper()) for o in (ok if isinstance(ok, tuple) else (ok,))):
+            return lines
+        if conn.protocol == "imap" and line.startswith("* "):
+            continue
+        if conn.protocol == "smtp" and re.match(r"^\d{3}-", line):
+            continue
+        raise _Failure(None, f"setup: {what}: unexpected reply {line!r}")
+
+
+# --- capabilities -----------------------------------------------------------------------------
+
+def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The capability names the server advertises (upper case): IMAP CAPABILITY after login
+    (when a user is known), SMTP EHLO keywords, POP3 CAPA tags."""
+    transcript: list = []
+    conn = Connection(target, 0, transcript, timeout)
+    caps: list[str] = []
+    try:
+        if target.protocol == "imap":
+            greeting = conn.read_line() or ""
+            if target.users:
+                login, password = target.users[0]
+                conn.send(f"c0 LOGIN {_quote(login)} {_quote(password)}")
+                _expect_reply(conn, "c0 OK", "LOGIN")
+            conn.send("c1 CAPABILITY")
+            for line in _expect_reply(conn, "c1 OK", "CAPABILITY"):
+                if line.upper().startswith("* CAPABILITY "):
+                    caps += line.split()[2:]
+            if not caps:
+                m = re.search(r"\[CAPABILITY ([^\]]*)\]", greeting, re.I)
+                caps = m.group(1).split() if m else []
+            conn.send("c2 LOGOUT")
+        elif target.protocol == "smtp":
+            _expect_reply(conn, "220 ", "greeting")
+            conn.send("EHLO conform.test")
+            lines = _expect_reply(conn, "250 ", "EHLO")
+            caps = [line[4:].split()[0] for line in lines[1:] if len(line) > 4 and line[4:].split()]
+            conn.send("QUIT")
+        else:
+            _expect_reply(conn, "+OK", "greeting")
+            conn.send("CAPA")
+            if (conn.read_line() or "").startswith("+OK"):
+                while True:
+                    line = conn.read_line()
+                    if line is None or line == ".":
+                        break
+                    if line.split():
+                        caps.append(line.split()[0])
+            conn.send("QUIT")
+    except _Failure as e:
+        raise ConformError(f"reading capabilities of {target.host}:{target.port}: {e}\n"
+                           + "\n".join(transcript))
+    except TimeoutError:
+        raise ConformError(f"reading capabilities of {target.host}:{target.port}: timed out\n"
+                           + "\n".join(transcript))
+    finally:
+        conn.close()
+    return sorted({c.upper() for c in caps})
+
+
+# --- running one scenario ---------------------------------------------------------------------
+
+class _Run:
+    def __init__(self, scenario: sc.Scenario, target: Target, timeout: float,
+                 deliver_via: Optional[str]):
+        self.s = scenario
+        self.t = target
+        self.timeout = timeout
+        self.deliver_via = deliver_via
+        self.transcript: list = []
+        self.conns: dict = {}
+        self.vars: dict = {"domain": target.domain,
+                           "mailbox": f"conform-{secrets.token_hex(4)}"}
+        for i, (login, password) in enumerate(target.users[:2]):
+            suffix = "" if i == 0 else str(i + 1)
+            self.vars[f"user{suffix}"] = login
+            self.vars[f"password{suffix}"] = password
+            self.vars[f"rcpt{suffix}"] = login if "@" in login else f"{login}@{target.domain}"
+        self._tag = 0
+
+    def tag(self) -> str:
+        self._tag += 1
+        return f"s{self._tag}"
+
+    def open(self, number: int) -> Connection:
+        conn = Connection(self.t, number, self.transcript, self.timeout)
+        self.conns[number] = conn
+        setup = self.s.setup
+        if "none" in setup:
+            return conn
+        p = self.t.protocol
+        _greeting(conn)
+        if "login" not in setup:
+            return conn
+        login, password = self.t.users[0]  # every connection is the first user's session
+        if p == "imap":
+            tag = self.tag()
+            conn.send(f"{tag} LOGIN {_quote(login)} {_quote(password)}")
+            _expect_reply(conn, f"{tag} OK", "LOGIN")
+            if number == 1 and "mailbox" in setup:
+                tag = self.tag()
+                conn.send(f"{tag} CREATE {_quote(self.vars['mailbox'])}")
+                _expect_reply(conn, f"{tag} OK", "CREATE ${mailbox}")
+        elif p == "pop3":
+            conn.send(f"USER {login}")
+            _expect_reply(conn, "+OK", "USER")
+            conn.send(f"PASS {password}")
+            _expect_reply(conn, "+OK", "PASS")
+        else:
+            conn.send("EHLO conform.test")
+            _expect_reply(conn, "250 ", "EHLO")
+        return conn
+
+    def empty_maildrop(self) -> None:
+        conn = Connection(self.t, 0, self.transcript, self.timeout)
+        try:
+            _expect_reply(conn, "+OK", "greeting")
+            login, password = self.t.users[0]
+            conn.send(f"USER {login}")
+            _expect_reply(conn, "+OK", "USER")
+            conn.send(f"PASS {password}")
+            _expect_reply(conn, "+OK", "PASS")
+            conn.send("STAT")
+            n = int(_expect_reply(conn, "+OK", "STAT")[-1].split()[1])
+            for i in range(1, n + 1):
+                conn.send(f"DELE {i}")
+                _expect_reply(conn, "+OK", "DELE")
+            conn.send("QUIT")
+            _expect_reply(conn, "+OK", "QUIT")
+        finally:
+            conn.close()
+
+    def deliver(self) -> None:
+        u = urllib.parse.urlsplit(self.deliver_via)
+        host, port = u.hostname or self.t.host, u.port or DEFAULT_PORTS.get(u.scheme, 25)
+        for name in self.s.deliver:
+            msg = sc.expand(self.s.data[name], self.vars, self.s.data)
+            try:
+                with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
+                    refused = smtp.sendmail(f"conform@{self.t.domain}", [self.vars["rcpt"]],
+                                            msg.encode("utf-8"))
+            except (smtplib.SMTPException, OSError) as e:
+                raise _Failure(None, f"setup: delivering {name} via {self.deliver_via}: {e}")
+            if refused:
+                raise _Failure(None, f"setup: delivering {name}: refused {refused}")
+        self.transcript.append(f"(delivered {', '.join(self.s.deliver)} to {self.vars['rcpt']})")
+
+    def cleanup(self) -> None:
+        for conn in self.conns.values():
+            conn.close()
+        if self.t.protocol == "imap" and "mailbox" in self.s.setup and "login" in self.s.setup:
+            try:
+                conn = Connection(self.t, 0, [], self.timeout)
+            except ConformError:
+                return
+            try:
+                _greeting(conn)
+                login, password = self.t.users[0]
+                conn.send(f"x1 LOGIN {_quote(login)} {_quote(password)}")
+                _expect_reply(conn, "x1 OK", "LOGIN")
+                conn.send(f"x2 DELETE {_quote(self.vars['mailbox'])}")
+                _expect_reply(conn, "x2 ", "DELETE")
+                conn.send("x3 LOGOUT")
+            except (_Failure, TimeoutError):
+                pass
+            finally:
+                conn.close()
+
+    def conn(self, number: int) -> Connection:
+        return self.conns[number] if number in self.conns else self.open(number)
+
+    def read(self, step: sc.Step, conn: Connection) -> Optional[str]:
+        try:
+            return conn.read_line()
+        except TimeoutError:
+            raise _Failure(step, f"no reply within {self.timeout} s")
+
+    def _match(self, step: sc.Step, text: str, line: str) -> Optional[dict]:
+        try:
+            return sc.match(text, line, self.vars, self.s.data)
+        except sc.ScenarioError as e:
+            raise _Failure(step, str(e))
+
+    def _skippable(self, conn: Connection, line: str) -> bool:
+        # RFC 9051 section 7: a client must accept untagged data it did not ask for at any
+        # time, so an unexpected untagged line is skipped; SMTP and POP3 have none.
+        return conn.protocol == "imap" and line.startswith("* ")
+
+    def step(self, step: sc.Step) -> None:
+        conn = self.conn(step.conn)
+        if step.kind == "send":
+            try:
+                line = sc.expand(step.text, self.vars, self.s.data)
+            except KeyError as e:
+                raise _Failure(step, f"variable {e.args[0]} is not bound")
+            # A data block expands to CRLF-terminated lines; the CRLF send() adds ends the
+            # command (IMAP literal) or is part of the body (SMTP DATA), so strip nothing.
+            conn.send(line)
+            return
+        if step.kind == "eof":
+            while True:
+                line = self.read(step, conn)
+                if line is None:
+                    return
+                if not self._skippable(conn, line):
+                    raise _Failure(step, "expected the server to close the connection, got "
+                                         f"`{_show(line)}`")
+        if step.kind == "expect":
+            while True:
+                line = self.read(step, conn)
+                if line is None:
+                    raise _Failure(step, "connection closed by the server")
+                got = self._match(step, step.text, line)
+                if got is not None:
+                    self.vars.update(got)
+                    return
+                if not self._skippable(conn, line):
+                    raise _Failure(step, f"expected `{step.text}`, got `{_show(line)}`")
+        if step.kind == "skip-until":
+            while True:
+                line = self.read(step, conn)
+                if line is None:
+                    raise _Failure(step, f"connection closed before a line matching {step.text!r}")
+                got = self._match(step, step.text, line)
+                if got is not None:
+                    self.vars.update(got)
+                    return
+        if step.kind == "group":
+            left = list(step.patterns)
+            while left:
+                line = self.read(step, conn)
+                if line is None:
+                    raise _Failure(step, "connection closed; still expected "
+                                         + ", ".join(f"`{p}`" for p, _ in left))
+                for i, (text, _) in enumerate(left):
+                    got = self._match(step, text, line)
+                    if got is not None:
+                        self.vars.update(got)
+                        del left[i]
+                        break
+                else:
+                    if not self._skippable(conn, line):
+                        raise _Failure(step, f"got `{_show(line)}`, which matches none of the "
+                                             "unordered group's remaining "
+                                             + ", ".join(f"`{p}`" for p, _ in left))
+
+    def run(self) -> Result:
+        s = self.s
+        result = Result(s.id, s.protocol, s.title, s.rfc, "PASS")
+        start = time.monotonic()
+        try:
+            if "empty-maildrop" in s.setup:
+                self.empty_maildrop()
+            if s.deliver:
+                self.deliver()
+            # Connection 1 opens (and is set up) first; the others at their first step, so
+            # that a scenario can order sessions (POP3's maildrop lock, a second IMAP session
+            # logging in after the first has changed the mailbox).
+            self.conn(1)
+            for step in s.steps:
+                self.step(step)
+        except _Failure as e:
+            result.status = "FAIL"
+            where = ""
+            if e.step is not None:
+                result.line = e.step.line
+                where = (f"step at {os.path.basename(s.path)}:{e.step.line} "
+                         f"`{e.step.source()}`: ")
+            tail = self.transcript[-TRANSCRIPT_TAIL:]
+            result.message = (f"{where}{e}\n  RFC: {', '.join(s.rfc)}\n  transcript (last "
+                              f"{len(tail)} lines):\n" + "\n".join("    " + t for t in tail))
+        except ConformError as e:
+            result.status = "FAIL"
+            result.message = str(e)
+        finally:
+            self.cleanup()
+            result.seconds = time.monotonic() - start
+        return result
+
+
+def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optional[str]) -> str:
+    missing = [c for c in s.requires if c not in caps]
+    if missing:
+        return f"capability not advertised: {' '.join(missing)}"
+    if len(target.users) < s.users:
+        return f"needs {s.users} users (give more with --user LOGIN:PASSWORD)"
+    if any(w in s.setup for w in ("login", "empty-maildrop")) and not target.users:
+        return "needs a user (put LOGIN:PASSWORD in the URL)"
+    if s.deliver and not deliver_via:
+        return "needs message delivery (give --smtp URL)"
+    return ""
+
+
+def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = (),
+            domain: Optional[str] = None, deliver_via: Optional[str] = None,
+            capabilities: Optional[Iterable[str]] = None, expect: Optional[str | dict] = None,
+            timeout: float = DEFAULT_TIMEOUT, root: Optional[str] = None) -> Report:
+    """Runs the scripted scenarios for the URL's protocol against the server at ``url``.
+
+    ``scenarios``: :class:`~millipost.scenarios.Scenario` objects, or ids/prefixes selecting
+    from ``root`` (default: the bundled ``fixtures/scenarios``); ``users``: more
+    ``(login, password)`` pairs or ``"login:password"`` strings after the URL's (the second
+    is ``${user2}``); ``domain``: the mail domain for ``${rcpt}`` (default localhost);
+    ``deliver_via``: an ``smtp://host:port`` URL used to deliver the messages that
+    ``deliver:`` scenarios need; ``capabilities``: use these instead of asking the server;
+    ``expect``: an expected-results file (or the dict :func:`load_expectations` returns).
+    """
+    target = Target.parse(url, users, domain)
+    selected = list(scenarios) if scenarios is not None else None
+    if selected and all(isinstance(x, sc.Scenario) for x in selected):
+        chosen = selected
+    else:
+        chosen = sc.discover(root, selected)
+    chosen = [s for s in chosen if s.protocol == target.protocol]
+    caps = (sorted({c.upper() for c in capabilities}) if capabilities is not None
+            else read_capabilities(target, timeout))
+    expectations = load_expectations(expect) if isinstance(expect, str) else (expect or {})
+    results = []
+    for s in chosen:
+        reason = _skip_reason(s, target, set(caps), deliver_via)
+        if reason:
+            result = Result(s.id, s.protocol, s.title, s.rfc, "SKIPPED", reason)
+        else:
+            result = _Run(s, target, timeout, deliver_via).run()
+        if s.id in expectations:
+            result.expected, result.reason = expectations[s.id]
+        results.append(result)
+    safe = urllib.parse.urlsplit(url)
+    shown = f"{safe.scheme}://{safe.hostname}:{target.port}"
+    return Report(shown, target.protocol, caps, results)
+
+
+def format_result(r: Result, verbose: bool = False) -> str:
+    status = r.status
+    if r.status == "FAIL" and r.expected == "FAIL":
+        status = "XFAIL"
+    line = f"{status:8} {r.id:38} {', '.join(r.rfc)}"
+    if r.status == "SKIPPED":
+        line += f"  ({r.message})"
+    if r.differs:
+        line += f"  [expected {r.expected}]"
+    if r.status == "FAIL" and (r.failed or verbose):
+        line += "\n" + "\n".join("         " + m for m in r.message.splitlines())
+    return line
