@@ -492,28 +492,21 @@ void SqliteStore::rename_mailbox(UserId user, MailboxId mailbox, std::string_vie
 }
 
 void SqliteStore::add_subscription(UserId user, std::string_view name) {
-    auto n = canonical_name(name);
-    bool changed;
-    {
-        auto db = lease();
-        db->prepare("INSERT INTO subscriptions(user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(1, user)
-            .bind(2, n)
-            .run();
-        changed = db->changes() > 0;
-    }
-    if (changed) notify(Event{Event::Kind::SubscriptionChanged, user, 0, {}, 0, n, {}});
+    change_subscription(
+        user, name,
+        "INSERT INTO subscriptions(user_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING");
 }
 
 void SqliteStore::remove_subscription(UserId user, std::string_view name) {
+    change_subscription(user, name, "DELETE FROM subscriptions WHERE user_id = ? AND name = ?");
+}
+
+void SqliteStore::change_subscription(UserId user, std::string_view name, const char* sql) {
     auto n = canonical_name(name);
     bool changed;
     {
         auto db = lease();
-        db->prepare("DELETE FROM subscriptions WHERE user_id = ? AND name = ?")
-            .bind(1, user)
-            .bind(2, n)
-            .run();
+        db->prepare(sql).bind(1, user).bind(2, n).run();
         changed = db->changes() > 0;
     }
     if (changed) notify(Event{Event::Kind::SubscriptionChanged, user, 0, {}, 0, n, {}});

@@ -74,6 +74,8 @@ class SqliteStore final : public MailStore {
         std::unique_ptr<sqlite::Db> db_;
     };
     Lease lease();
+    // Runs `sql` (user, name) on the subscriptions; notifies when it changed a row.
+    void change_subscription(UserId user, std::string_view name, const char* sql);
     UidMap transfer(UserId user, MailboxId from, std::span<const std::uint32_t> uids, MailboxId to,
                     bool move);
 
