@@ -331,3 +331,31 @@ def test_context_sort_updates_name_positions(server, raw):
     assert lines.index(f'* ESEARCH (TAG "{t}") UID REMOVEFROM (2 4)') < lines.index(
         "* 4 EXPUNGE"), lines
     assert a.ok(f'CANCELUPDATE "{t}"') == []
+
+
+def test_resync_older_than_the_kept_tombstones_compares_uid_lists(server, raw):
+    # The store keeps 10,000 expunge tombstones per mailbox (limits::kTombstonesPerMailbox);
+    # expunging 12,000 at once drops the oldest, so older resyncs fall back to UID lists.
+    a, b = Session(raw, server), Session(raw, server)
+    n = 12000
+    one = b"Subject: x\r\n\r\nx\r\n"
+    for start in range(0, n, 1000):
+        batch = b"".join(b" {%d+}\r\n" % len(one) + one for _ in range(1000))
+        a.n += 1
+        a.r.send(f"t{a.n} APPEND INBOX".encode() + batch + b"\r\n")
+        while not (line := a.r.read_line()).startswith(f"t{a.n} ".encode()):
+            pass
+        assert line.startswith(f"t{a.n} OK".encode()), line
+    a.ok("ENABLE QRESYNC")
+    lines = a.ok("SELECT INBOX")
+    validity, since = code(lines, "UIDVALIDITY"), int(code(lines, "HIGHESTMODSEQ"))
+    b.ok("SELECT INBOX")
+    b.ok(f"STORE 1:{n - 1} +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    # A's session knew the mailbox before all of the tombstones kept.
+    lines = a.ok("NOOP")
+    assert f"* VANISHED 1:{n - 1}" in lines, lines[:3]
+    assert a.ok("FETCH 1 (UID)") == [f"* 1 FETCH (UID {n})"]
+    a.ok("UNSELECT")
+    lines = a.ok(f"SELECT INBOX (QRESYNC ({validity} {since} 1:{n}))")
+    assert f"* VANISHED (EARLIER) 1:{n - 1}" in lines, [x for x in lines if "VANISHED" in x]
