@@ -223,6 +223,33 @@ void compact_tombstones(sqlite::Db& db, MailboxId mailbox) {
         .run();
 }
 
+// Adds a message to `mailbox` with the next UID and MODSEQ (the body row exists, its reference
+// counted by the caller); returns the UID.
+std::uint32_t link_message(sqlite::Db& db, MailboxId mailbox, std::int64_t body, std::int64_t size,
+                           std::int64_t internaldate, const std::string& flags) {
+    auto up = db.prepare(
+        "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
+        "messages = messages + 1, size = size + ? WHERE id = ? "
+        "RETURNING uidnext - 1, highestmodseq");
+    up.bind(1, size).bind(2, mailbox);
+    if (!up.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+    auto uid = static_cast<std::uint32_t>(up.i64(0));
+    auto modseq = up.i64(1);
+    up.run();
+    db.prepare(
+          "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, flags) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, mailbox)
+        .bind(2, static_cast<std::int64_t>(uid))
+        .bind(3, body)
+        .bind(4, size)
+        .bind(5, internaldate)
+        .bind(6, modseq)
+        .bind(7, flags)
+        .run();
+    return uid;
+}
+
 Message read_message_row(sqlite::Stmt& st) {
     Message m;
     m.uid = static_cast<std::uint32_t>(st.i64(0));
@@ -540,27 +567,15 @@ std::vector<Delivered> SqliteStore::deliver(std::span<const UserId> recipients,
             .run();
         auto body = db->last_insert_rowid();
         for (UserId user : recipients) {
-            auto st = db->prepare(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
-                "messages = messages + 1, size = size + ? WHERE user_id = ? AND name = ? "
-                "RETURNING id, uidnext - 1, highestmodseq");
-            st.bind(1, static_cast<std::int64_t>(bytes.size())).bind(2, user).bind(3, name);
+            auto st = db->prepare("SELECT id FROM mailboxes WHERE user_id = ? AND name = ?");
+            st.bind(1, user).bind(2, name);
             if (!st.step())
                 throw StoreError(StoreError::Kind::NotFound, "no mailbox " + name + " for user");
-            Delivered d{user, st.i64(0), static_cast<std::uint32_t>(st.i64(1))};
-            auto modseq = st.i64(2);
+            MailboxId mb = st.i64(0);
             st.run();
-            db->prepare(
-                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
-                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(1, d.mailbox)
-                .bind(2, static_cast<std::int64_t>(d.uid))
-                .bind(3, body)
-                .bind(4, static_cast<std::int64_t>(bytes.size()))
-                .bind(5, internaldate)
-                .bind(6, modseq)
-                .bind(7, flag_text)
-                .run();
+            Delivered d{user, mb,
+                        link_message(*db, mb, body, static_cast<std::int64_t>(bytes.size()),
+                                     internaldate, flag_text)};
             states.push_back(log_change(*db, user, Change::Kind::Message, Change::Op::Created,
                                         message_object(d.mailbox, d.uid)));
             out.push_back(d);
@@ -663,26 +678,9 @@ std::vector<std::uint32_t> SqliteStore::append(UserId user, MailboxId mailbox,
         for (auto& m : messages) {
             db->prepare("INSERT INTO bodies(refs, data) VALUES (1, ?)").bind_blob(1, m.bytes).run();
             auto body = db->last_insert_rowid();
-            auto up = db->prepare(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
-                "messages = messages + 1, size = size + ? WHERE id = ? "
-                "RETURNING uidnext - 1, highestmodseq");
-            up.bind(1, static_cast<std::int64_t>(m.bytes.size())).bind(2, mailbox);
-            up.step();
-            auto uid = static_cast<std::uint32_t>(up.i64(0));
-            auto modseq = up.i64(1);
-            up.run();
-            db->prepare(
-                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
-                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(1, mailbox)
-                .bind(2, static_cast<std::int64_t>(uid))
-                .bind(3, body)
-                .bind(4, static_cast<std::int64_t>(m.bytes.size()))
-                .bind(5, m.internaldate)
-                .bind(6, modseq)
-                .bind(7, join_flags(std::set<std::string>(m.flags.begin(), m.flags.end())))
-                .run();
+            auto uid = link_message(
+                *db, mailbox, body, static_cast<std::int64_t>(m.bytes.size()), m.internaldate,
+                join_flags(std::set<std::string>(m.flags.begin(), m.flags.end())));
             state = log_change(*db, user, Change::Kind::Message, Change::Op::Created,
                                message_object(mailbox, uid));
             uids.push_back(uid);
@@ -816,26 +814,7 @@ MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
             auto date = sel.i64(2);
             auto flags = sel.text(3);
             sel.run();
-            auto up = db->prepare(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, "
-                "messages = messages + 1, size = size + ? WHERE id = ? "
-                "RETURNING uidnext - 1, highestmodseq");
-            up.bind(1, size).bind(2, to);
-            up.step();
-            auto new_uid = static_cast<std::uint32_t>(up.i64(0));
-            auto modseq = up.i64(1);
-            up.run();
-            db->prepare(
-                  "INSERT INTO messages(mailbox_id, uid, body_id, size, internaldate, modseq, "
-                  "flags) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(1, to)
-                .bind(2, static_cast<std::int64_t>(new_uid))
-                .bind(3, body)
-                .bind(4, size)
-                .bind(5, date)
-                .bind(6, modseq)
-                .bind(7, flags)
-                .run();
+            auto new_uid = link_message(*db, to, body, size, date, flags);
             state = log_change(*db, user, Change::Kind::Message, Change::Op::Created,
                                message_object(to, new_uid));
             if (move) {
