@@ -223,6 +223,14 @@ void compact_tombstones(sqlite::Db& db, MailboxId mailbox) {
         .run();
 }
 
+// Throws NotFound unless `mailbox` is one of `user`'s: every per-mailbox call checks ownership.
+void check_owner(sqlite::Db& db, UserId user, MailboxId mailbox) {
+    auto st = db.prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
+    st.bind(1, mailbox).bind(2, user);
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
+    st.run();
+}
+
 // Adds a message to `mailbox` with the next UID and MODSEQ (the body row exists, its reference
 // counted by the caller); returns the UID.
 std::uint32_t link_message(sqlite::Db& db, MailboxId mailbox, std::int64_t body, std::int64_t size,
@@ -590,10 +598,7 @@ std::vector<Delivered> SqliteStore::deliver(std::span<const UserId> recipients,
 std::vector<Message> SqliteStore::messages(UserId user, MailboxId mailbox) {
     auto db = lease();
     sqlite::Transaction tx(*db, false);  // one snapshot for the ownership check and the rows
-    auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
-    check.bind(1, mailbox).bind(2, user);
-    if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
-    check.run();
+    check_owner(*db, user, mailbox);
     auto st = db->prepare(
         "SELECT uid, size, internaldate, modseq, flags FROM messages "
         "WHERE mailbox_id = ? ORDER BY uid");
@@ -671,10 +676,7 @@ std::vector<std::uint32_t> SqliteStore::append(UserId user, MailboxId mailbox,
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
-        auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
-        check.bind(1, mailbox).bind(2, user);
-        if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
-        check.run();
+        check_owner(*db, user, mailbox);
         for (auto& m : messages) {
             db->prepare("INSERT INTO bodies(refs, data) VALUES (1, ?)").bind_blob(1, m.bytes).run();
             auto body = db->last_insert_rowid();
@@ -797,12 +799,8 @@ MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
-        for (auto mb : {from, to}) {
-            auto check = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
-            check.bind(1, mb).bind(2, user);
-            if (!check.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
-            check.run();
-        }
+        for (auto mb : {from, to})
+            check_owner(*db, user, mb);
         for (auto uid : sorted) {
             auto sel = db->prepare(
                 "SELECT body_id, size, internaldate, flags FROM messages "
@@ -851,10 +849,7 @@ void SqliteStore::expunge(UserId user, MailboxId mailbox, std::span<const std::u
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
-        auto mb = db->prepare("SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?");
-        mb.bind(1, mailbox).bind(2, user);
-        if (!mb.step()) throw StoreError(StoreError::Kind::NotFound, "no such mailbox");
-        mb.run();
+        check_owner(*db, user, mailbox);
         for (auto uid : uids) {
             auto del = db->prepare(
                 "DELETE FROM messages WHERE mailbox_id = ? AND uid = ? "
