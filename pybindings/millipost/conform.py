@@ -10,7 +10,8 @@ The server's capabilities are read first (IMAP CAPABILITY after login, SMTP EHLO
 a scenario that ``requires:`` one the server does not advertise is SKIPPED, never FAILed.
 An expected-results file (:func:`load_expectations`) turns known divergences into a diff: a
 FAIL listed there does not fail the run, and a listed case that now behaves differently is
-reported. JSON and JUnit XML writers are here; the HTML report is not written yet.
+reported. JSON, JUnit XML and a self-contained HTML report (:mod:`millipost.conform_html`)
+are written from a :class:`Report`.
 """
 from __future__ import annotations
 
@@ -32,11 +33,17 @@ from . import scenarios as sc
 #: Default ports per URL scheme; the ``s`` schemes use implicit TLS.
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "smtp": 25, "smtps": 465, "pop3": 110, "pop3s": 995}
 
+#: Delivery URL schemes (``--deliver``) and their default ports.
+DELIVERY_PORTS = {"smtp": 25, "lmtp": 24}
+
 #: Seconds one read from the server may take before the step fails.
 DEFAULT_TIMEOUT = 5.0
 
 #: How many transcript lines a failure message carries (the last ones).
 TRANSCRIPT_TAIL = 12
+
+#: How many transcript lines a result keeps for the reports (the last ones).
+TRANSCRIPT_KEEP = 400
 
 
 class ConformError(Exception):
@@ -94,6 +101,7 @@ class Result:
     seconds: float = 0.0
     expected: Optional[str] = None  # status listed in the expected-results file, if any
     reason: str = ""  # the expected-results file's reason
+    transcript: list = dataclasses.field(default_factory=list)  # the run's lines, capped
 
     @property
     def failed(self) -> bool:
@@ -117,6 +125,7 @@ class Report:
     protocol: str
     capabilities: list
     results: list
+    expect_path: Optional[str] = None  # the expected-results file, when one was given
 
     @property
     def ok(self) -> bool:
@@ -148,6 +157,21 @@ class Report:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
+
+    def html(self) -> str:
+        """The report as one self-contained HTML page (inline CSS, no external assets)."""
+        from . import conform_html
+        return conform_html.render(self, self.expect_path)
+
+    def write_html(self, path: Optional[str] = None) -> str:
+        """Writes :meth:`html` to ``path`` (default
+        ``reports/out/conform-<protocol>-<timestamp>.html``); returns the path."""
+        from . import conform_html
+        path = path or conform_html.default_path(self.protocol)
+        _makedirs_for(path)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.html())
+        return path
 
     def junit(self) -> ET.Element:
         """JUnit XML: one <testsuite> for the protocol, one <testcase> per scenario; expected
@@ -469,11 +493,18 @@ class _Run:
 
     def deliver(self) -> None:
         u = urllib.parse.urlsplit(self.deliver_via)
-        host, port = u.hostname or self.t.host, u.port or DEFAULT_PORTS.get(u.scheme, 25)
+        scheme = u.scheme.lower() or "smtp"
+        if scheme not in DELIVERY_PORTS:
+            raise ConformError(f"delivery URL {self.deliver_via!r}: use smtp://HOST:PORT or "
+                               "lmtp://HOST:PORT")
+        host, port = u.hostname or self.t.host, u.port or DELIVERY_PORTS[scheme]
+        # LMTP (RFC 2033) delivers straight into a mailbox server that has no SMTP (Dovecot):
+        # the same transaction after LHLO, one reply per recipient after the data (one here).
+        client = smtplib.LMTP if scheme == "lmtp" else smtplib.SMTP
         for name in self.s.deliver:
             msg = sc.expand(self.s.data[name], self.vars, self.s.data)
             try:
-                with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
+                with client(host, port, timeout=self.timeout) as smtp:
                     refused = smtp.sendmail(f"conform@{self.t.domain}", [self.vars["rcpt"]],
                                             msg.encode("utf-8"))
             except (smtplib.SMTPException, OSError) as e:
@@ -612,6 +643,7 @@ class _Run:
         finally:
             self.cleanup()
             result.seconds = time.monotonic() - start
+            result.transcript = self.transcript[-TRANSCRIPT_KEEP:]
         return result
 
 
@@ -624,7 +656,7 @@ def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optiona
     if any(w in s.setup for w in ("login", "empty-maildrop")) and not target.users:
         return "needs a user (put LOGIN:PASSWORD in the URL)"
     if s.deliver and not deliver_via:
-        return "needs message delivery (give --smtp URL)"
+        return "needs message delivery (give --deliver smtp://... or lmtp://..., or --smtp URL)"
     return ""
 
 
@@ -664,7 +696,8 @@ def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = ()
         results.append(result)
     safe = urllib.parse.urlsplit(url)
     shown = f"{safe.scheme}://{safe.hostname}:{target.port}"
-    return Report(shown, target.protocol, caps, results)
+    return Report(shown, target.protocol, caps, results,
+                  expect_path=expect if isinstance(expect, str) else None)
 
 
 def format_result(r: Result, verbose: bool = False) -> str:
