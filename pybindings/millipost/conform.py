@@ -15,6 +15,7 @@ are written from a :class:`Report`.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -398,7 +399,11 @@ def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[
             caps = [line[4:].split()[0] for line in lines[1:] if len(line) > 4 and line[4:].split()]
             conn.send("QUIT")
         else:
-            _expect_reply(conn, "+OK", "greeting")
+            greeting = _expect_reply(conn, "+OK", "greeting")[-1]
+            # APOP has no CAPA tag: a server offers it by a timestamp in its greeting
+            # (RFC 1939 7), reported here as the pseudo-capability APOP.
+            if re.search(r"<[^<>@\s]+@[^<>\s]+>", greeting):
+                caps.append("APOP")
             conn.send("CAPA")
             if (conn.read_line() or "").startswith("+OK"):
                 while True:
@@ -437,7 +442,11 @@ class _Run:
             self.vars[f"user{suffix}"] = login
             self.vars[f"password{suffix}"] = password
             self.vars[f"rcpt{suffix}"] = login if "@" in login else f"{login}@{target.domain}"
+            # SASL PLAIN's initial response (RFC 4616 2): NUL authzid-less login NUL password.
+            self.vars[f"auth_plain{suffix}"] = base64.b64encode(
+                b"\0" + login.encode() + b"\0" + password.encode()).decode("ascii")
         self._tag = 0
+        self.forbid: dict = {}  # connection -> S! steps in force until its next read step ends
 
     def tag(self) -> str:
         self._tag += 1
@@ -539,9 +548,18 @@ class _Run:
 
     def read(self, step: sc.Step, conn: Connection) -> Optional[str]:
         try:
-            return conn.read_line()
+            line = conn.read_line()
         except TimeoutError:
             raise _Failure(step, f"no reply within {self.timeout} s")
+        if line is not None:
+            self._forbidden(conn, line)
+        return line
+
+    def _forbidden(self, conn: Connection, line: str) -> None:
+        """Fails when ``line`` matches an ``S!`` pattern still in force on this connection."""
+        for f in self.forbid.get(conn.number, ()):
+            if self._match(f, f.text, line) is not None:
+                raise _Failure(f, f"the server sent `{_show(line)}`, which must not appear here")
 
     def _match(self, step: sc.Step, text: str, line: str) -> Optional[dict]:
         try:
@@ -556,6 +574,15 @@ class _Run:
 
     def step(self, step: sc.Step) -> None:
         conn = self.conn(step.conn)
+        if step.kind == "forbid":
+            self.forbid.setdefault(step.conn, []).append(step)
+            return
+        if step.kind in ("expect", "skip-until", "group", "eof"):
+            try:
+                self._read_step(step, conn)
+            finally:
+                self.forbid.pop(step.conn, None)
+            return
         if step.kind == "send":
             try:
                 line = sc.expand(step.text, self.vars, self.s.data)
@@ -565,6 +592,8 @@ class _Run:
             # command (IMAP literal) or is part of the body (SMTP DATA), so strip nothing.
             conn.send(line)
             return
+
+    def _read_step(self, step: sc.Step, conn: Connection) -> None:
         if step.kind == "eof":
             while True:
                 line = self.read(step, conn)
