@@ -391,3 +391,57 @@ def test_html_report_is_self_contained_with_every_status(make_server, tmp_path):
     assert cli.returncode == 0, cli.stdout + cli.stderr
     [made] = (tmp_path / "reports" / "out").glob("conform-imap-*.html")
     assert "imap/right" in made.read_text() and str(made.name) in cli.stdout
+
+
+# --- coverage: every command and every advertised extension has a scenario ---------------------
+
+#: Capabilities of the reference server covered without a ``requires:`` (mandatory or
+#: informational ones), each with the scenario that exercises it.
+COVERED_WITHOUT_REQUIRES = {
+    "IMAP4REV1": "imap/capability", "IMAP4REV2": "imap/capability",
+    "AUTH=PLAIN": "imap/authenticate-plain",  # mandatory to implement (RFC 9051 11.1)
+    "CHILDREN": "imap/list-extended",  # \HasNoChildren via RETURN (CHILDREN)
+    "QUOTA=RES-STORAGE": "imap/quota", "QUOTA=RES-MESSAGE": "imap/quota",
+    "HELP": "smtp/vrfy-help-expn",  # HELP is an RFC 5321 command whether advertised or not
+    # POP3 CAPA tags that only inform (RFC 2449 6.5, 6.7, 6.9): the CAPA listing is checked.
+    "EXPIRE": "pop3/capa", "LOGIN-DELAY": "pop3/capa", "IMPLEMENTATION": "pop3/capa",
+}
+
+#: Every command of the servers' command tables (server/*/commands.cpp) and of the RFCs.
+COMMANDS = {
+    "imap": ["CAPABILITY", "NOOP", "LOGOUT", "ID", "ENABLE", "LOGIN", "AUTHENTICATE", "SELECT",
+             "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB",
+             "NAMESPACE", "STATUS", "APPEND", "IDLE", "NOTIFY", "CANCELUPDATE", "GETQUOTAROOT",
+             "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE", "CHECK",
+             "CLOSE", "UNSELECT", "UID"],
+    "smtp": ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT"],
+    "pop3": ["USER", "PASS", "APOP", "STAT", "LIST", "UIDL", "TOP", "RETR", "DELE", "RSET", "NOOP",
+             "QUIT", "CAPA"],
+}
+
+
+@pytest.mark.parametrize("protocol", ["imap", "smtp", "pop3"])
+def test_every_command_and_advertised_capability_has_a_scenario(make_server, protocol):
+    from millipost.conform import read_capabilities
+    server = make_server(users=USERS)
+    caps = read_capabilities(Target.parse(url(server, protocol)))
+    scenarios = [s for s in discover(ROOT) if s.protocol == protocol]
+    required = {c for s in scenarios for c in s.requires}
+    ids = {s.id for s in scenarios}
+    uncovered = []
+    for cap in caps:
+        if cap in COVERED_WITHOUT_REQUIRES:
+            assert COVERED_WITHOUT_REQUIRES[cap] in ids, cap
+        elif cap not in required and cap.split("=")[0] + "=*" not in required:
+            uncovered.append(cap)
+    assert not uncovered, f"advertised by the reference server but no scenario requires: {uncovered}"
+    sent = set()
+    for s in scenarios:
+        for step in s.steps:
+            if step.kind == "send":
+                words = step.text.split()
+                # IMAP lines start with a tag; SMTP/POP3 with the verb.
+                for w in (words[1:3] if protocol == "imap" else words[:1]):
+                    sent.add(w.upper())
+    missing = [c for c in COMMANDS[protocol] if c not in sent]
+    assert not missing, f"commands no scenario sends: {missing}"
