@@ -39,7 +39,6 @@ expected-results file lists it as FAIL (an unexpected pass of a listed case fail
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 import pytest
