@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-
 pytest_plugins = ["pytester"]
 
 PASSING = """

@@ -201,12 +201,15 @@ def test_every_byte_goes_through_the_contract_checker(server, monkeypatch):
 
 
 def test_contract_checking_is_live_when_the_contracts_module_exists(server):
+    m = _Plain.bind(f"smtp://alice:secret@{server.host}:{server.smtp_port}")()
     try:
         import millipost.contracts  # noqa: F401
     except ImportError:
-        pytest.skip("millipost.contracts not merged yet: exchanges are not contract-checked")
-    m = _Plain.bind(f"smtp://alice:secret@{server.host}:{server.smtp_port}")()
-    assert m.checker is not None, m.contract_status
+        # Until millipost.contracts is merged the machine says so (and still works); after
+        # the merge this test requires the SMTP contract to be live.
+        assert m.checker is None and "not available" in m.contract_status
+    else:
+        assert m.checker is not None, m.contract_status
     m.smtp("EHLO stateful.test")
     m.teardown()
 
