@@ -72,7 +72,8 @@ def test_cli_against_dovecot_with_html_and_junit(dovecot, tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "millipost")
     r = subprocess.run([exe, "conform", f"pop3://alice:secret@127.0.0.1:{dovecot.pop3_port}",
                         "--deliver", f"lmtp://127.0.0.1:{dovecot.lmtp_port}", "--scenarios", ROOT,
-                        "--expect", EXPECT, "--junit", str(xml), "--html", str(html)],
+                        "--expect", EXPECT, "--junit", str(xml), "--timeout", "10",
+                        "--html", str(html)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS     pop3/retr" in r.stdout  # delivered through LMTP, not skipped
