@@ -1,5 +1,6 @@
 """bench/peers.py: private instances of peer servers from Debian, on loopback, for side-by-side
-measurements. Dovecot (IMAP, POP3, LMTP) runs with its own config under a scratch folder.
+measurements. The peer itself is millipost.peers.DovecotPeer (shared with the conformance tests);
+here it also installs the Debian packages it needs, for benchmark machines.
 
     with DovecotPeer(users=[("user1", "pw")]) as d:
         d.lmtp_port, d.pop3_port, d.imap_port
@@ -7,13 +8,10 @@ measurements. Dovecot (IMAP, POP3, LMTP) runs with its own config under a scratc
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
 
-DOVECOT_PACKAGES = ["dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"]
+from millipost.peers import DOVECOT_PACKAGES, free_port  # noqa: F401  (re-exported)
+from millipost.peers import DovecotPeer as _DovecotPeer
 
 
 def ensure_packages(packages: list[str]) -> None:
@@ -27,118 +25,7 @@ def ensure_packages(packages: list[str]) -> None:
                        stdout=subprocess.DEVNULL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class DovecotPeer:
-    UID = 5000
-
-    def __init__(self, users: list[tuple[str, str]], workdir: str | None = None):
+class DovecotPeer(_DovecotPeer):
+    def __init__(self, users: list[tuple[str, str]], workdir: str | None = None, **kw):
         ensure_packages(DOVECOT_PACKAGES)
-        self.own_dir = workdir is None
-        self.dir = workdir or tempfile.mkdtemp(prefix="millipost-dovecot-")
-        self.users = users
-        self.imap_port, self.pop3_port, self.lmtp_port = free_port(), free_port(), free_port()
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-
-    def __enter__(self) -> "DovecotPeer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        d = self.dir
-        mail = os.path.join(d, "mail")
-        for sub in ("run", "state", "mail"):
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
-        os.chmod(d, 0o755)  # the auth process (user dovecot) reads the passwd file
-        os.chown(mail, self.UID, self.UID)
-        with open(os.path.join(d, "passwd"), "w") as f:
-            for login, pw in self.users:
-                f.write(f"{login}:{{PLAIN}}{pw}::::::\n")
-        with open(self.conf, "w") as f:
-            f.write(f"""
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-listen = 127.0.0.1
-protocols = imap pop3 lmtp
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_username_format = %Ln
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {d}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={self.UID} gid={self.UID} home={mail}/%u
-}}
-mail_uid = {self.UID}
-mail_gid = {self.UID}
-first_valid_uid = {self.UID}
-mail_location = maildir:{mail}/%u/Maildir
-default_process_limit = 1000
-default_client_limit = 4000
-mail_max_userip_connections = 10000
-service imap-login {{
-  inet_listener imap {{
-    port = {self.imap_port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {self.pop3_port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {self.lmtp_port}
-  }}
-}}
-service imap {{
-  process_limit = 1000
-}}
-service pop3 {{
-  process_limit = 1000
-}}
-""")
-        subprocess.run(["dovecot", "-c", self.conf], check=True)
-        deadline = time.monotonic() + 20
-        for port in (self.imap_port, self.pop3_port, self.lmtp_port):
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"dovecot did not listen on {port}; see {d}/dovecot.log")
-                    time.sleep(0.05)
-
-    def pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-f", f"dovecot -c {self.conf}"], capture_output=True, text=True)
-        master = [int(p) for p in out.stdout.split()]
-        kids = []
-        for m in master:
-            r = subprocess.run(["pgrep", "-P", str(m)], capture_output=True, text=True)
-            kids += [int(p) for p in r.stdout.split()]
-        return master + kids
-
-    def stop(self) -> None:
-        subprocess.run(["doveadm", "-c", self.conf, "stop"], capture_output=True)
-        time.sleep(0.2)
-        if self.own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(users, workdir, **kw)

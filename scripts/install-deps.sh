@@ -10,6 +10,10 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev
   swaks curl procps
 )
+# Dovecot, the peer server the conformance tests run `millipost conform` against (private
+# instances on ephemeral loopback ports, millipost.peers.DovecotPeer); the packaged system
+# service must not start (it would take ports 143/110 and is never used).
+DOVECOT_PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 PIP_PACKAGES=(
   "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3"
 )
@@ -23,6 +27,38 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+missing=()
+for p in "${DOVECOT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt packages (service kept stopped): ${missing[*]}"
+  had_dovecot=0
+  dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" && had_dovecot=1
+  # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start services during
+  # this install (the postinst would start dovecot on 143/110); only if no policy exists yet.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { [ -n "$policy" ] && $SUDO rm -f "$policy"; exit 1; }
+  [ -n "$policy" ] && $SUDO rm -f "$policy"
+  # Dovecot was not there before: keep its system service off at boot too (a machine that
+  # already ran Dovecot on purpose is left alone).
+  if [ "$had_dovecot" = 0 ]; then
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+      $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null && [ -x /etc/init.d/dovecot ]; then
+      $SUDO update-rc.d dovecot disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -58,7 +58,7 @@ def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
 
     try:
         report = conform(args.url, scenarios=args.scenario or None, users=args.user,
-                         domain=args.domain, deliver_via=args.smtp,
+                         domain=args.domain, deliver_via=args.deliver or args.smtp,
                          capabilities=args.capabilities.split() if args.capabilities is not None
                          else None, expect=args.expect, timeout=args.timeout, root=args.scenarios)
     except ConformError as e:
@@ -80,6 +80,8 @@ def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
     if args.junit:
         report.write_junit(args.junit)
         print(f"JUnit XML: {args.junit}")
+    if args.html is not None:
+        print(f"HTML report: {report.write_html(args.html or None)}")
     return 0 if report.ok else 1
 
 
@@ -129,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                "  millipost conform imap://alice:secret@127.0.0.1:143 --user bob:hunter2\n"
                "  millipost conform pop3://alice:secret@mail.example:110 --smtp smtp://mail.example:25\n"
                "  millipost conform smtp://alice:x@127.0.0.1:2525 --junit reports/out/smtp.xml\n"
-               "  millipost conform imaps://u:p@host --expect fixtures/expected/dovecot.txt\n"
-               "The HTML report (--html) is not written yet.")
+               "  millipost conform imaps://u:p@host --expect fixtures/expected/dovecot.expect --html\n"
+               "  millipost conform pop3://u:p@127.0.0.1:110 --deliver lmtp://127.0.0.1:24\n"
+               "--html without FILE writes reports/out/conform-<protocol>-<timestamp>.html.")
     p.add_argument("url", help="imap://, imaps://, smtp://, smtps://, pop3:// or pop3s:// "
                                "LOGIN:PASSWORD@HOST[:PORT]; the login is ${user} in scenarios")
     p.add_argument("--user", action="append", default=[], metavar="LOGIN:PASSWORD",
@@ -139,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="mail domain for ${rcpt} = LOGIN@DOMAIN (default localhost)")
     p.add_argument("--smtp", metavar="URL",
                    help="smtp://HOST:PORT used to deliver messages that POP3 scenarios need "
-                        "(without it those scenarios are skipped)")
+                        "(without it those scenarios are skipped); same as --deliver")
+    p.add_argument("--deliver", metavar="URL",
+                   help="smtp://HOST:PORT or lmtp://HOST:PORT (RFC 2033, e.g. Dovecot's LMTP) "
+                        "used to deliver the messages that scenarios need")
     p.add_argument("--scenario", action="append", metavar="ID",
                    help="run only scenarios whose id starts with ID (e.g. imap/select); "
                         "repeatable")
@@ -152,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                         "failures do not fail the run and changes are shown as a diff")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML (for CI)")
+    p.add_argument("--html", metavar="FILE", nargs="?", const="",
+                   help="write a self-contained HTML report (default FILE: "
+                        "reports/out/conform-<protocol>-<timestamp>.html)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds one server reply may take (default 5)")
     p.add_argument("-v", "--verbose", action="store_true",

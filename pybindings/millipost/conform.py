@@ -10,10 +10,12 @@ The server's capabilities are read first (IMAP CAPABILITY after login, SMTP EHLO
 a scenario that ``requires:`` one the server does not advertise is SKIPPED, never FAILed.
 An expected-results file (:func:`load_expectations`) turns known divergences into a diff: a
 FAIL listed there does not fail the run, and a listed case that now behaves differently is
-reported. JSON and JUnit XML writers are here; the HTML report is not written yet.
+reported. JSON, JUnit XML and a self-contained HTML report (:mod:`millipost.conform_html`)
+are written from a :class:`Report`.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -32,11 +34,17 @@ from . import scenarios as sc
 #: Default ports per URL scheme; the ``s`` schemes use implicit TLS.
 DEFAULT_PORTS = {"imap": 143, "imaps": 993, "smtp": 25, "smtps": 465, "pop3": 110, "pop3s": 995}
 
+#: Delivery URL schemes (``--deliver``) and their default ports.
+DELIVERY_PORTS = {"smtp": 25, "lmtp": 24}
+
 #: Seconds one read from the server may take before the step fails.
 DEFAULT_TIMEOUT = 5.0
 
 #: How many transcript lines a failure message carries (the last ones).
 TRANSCRIPT_TAIL = 12
+
+#: How many transcript lines a result keeps for the reports (the last ones).
+TRANSCRIPT_KEEP = 400
 
 
 class ConformError(Exception):
@@ -94,6 +102,7 @@ class Result:
     seconds: float = 0.0
     expected: Optional[str] = None  # status listed in the expected-results file, if any
     reason: str = ""  # the expected-results file's reason
+    transcript: list = dataclasses.field(default_factory=list)  # the run's lines, capped
 
     @property
     def failed(self) -> bool:
@@ -117,6 +126,7 @@ class Report:
     protocol: str
     capabilities: list
     results: list
+    expect_path: Optional[str] = None  # the expected-results file, when one was given
 
     @property
     def ok(self) -> bool:
@@ -148,6 +158,21 @@ class Report:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
+
+    def html(self) -> str:
+        """The report as one self-contained HTML page (inline CSS, no external assets)."""
+        from . import conform_html
+        return conform_html.render(self, self.expect_path)
+
+    def write_html(self, path: Optional[str] = None) -> str:
+        """Writes :meth:`html` to ``path`` (default
+        ``reports/out/conform-<protocol>-<timestamp>.html``); returns the path."""
+        from . import conform_html
+        path = path or conform_html.default_path(self.protocol)
+        _makedirs_for(path)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.html())
+        return path
 
     def junit(self) -> ET.Element:
         """JUnit XML: one <testsuite> for the protocol, one <testcase> per scenario; expected
@@ -347,14 +372,21 @@ def _expect_reply(conn: Connection, ok, what: str) -> list[str]:
 # --- capabilities -----------------------------------------------------------------------------
 
 def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
-    """The capability names the server advertises (upper case): IMAP CAPABILITY after login
-    (when a user is known), SMTP EHLO keywords, POP3 CAPA tags."""
+    """The capability names the server advertises (upper case): IMAP CAPABILITY before and
+    after login (when a user is known), SMTP EHLO keywords, POP3 CAPA tags (and ``APOP`` when
+    the greeting carries a timestamp)."""
     transcript: list = []
     conn = Connection(target, 0, transcript, timeout)
     caps: list[str] = []
     try:
         if target.protocol == "imap":
             greeting = conn.read_line() or ""
+            # Pre-login capabilities count too: AUTH=, SASL-IR and LOGINDISABLED are
+            # advertised only before authentication (RFC 9051 6.1.1), others only after.
+            conn.send("c00 CAPABILITY")
+            for line in _expect_reply(conn, "c00 OK", "CAPABILITY"):
+                if line.upper().startswith("* CAPABILITY "):
+                    caps += line.split()[2:]
             if target.users:
                 login, password = target.users[0]
                 conn.send(f"c0 LOGIN {_quote(login)} {_quote(password)}")
@@ -374,7 +406,11 @@ def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[
             caps = [line[4:].split()[0] for line in lines[1:] if len(line) > 4 and line[4:].split()]
             conn.send("QUIT")
         else:
-            _expect_reply(conn, "+OK", "greeting")
+            greeting = _expect_reply(conn, "+OK", "greeting")[-1]
+            # APOP has no CAPA tag: a server offers it by a timestamp in its greeting
+            # (RFC 1939 7), reported here as the pseudo-capability APOP.
+            if re.search(r"<[^<>@\s]+@[^<>\s]+>", greeting):
+                caps.append("APOP")
             conn.send("CAPA")
             if (conn.read_line() or "").startswith("+OK"):
                 while True:
@@ -413,7 +449,11 @@ class _Run:
             self.vars[f"user{suffix}"] = login
             self.vars[f"password{suffix}"] = password
             self.vars[f"rcpt{suffix}"] = login if "@" in login else f"{login}@{target.domain}"
+            # SASL PLAIN's initial response (RFC 4616 2): NUL authzid-less login NUL password.
+            self.vars[f"auth_plain{suffix}"] = base64.b64encode(
+                b"\0" + login.encode() + b"\0" + password.encode()).decode("ascii")
         self._tag = 0
+        self.forbid: dict = {}  # connection -> S! steps in force until its next read step ends
 
     def tag(self) -> str:
         self._tag += 1
@@ -439,24 +479,43 @@ class _Run:
                 conn.send(f"{tag} CREATE {_quote(self.vars['mailbox'])}")
                 _expect_reply(conn, f"{tag} OK", "CREATE ${mailbox}")
         elif p == "pop3":
-            conn.send(f"USER {login}")
-            _expect_reply(conn, "+OK", "USER")
-            conn.send(f"PASS {password}")
-            _expect_reply(conn, "+OK", "PASS")
+            conn = self._pop3_login(conn, number)
         else:
             conn.send("EHLO conform.test")
             _expect_reply(conn, "250 ", "EHLO")
         return conn
 
+    def _pop3_login(self, conn: Connection, number: int) -> Connection:
+        """USER and PASS as the first user (greeting already read). A maildrop still locked
+        by a session that has just closed (``-ERR [IN-USE]``, RFC 2449 8.1.1: the server
+        notices the close a moment later) is retried on a new connection for a while."""
+        login, password = self.t.users[0]
+        deadline = time.monotonic() + self.timeout
+        while True:
+            conn.send(f"USER {login}")
+            _expect_reply(conn, "+OK", "USER")
+            conn.send(f"PASS {password}")
+            try:
+                reply = conn.read_line()
+            except TimeoutError:
+                raise _Failure(None, f"setup: PASS: no reply within {self.timeout} s")
+            if reply is not None and reply.startswith("+OK"):
+                return conn
+            if (reply is None or "[IN-USE]" not in reply.upper()
+                    or time.monotonic() > deadline):
+                raise _Failure(None, f"setup: PASS: unexpected reply {reply!r}")
+            conn.close()
+            time.sleep(0.1)
+            conn = Connection(self.t, number, self.transcript, self.timeout)
+            if number in self.conns:
+                self.conns[number] = conn
+            _expect_reply(conn, "+OK", "greeting")
+
     def empty_maildrop(self) -> None:
         conn = Connection(self.t, 0, self.transcript, self.timeout)
         try:
             _expect_reply(conn, "+OK", "greeting")
-            login, password = self.t.users[0]
-            conn.send(f"USER {login}")
-            _expect_reply(conn, "+OK", "USER")
-            conn.send(f"PASS {password}")
-            _expect_reply(conn, "+OK", "PASS")
+            conn = self._pop3_login(conn, 0)
             conn.send("STAT")
             n = int(_expect_reply(conn, "+OK", "STAT")[-1].split()[1])
             for i in range(1, n + 1):
@@ -469,11 +528,18 @@ class _Run:
 
     def deliver(self) -> None:
         u = urllib.parse.urlsplit(self.deliver_via)
-        host, port = u.hostname or self.t.host, u.port or DEFAULT_PORTS.get(u.scheme, 25)
+        scheme = u.scheme.lower() or "smtp"
+        if scheme not in DELIVERY_PORTS:
+            raise ConformError(f"delivery URL {self.deliver_via!r}: use smtp://HOST:PORT or "
+                               "lmtp://HOST:PORT")
+        host, port = u.hostname or self.t.host, u.port or DELIVERY_PORTS[scheme]
+        # LMTP (RFC 2033) delivers straight into a mailbox server that has no SMTP (Dovecot):
+        # the same transaction after LHLO, one reply per recipient after the data (one here).
+        client = smtplib.LMTP if scheme == "lmtp" else smtplib.SMTP
         for name in self.s.deliver:
             msg = sc.expand(self.s.data[name], self.vars, self.s.data)
             try:
-                with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
+                with client(host, port, timeout=self.timeout) as smtp:
                     refused = smtp.sendmail(f"conform@{self.t.domain}", [self.vars["rcpt"]],
                                             msg.encode("utf-8"))
             except (smtplib.SMTPException, OSError) as e:
@@ -508,9 +574,18 @@ class _Run:
 
     def read(self, step: sc.Step, conn: Connection) -> Optional[str]:
         try:
-            return conn.read_line()
+            line = conn.read_line()
         except TimeoutError:
             raise _Failure(step, f"no reply within {self.timeout} s")
+        if line is not None:
+            self._forbidden(conn, line)
+        return line
+
+    def _forbidden(self, conn: Connection, line: str) -> None:
+        """Fails when ``line`` matches an ``S!`` pattern still in force on this connection."""
+        for f in self.forbid.get(conn.number, ()):
+            if self._match(f, f.text, line) is not None:
+                raise _Failure(f, f"the server sent `{_show(line)}`, which must not appear here")
 
     def _match(self, step: sc.Step, text: str, line: str) -> Optional[dict]:
         try:
@@ -525,6 +600,15 @@ class _Run:
 
     def step(self, step: sc.Step) -> None:
         conn = self.conn(step.conn)
+        if step.kind == "forbid":
+            self.forbid.setdefault(step.conn, []).append(step)
+            return
+        if step.kind in ("expect", "skip-until", "group", "eof"):
+            try:
+                self._read_step(step, conn)
+            finally:
+                self.forbid.pop(step.conn, None)
+            return
         if step.kind == "send":
             try:
                 line = sc.expand(step.text, self.vars, self.s.data)
@@ -534,6 +618,8 @@ class _Run:
             # command (IMAP literal) or is part of the body (SMTP DATA), so strip nothing.
             conn.send(line)
             return
+
+    def _read_step(self, step: sc.Step, conn: Connection) -> None:
         if step.kind == "eof":
             while True:
                 line = self.read(step, conn)
@@ -612,11 +698,14 @@ class _Run:
         finally:
             self.cleanup()
             result.seconds = time.monotonic() - start
+            result.transcript = self.transcript[-TRANSCRIPT_KEEP:]
         return result
 
 
 def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optional[str]) -> str:
-    missing = [c for c in s.requires if c not in caps]
+    # ``NAME=*`` is satisfied by any ``NAME=value`` (APPENDLIMIT=52428800).
+    missing = [c for c in s.requires if c not in caps and not (
+        c.endswith("=*") and any(x.startswith(c[:-1]) for x in caps))]
     if missing:
         return f"capability not advertised: {' '.join(missing)}"
     if len(target.users) < s.users:
@@ -624,7 +713,7 @@ def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optiona
     if any(w in s.setup for w in ("login", "empty-maildrop")) and not target.users:
         return "needs a user (put LOGIN:PASSWORD in the URL)"
     if s.deliver and not deliver_via:
-        return "needs message delivery (give --smtp URL)"
+        return "needs message delivery (give --deliver smtp://... or lmtp://..., or --smtp URL)"
     return ""
 
 
@@ -664,7 +753,8 @@ def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = ()
         results.append(result)
     safe = urllib.parse.urlsplit(url)
     shown = f"{safe.scheme}://{safe.hostname}:{target.port}"
-    return Report(shown, target.protocol, caps, results)
+    return Report(shown, target.protocol, caps, results,
+                  expect_path=expect if isinstance(expect, str) else None)
 
 
 def format_result(r: Result, verbose: bool = False) -> str:

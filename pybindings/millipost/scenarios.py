@@ -31,7 +31,10 @@ HEADER_KEYS = ("protocol", "title", "rfc", "requires", "users", "setup", "delive
 SETUP_WORDS = ("none", "greeting", "login", "mailbox", "empty-maildrop")
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_STEP = re.compile(r"^(?:(\d+)\s+)?(C:|S:|S\.\.\.)(?: (.*))?$")
+
+#: The largest N of ``${repeat:N:TEXT}`` (a typo must not build a gigabyte line).
+MAX_REPEAT = 1_000_000
+_STEP = re.compile(r"^(?:(\d+)\s+)?(C:|S:|S\.\.\.|S!)(?: (.*))?$")
 #: What ``$name`` captures: one token (an atom, a number, a sequence set).
 CAPTURE = r"[^\s()\[\]{}]+"
 
@@ -42,7 +45,7 @@ class ScenarioError(ValueError):
 
 @dataclasses.dataclass
 class Step:
-    kind: str  # "send", "expect", "skip-until", "group", "eof"
+    kind: str  # "send", "expect", "skip-until", "group", "eof", "forbid"
     conn: int
     text: str = ""  # the raw client line or pattern, as written
     line: int = 0  # line number in the file
@@ -54,6 +57,8 @@ class Step:
             return f"{prefix}C: {self.text}"
         if self.kind == "skip-until":
             return f"{prefix}S... {self.text}"
+        if self.kind == "forbid":
+            return f"{prefix}S! {self.text}"
         if self.kind == "group":
             return f"{prefix}S: {{ " + " | ".join(p for p, _ in self.patterns) + " }"
         return f"{prefix}S: {self.text}"
@@ -123,6 +128,12 @@ def parse(text: str, path: str = "<string>", id: Optional[str] = None) -> Scenar
                 if group:
                     fail(lineno, "client line inside an unordered group")
                 steps.append(Step("send", conn, rest, lineno))
+            elif op == "S!":
+                if group:
+                    fail(lineno, "S! inside an unordered group")
+                if not rest:
+                    fail(lineno, "S! needs a pattern")
+                steps.append(Step("forbid", conn, rest, lineno))
             elif op == "S...":
                 if group:
                     fail(lineno, "S... inside an unordered group")
@@ -199,7 +210,8 @@ def parse(text: str, path: str = "<string>", id: Optional[str] = None) -> Scenar
         setup=setup, deliver=deliver, data=data, steps=steps)
     # Compile every pattern once now, so that a malformed one is an error at load time.
     for step in steps:
-        for text, lineno in ([(step.text, step.line)] if step.kind in ("expect", "skip-until")
+        for text, lineno in ([(step.text, step.line)]
+                             if step.kind in ("expect", "skip-until", "forbid")
                              else step.patterns):
             try:
                 compile_pattern(text, {}, data, dry=True)
@@ -272,6 +284,14 @@ def expand(text: str, variables: dict, data: dict) -> str:
             raise KeyError(name)
         return value
 
+    def repeat(m: re.Match) -> str:
+        n = int(m.group(1))
+        if n > MAX_REPEAT:
+            raise KeyError(f"repeat:{n} (at most {MAX_REPEAT})")
+        return m.group(2) * n
+
+    # ${repeat:N:TEXT}: TEXT N times (long lines for limit checks), expanded first.
+    text = re.sub(r"\$\{repeat:(\d+):([^{}]*)\}", repeat, text)
     return re.sub(rf"\$\$|\$\{{({_NAME}(?:\.size)?)\}}|\$({_NAME})", sub, text)
 
 
