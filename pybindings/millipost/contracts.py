@@ -41,6 +41,7 @@ ContractError = _core.ContractError
 __all__ = ["Contract", "Checker", "Breach", "ContractError", "TranscriptError", "available",
            "find", "load", "escape", "unescape", "format_transcript", "parse_transcript",
            "read_transcript", "write_transcript", "check_transcript", "check_records",
+           "locate_breach", "parse_address",
            "Proxy", "ProxyBreach", "ProxyConnection", "guess_contract"]
 
 #: The first line of every transcript.
@@ -220,6 +221,12 @@ def parse_transcript(text: str) -> tuple[dict, list[tuple[str, bytes]]]:
     """``(headers, records)`` from a transcript's text. Headers are the ``# key: value`` lines
     (keys lower case, the last one wins); records are ``(direction, bytes)`` in file order.
     Raises TranscriptError naming the line."""
+    headers, records, _ = _parse(text)
+    return headers, records
+
+
+def _parse(text: str) -> tuple[dict, list, list[int]]:
+    """parse_transcript, plus the file line of each record (for reports)."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -227,6 +234,7 @@ def parse_transcript(text: str) -> tuple[dict, list[tuple[str, bytes]]]:
         raise TranscriptError(f"line 1: a transcript starts with {TRANSCRIPT_MAGIC!r}")
     headers: dict = {}
     records: list = []
+    linenos: list = []
     for n, line in enumerate(lines[1:], 2):
         if line.endswith("\r"):  # a file that went through a CRLF editor; real CRs are escaped
             line = line[:-1]
@@ -242,17 +250,23 @@ def parse_transcript(text: str) -> tuple[dict, list[tuple[str, bytes]]]:
                 records.append((line[0], unescape(line[3:])))
             except TranscriptError as e:
                 raise TranscriptError(f"line {n}: {e}") from None
+            linenos.append(n)
             continue
         raise TranscriptError(f"line {n}: expected 'C: ', 'S: ' or '#', got {line[:40]!r}")
-    return headers, records
+    return headers, records, linenos
 
 
 def read_transcript(path: Union[str, os.PathLike]) -> tuple[dict, list[tuple[str, bytes]]]:
     """``(headers, records)`` of a transcript file (see :func:`parse_transcript`)."""
+    headers, records, _ = _read(path)
+    return headers, records
+
+
+def _read(path) -> tuple[dict, list, list[int]]:
     with open(path, encoding="utf-8", newline="") as f:
         text = f.read()
     try:
-        return parse_transcript(text)
+        return _parse(text)
     except TranscriptError as e:
         raise TranscriptError(f"{os.fspath(path)}: {e}") from None
 
@@ -274,12 +288,23 @@ def check_records(records: Iterable[tuple[str, bytes]], contract, closed: bool =
     """Feeds records to a new checker of ``contract`` (a Contract, name or path) in order;
     ``closed``: the connection ended (the checker's on_close is called). The first breach, or
     None."""
+    return _check(records, contract, closed)[0]
+
+
+def _check(records, contract, closed: bool) -> tuple[Optional[Breach], Optional[int]]:
+    """The first breach and the index of the record that showed it (None: at the close)."""
     chk = load(contract).checker()
-    for direction, data in records:
+    for i, (direction, data) in enumerate(records):
         breach = chk.on_client(data) if direction == CLIENT else chk.on_server(data)
         if breach is not None:
-            return breach
-    return chk.on_close() if closed else None
+            return breach, i
+    return (chk.on_close() if closed else None), None
+
+
+def _source(path_or_text) -> tuple[dict, list, list[int], str]:
+    if isinstance(path_or_text, str) and path_or_text.startswith(TRANSCRIPT_MAGIC):
+        return (*_parse(path_or_text), "transcript")
+    return (*_read(path_or_text), os.fspath(path_or_text))
 
 
 def check_transcript(path_or_text: Union[str, os.PathLike], contract=None) -> Optional[Breach]:
@@ -287,17 +312,20 @@ def check_transcript(path_or_text: Union[str, os.PathLike], contract=None) -> Op
     against ``contract`` (a Contract, name or path; default: the transcript's ``# contract:``
     header). End of file is the connection's close unless ``# open: true``. Returns the first
     Breach or None; raises TranscriptError (no contract, bad format) or ContractError."""
-    if isinstance(path_or_text, str) and path_or_text.startswith(TRANSCRIPT_MAGIC):
-        headers, records = parse_transcript(path_or_text)
-        where = "transcript"
-    else:
-        headers, records = read_transcript(path_or_text)
-        where = os.fspath(path_or_text)
+    return locate_breach(path_or_text, contract)[0]
+
+
+def locate_breach(path_or_text: Union[str, os.PathLike], contract=None
+                  ) -> tuple[Optional[Breach], Optional[int]]:
+    """Like :func:`check_transcript`, with the file line of the record that showed the breach
+    (None when it showed at the end of the file, or when there is no breach)."""
+    headers, records, linenos, where = _source(path_or_text)
     if contract is None:
         contract = headers.get("contract")
         if not contract:
             raise TranscriptError(f"{where}: no '# contract:' header; name the contract")
-    return check_records(records, contract, closed=not _truthy(headers.get("open")))
+    breach, index = _check(records, contract, closed=not _truthy(headers.get("open")))
+    return breach, (linenos[index] if index is not None else None)
 
 
 # --- the proxy ---------------------------------------------------------------------------------
