@@ -368,7 +368,8 @@ class ProxyBreach:
 @dataclasses.dataclass
 class ProxyConnection:
     """One proxied connection. ``records`` hold its bytes in wire order (as the checker saw
-    them) while it is open, and afterwards when the proxy keeps them (``keep_records``)."""
+    them) when the proxy keeps them (``keep_records``), or while it is open when it records
+    transcripts (``record_dir``)."""
     number: int
     client: tuple
     started: float
@@ -524,7 +525,8 @@ class Proxy:
                 pass
 
     def _feed(self, conn: ProxyConnection, direction: str, data: bytes) -> None:
-        conn.records.append((direction, data))
+        if self.keep_records or self.record_dir:  # else a long connection would grow forever
+            conn.records.append((direction, data))
         if direction == CLIENT:
             conn.bytes_client += len(data)
         else:
