@@ -831,9 +831,14 @@ class ProxyProcess:
                                   stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        first = self.line()
-        assert "proxy listening on" in first, first + self.p.stderr.read()
-        self.port = int(first.split("listening on ")[1].split(",")[0].rsplit(":", 1)[1])
+        try:
+            first = self.line()
+            assert "proxy listening on" in first, first
+            self.port = int(first.split("listening on ")[1].split(",")[0].rsplit(":", 1)[1])
+        except BaseException:
+            self.p.kill()
+            self.p.wait(TIMEOUT)
+            raise
 
     def _read(self) -> None:
         for line in self.p.stdout:
@@ -855,7 +860,11 @@ class ProxyProcess:
 
     def stop(self) -> tuple[int, str]:
         self.p.send_signal(signal.SIGINT)
-        code = self.p.wait(TIMEOUT)
+        try:
+            code = self.p.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise
         rest = []
         while (line := self.line()):
             rest.append(line)
