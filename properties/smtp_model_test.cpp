@@ -200,7 +200,7 @@ int rcpt_code(const Recipient& r) {
         case Recipient::Kind::Unknown:
             return 550;  // RFC 5321 §3.3: mailbox unavailable, 5.1.1 bad destination mailbox
         case Recipient::Kind::Foreign:
-            return 554;  // relaying denied
+            return 550;  // relaying denied: RFC 5321 §4.3.2 lists no 554 for RCPT
         case Recipient::Kind::Malformed:
             return 501;
     }

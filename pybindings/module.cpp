@@ -1,7 +1,9 @@
 // pybindings/module.cpp: millipost._core: the reference server in-process, its store and the
-// synthetic population, for the Python package. Long calls release the GIL.
+// synthetic population, for the Python package; and _core.contracts, the protocol-contract
+// engine (properties/contracts) for millipost.contracts. Long calls release the GIL.
 #include "auth/password.h"
 #include "config/config.h"
+#include "contracts/contract.h"
 #include "population.h"
 #include "service.h"
 
@@ -11,6 +13,8 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <memory>
+#include <mutex>
 
 namespace py = pybind11;
 using namespace millipost;
@@ -79,6 +83,153 @@ py::dict user_dict(const sim::SimUser& u) {
     d["password"] = u.password;
     d["name"] = u.name;
     return d;
+}
+
+// A Checker with what it needs to be safe from Python: it keeps its contract alive (the C++
+// checker holds a reference), and a mutex serializes calls, because feeding releases the GIL (a
+// long reply is matched without holding up the proxy's other connections).
+struct PyChecker {
+    explicit PyChecker(std::shared_ptr<const contracts::Contract> c)
+        : contract(std::move(c)), checker(*contract) {}
+    std::shared_ptr<const contracts::Contract> contract;
+    contracts::Checker checker;
+    std::mutex mu;
+
+    template <class F>
+    contracts::Verdict call(F&& f) {
+        py::gil_scoped_release release;
+        std::lock_guard lock(mu);
+        return f(checker);
+    }
+};
+
+std::string who_name(const contracts::Breach& b) {
+    return b.who == contracts::Breach::Who::client ? "client" : "server";
+}
+
+// Loading errors of either layer (ABNF or state table) reach Python as one ContractError.
+template <class F>
+std::shared_ptr<contracts::Contract> load_contract(F&& f) {
+    try {
+        return std::make_shared<contracts::Contract>(f());
+    } catch (const contracts::AbnfError& e) {
+        throw contracts::ContractError(e.what());
+    }
+}
+
+void bind_contracts(py::module_& m) {
+    namespace ct = contracts;
+    m.doc() =
+        "protocol contracts: ABNF types, a state table, and the streaming checker "
+        "(properties/contracts/README.md)";
+    m.attr("MAX_LINE_BYTES") = ct::kMaxLineBytes;
+    m.attr("MAX_REPLY_BYTES") = ct::kMaxReplyBytes;
+    m.attr("MAX_PENDING") = ct::kMaxPending;
+    m.attr("MAX_BREACH_BYTES") = ct::kMaxBreachBytes;
+
+    // A contract that does not load is a ValueError naming the file, line and reason.
+    py::register_exception<ct::ContractError>(m, "ContractError", PyExc_ValueError);
+
+    py::class_<ct::Breach>(m, "Breach",
+                           "How one side broke the contract: who (client or server), the rule "
+                           "the bytes should have matched, the checker's state, the offending "
+                           "bytes (truncated to MAX_BREACH_BYTES) and a reason.")
+        .def_property_readonly("who", &who_name)
+        .def_readonly("rule", &ct::Breach::rule)
+        .def_readonly("state", &ct::Breach::state)
+        .def_property_readonly("bytes", [](const ct::Breach& b) { return py::bytes(b.bytes); })
+        .def_readonly("reason", &ct::Breach::reason)
+        .def("__str__", [](const ct::Breach& b) { return ct::to_string(b); })
+        .def("__repr__",
+             [](const ct::Breach& b) {
+                 return "<Breach " + who_name(b) + " in " + b.state + ": " + b.reason + ">";
+             })
+        .def("__eq__",
+             [](const ct::Breach& a, const ct::Breach& b) {
+                 return a.who == b.who && a.rule == b.rule && a.state == b.state &&
+                        a.bytes == b.bytes && a.reason == b.reason;
+             })
+        .def("__hash__", [](const ct::Breach& b) {
+            return py::hash(
+                py::make_tuple(who_name(b), b.rule, b.state, py::bytes(b.bytes), b.reason));
+        });
+
+    py::class_<ct::Contract, std::shared_ptr<ct::Contract>>(
+        m, "Contract", "A protocol contract: ABNF types and a state table (one .contract file).")
+        .def_static(
+            "parse",
+            [](std::string_view text, std::string name) {
+                return load_contract([&] { return ct::Contract::parse(text, std::move(name)); });
+            },
+            py::arg("text"), py::arg("name") = "contract",
+            "Parses contract text; raises ContractError with the line and reason.")
+        .def_static(
+            "load",
+            [](const std::string& path) {
+                return load_contract([&] { return ct::Contract::load(path); });
+            },
+            py::arg("path"), "Loads a .contract file (its name is the path).")
+        .def_readonly("name", &ct::Contract::name)
+        .def_readonly("initial", &ct::Contract::initial)
+        .def_readonly("requests", &ct::Contract::requests)
+        .def_readonly("states", &ct::Contract::states)
+        .def_readonly("final_states", &ct::Contract::final_states)
+        .def(
+            "alternatives",
+            [](const ct::Contract& c, const std::string& state, const std::string& request) {
+                std::vector<std::pair<std::string, std::string>> out;
+                for (auto& t : c.alternatives(state, request))
+                    out.emplace_back(t.reply, t.next);
+                return out;
+            },
+            py::arg("state"), py::arg("request"),
+            "The (reply rule, next state) pairs that may answer request in state.")
+        .def(
+            "checker",
+            [](std::shared_ptr<ct::Contract> self) { return std::make_unique<PyChecker>(self); },
+            "A new streaming checker for one connection.")
+        .def("__repr__", [](const ct::Contract& c) {
+            return "<Contract " + c.name + ": " + std::to_string(c.states.size()) + " states, " +
+                   std::to_string(c.requests.size()) + " request types>";
+        });
+
+    py::class_<PyChecker>(
+        m, "Checker",
+        "Holds one connection's bytes to a contract. Feed both directions in wire order, in any "
+        "split; each call returns None (fine so far) or the Breach, which is sticky.")
+        .def(py::init(
+                 [](std::shared_ptr<ct::Contract> c) { return std::make_unique<PyChecker>(c); }),
+             py::arg("contract"))
+        .def(
+            "on_client",
+            [](PyChecker& k, py::bytes data) {
+                auto bytes = static_cast<std::string_view>(data);  // immutable, held by `data`
+                return k.call([&](ct::Checker& c) { return c.on_client(bytes); });
+            },
+            py::arg("data"), "Bytes the client sent.")
+        .def(
+            "on_server",
+            [](PyChecker& k, py::bytes data) {
+                auto bytes = static_cast<std::string_view>(data);
+                return k.call([&](ct::Checker& c) { return c.on_server(bytes); });
+            },
+            py::arg("data"), "Bytes the server sent.")
+        .def(
+            "on_close",
+            [](PyChecker& k) { return k.call([](ct::Checker& c) { return c.on_close(); }); },
+            "Both directions ended: unanswered requests and cut lines are breaches.")
+        .def_property_readonly(
+            "contract",
+            [](const PyChecker& k) { return std::const_pointer_cast<ct::Contract>(k.contract); })
+        .def_property_readonly("state",
+                               [](PyChecker& k) {
+                                   std::lock_guard lock(k.mu);
+                                   return k.checker.state();
+                               })
+        .def_property_readonly("pending", [](PyChecker& k) {
+            std::lock_guard lock(k.mu);
+            return k.checker.pending();
+        });
 }
 
 }  // namespace
@@ -166,4 +317,7 @@ PYBIND11_MODULE(_core, m) {
              [](const sim::Population& p, std::uint64_t i) { return user_dict(p.user(i)); });
 
     m.def("verify_password", &auth::verify_password, py::arg("stored"), py::arg("password"));
+
+    auto contracts = m.def_submodule("contracts");
+    bind_contracts(contracts);
 }

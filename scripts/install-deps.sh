@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev librapidcheck-dev
   swaks curl procps
+  postfix  # for /usr/sbin/smtp-sink, a second SMTP server the contract tests run against
 )
 # Dovecot, the peer server the conformance tests run `millipost conform` against (private
 # instances on ephemeral loopback ports, millipost.peers.DovecotPeer); the packaged system
@@ -26,6 +27,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt packages: ${missing[*]}"
   $SUDO apt-get update -qq
+  # Postfix is here only for smtp-sink: "No configuration" leaves it without main.cf, so no
+  # system MTA starts listening on port 25 (the tests start smtp-sink on ephemeral ports).
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -1,4 +1,4 @@
-"""The millipost command: serve, provision, demo, conform."""
+"""The millipost command: serve, provision, demo, conform, contract."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,18 @@ def cmd_demo(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
     from .conform import ConformError, conform, format_result
 
+    if args.proxy:
+        if args.url:
+            print("millipost conform: give a URL or --proxy, not both", file=sys.stderr)
+            return 2
+        return run_proxy(args)
+    if not args.url:
+        print("millipost conform: a server URL (or --proxy LISTEN UPSTREAM) is needed",
+              file=sys.stderr)
+        return 2
+    if args.contract or args.record:
+        print("millipost conform: --contract and --record go with --proxy", file=sys.stderr)
+        return 2
     try:
         report = conform(args.url, scenarios=args.scenario or None, users=args.user,
                          domain=args.domain, deliver_via=args.deliver or args.smtp,
@@ -83,6 +95,133 @@ def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
     if args.html is not None:
         print(f"HTML report: {report.write_html(args.html or None)}")
     return 0 if report.ok else 1
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    """millipost conform --proxy: a checking proxy in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from . import contracts as ct
+
+    listen, upstream = args.proxy
+    name = args.contract or ct.guess_contract(upstream)
+    if name is None:
+        print(f"millipost conform: cannot tell the protocol of {upstream!r} from its port or "
+              f"scheme; give --contract NAME|PATH (available: {', '.join(ct.available())})",
+              file=sys.stderr)
+        return 2
+    try:
+        contract = None if name == "none" else ct.load(name)
+        proxy = ct.Proxy(listen, upstream, contract, record_dir=args.record,
+                         keep_records=False)
+    except (ValueError, OSError) as e:
+        print(f"millipost conform: {e}", file=sys.stderr)
+        return 2
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        with lock:
+            print(text, flush=True)
+
+    def on_breach(b: ct.ProxyBreach) -> None:
+        say(f"BREACH connection {b.connection}: {b.breach}")
+
+    def on_close(c: ct.ProxyConnection) -> None:
+        if c.error:
+            say(f"connection {c.number}: {c.error}")
+        if args.verbose:
+            verdict = "breach" if c.breach is not None else "ok"
+            say(f"connection {c.number} from {c.client[0]}:{c.client[1]} closed: {verdict} "
+                f"({c.bytes_client} bytes from the client, {c.bytes_server} from the server)"
+                + (f", {c.transcript}" if c.transcript else ""))
+
+    proxy.on_breach, proxy.on_close = on_breach, on_close
+    try:
+        proxy.start()
+    except OSError as e:
+        print(f"millipost conform: {e}", file=sys.stderr)
+        return 2
+    # SIGTERM stops as Ctrl-C does: the summary is printed and transcripts are complete. SIGINT
+    # is set explicitly: a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    host, port = proxy.address
+    say(f"proxy listening on {host}:{port}, forwarding to {proxy.upstream[0]}:"
+        f"{proxy.upstream[1]}, contract {contract.name if contract else 'none (recording only)'}"
+        + (f", transcripts in {args.record}" if args.record else "") + "; Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proxy.stop()
+    conns = proxy.connections
+    who = {"client": 0, "server": 0}
+    for b in proxy.breaches:
+        who[b.breach.who] += 1
+    errors = sum(1 for c in conns if c.error)
+    say(f"{len(conns)} connections, {len(proxy.breaches)} with a breach ({who['server']} server, "
+        f"{who['client']} client), {errors} with errors"
+        + ("" if contract else " (not checked: no contract)"))
+    return 1 if proxy.breaches else 0
+
+
+def _print_breach(where: str, breach, line) -> None:
+    from .contracts import escape
+
+    at = f"line {line}" if line is not None else "end of file"
+    print(f"{where}: BREACH at {at}: {breach.who} broke the contract in state {breach.state}")
+    print(f"  reason:   {breach.reason}")
+    print(f"  expected: {breach.rule}")
+    print(f"  bytes:    {escape(breach.bytes)}")
+
+
+def cmd_contract_check(args: argparse.Namespace, rest: list[str]) -> int:
+    from . import contracts as ct
+
+    contract = None
+    if args.contract:
+        try:
+            contract = ct.load(args.contract)
+        except (ValueError, OSError) as e:
+            print(f"millipost contract check: {e}", file=sys.stderr)
+            return 2
+    status = 0
+    for path in args.transcripts:
+        try:
+            breach, line = ct.locate_breach(path, contract)
+        except (ValueError, OSError) as e:  # TranscriptError and ContractError are ValueErrors
+            print(f"{path}: ERROR {e}", file=sys.stderr)
+            status = 2
+            continue
+        if breach is None:
+            print(f"{path}: OK")
+        else:
+            _print_breach(path, breach, line)
+            status = max(status, 1)
+    return status
+
+
+def cmd_contract_list(args: argparse.Namespace, rest: list[str]) -> int:
+    from . import contracts as ct
+
+    found = ct.available()
+    if not found:
+        print("no contracts found (looked in: " + ", ".join(ct.contract_dirs()) + ")")
+        return 1
+    status = 0
+    for name, path in found.items():
+        try:
+            c = ct.load(path)
+        except (ValueError, OSError) as e:
+            print(f"{name:8} {path}\n         ERROR {e}")
+            status = 1
+            continue
+        print(f"{name:8} {path}\n         {len(c.states)} states, {len(c.requests)} request types: "
+              + " ".join(c.requests))
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +272,28 @@ def main(argv: list[str] | None = None) -> int:
                "  millipost conform smtp://alice:x@127.0.0.1:2525 --junit reports/out/smtp.xml\n"
                "  millipost conform imaps://u:p@host --expect fixtures/expected/dovecot.expect --html\n"
                "  millipost conform pop3://u:p@127.0.0.1:110 --deliver lmtp://127.0.0.1:24\n"
+               "  millipost conform --proxy 127.0.0.1:2525 mail.example:25 --record out/\n"
+               "\n"
+               "With --proxy LISTEN UPSTREAM nothing is scripted: a transparent proxy listens on\n"
+               "LISTEN ([HOST:]PORT), forwards every connection to UPSTREAM (HOST:PORT or\n"
+               "smtp://HOST[:PORT]) byte for byte, and holds both directions to the protocol\n"
+               "contract (properties/contracts/). Each breach is printed as it happens with its\n"
+               "connection number; Ctrl-C (or SIGTERM) stops and prints a summary. Point any\n"
+               "client (or this command's scenario mode) at LISTEN. Exit status: 0 when no\n"
+               "connection broke the contract, 1 otherwise, 2 when it could not start.\n"
                "--html without FILE writes reports/out/conform-<protocol>-<timestamp>.html.")
-    p.add_argument("url", help="imap://, imaps://, smtp://, smtps://, pop3:// or pop3s:// "
-                               "LOGIN:PASSWORD@HOST[:PORT]; the login is ${user} in scenarios")
+    p.add_argument("url", nargs="?",
+                   help="imap://, imaps://, smtp://, smtps://, pop3:// or pop3s:// "
+                        "LOGIN:PASSWORD@HOST[:PORT]; the login is ${user} in scenarios")
+    p.add_argument("--proxy", nargs=2, metavar=("LISTEN", "UPSTREAM"),
+                   help="run a contract-checking proxy instead of the scenarios (see below)")
+    p.add_argument("--contract", metavar="NAME|PATH",
+                   help="with --proxy: the contract (smtp, ... or a .contract file; 'none' only "
+                        "records); default: guessed from UPSTREAM's scheme or port (25, 587, "
+                        "2525: smtp; 110: pop3; 143: imap)")
+    p.add_argument("--record", metavar="DIR",
+                   help="with --proxy: write each connection's transcript to DIR/NNNNN.transcript "
+                        "(check them later with 'millipost contract check')")
     p.add_argument("--user", action="append", default=[], metavar="LOGIN:PASSWORD",
                    help="another existing user (the first is ${user2}); repeatable")
     p.add_argument("--domain", default="localhost",
@@ -164,8 +322,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds one server reply may take (default 5)")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="show details of expected failures too")
+                   help="show details of expected failures too; with --proxy, every connection "
+                        "as it closes")
     p.set_defaults(func=cmd_conform)
+
+    p = sub.add_parser(
+        "contract", help="check transcripts against protocol contracts; list the contracts",
+        description="Protocol contracts (properties/contracts/README.md): the RFCs' ABNF and a "
+                    "state table per protocol, checked by a streaming engine.")
+    csub = p.add_subparsers(dest="contract_command", required=True, metavar="SUBCOMMAND")
+    c = csub.add_parser(
+        "check", help="check recorded transcripts against a contract",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Feeds each transcript (millipost transcript v1: '# millipost transcript 1', "
+                    "then 'C: ' and 'S: ' lines of escaped bytes) to a checker in wire order "
+                    "and prints OK or the first breach: who broke the contract (client or "
+                    "server), the line of the transcript, the state, the rule expected and the "
+                    "offending bytes. End of file closes the connection unless the header "
+                    "'# open: true' says the recording stopped first.",
+        epilog="exit status: 0 all OK, 1 a breach in at least one transcript, 2 a transcript or "
+               "contract could not be read\n"
+               "examples:\n"
+               "  millipost contract check out/00001.transcript\n"
+               "  millipost contract check --contract smtp session.transcript\n"
+               "  millipost contract check --contract ./my.contract out/*.transcript")
+    c.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT", help="transcript files")
+    c.add_argument("--contract", metavar="NAME|PATH",
+                   help="contract name (see 'millipost contract list') or .contract file; "
+                        "default: each transcript's '# contract:' header")
+    c.set_defaults(func=cmd_contract_check)
+    c = csub.add_parser("list", help="list the contracts that can be named",
+                        description="Lists every contract found by name (the package's, the "
+                                    "source tree's, $MILLIPOST_CONTRACTS) with its states and "
+                                    "request types; exit 1 if one does not load.")
+    c.set_defaults(func=cmd_contract_list)
 
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "serve":

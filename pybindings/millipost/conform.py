@@ -244,16 +244,32 @@ class _Failure(Exception):
         self.step = step
 
 
+def _contract_checker(protocol: str):
+    """A checker of the protocol's contract, or None when there is no contract for it yet."""
+    from . import contracts
+
+    if protocol not in contracts.available():
+        return None
+    return contracts.load(protocol).checker()
+
+
 class Connection:
     """One client connection: sends lines, reads logical server lines (IMAP literals inlined:
     ``... {5}`` then CRLF then 5 octets is presented as ``... {5}`` followed directly by the
-    octets), keeps a transcript."""
+    octets), keeps a transcript.
+
+    A scenario's connections (number 1 and up; 0 is the harness's own: capabilities, setup,
+    cleanup) also hold the server to the protocol's contract (millipost.contracts), when there
+    is one: every byte both ways goes through a checker, and a server breach fails the case with
+    the breach. A client breach (scenarios send bad commands on purpose) ends the checking of
+    that connection, since the checker no longer knows the state."""
 
     def __init__(self, target: Target, number: int, transcript: list, timeout: float):
         self.protocol = target.protocol
         self.number = number
         self.transcript = transcript
         self.timeout = timeout
+        self.checker = _contract_checker(target.protocol) if number >= 1 else None
         try:
             sock = socket.create_connection((target.host, target.port), timeout=timeout)
         except OSError as e:
@@ -267,6 +283,16 @@ class Connection:
         self.buf = b""
         self.eof = False
 
+    def _check(self, breach) -> None:
+        if breach is None:
+            return
+        self.checker = None
+        if breach.who == "client":
+            self.transcript.append(f"{self.number} (contract not checked further: {breach})")
+            return
+        raise _Failure(None, f"connection {self.number}: the server broke the "
+                             f"{self.protocol} contract: {breach}")
+
     def _fill(self) -> bool:
         if self.eof:
             return False
@@ -278,12 +304,18 @@ class Connection:
             chunk = b""
         if not chunk:
             self.eof = True
+            if self.checker is not None:
+                self._check(self.checker.on_close())
             return False
         self.buf += chunk
+        if self.checker is not None:
+            self._check(self.checker.on_server(chunk))
         return True
 
     def send(self, line: str) -> None:
         self.transcript.append(f"{self.number} C: {line}")
+        if self.checker is not None:  # before sending: the checker sees requests before replies
+            self._check(self.checker.on_client(line.encode("utf-8") + b"\r\n"))
         try:
             self.sock.sendall(line.encode("utf-8") + b"\r\n")
         except OSError as e:

@@ -215,11 +215,12 @@ def test_unknown_local_user_550(server, smtp):
 
 
 def test_non_local_domain_is_not_relayed(server, smtp):
+    """550 5.7.1: RFC 5321 §4.3.2 allows no 554 after RCPT (the SMTP contract checks this)."""
     s = smtp()
     with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
         s.sendmail("sender@example.org", ["alice@example.com"], message())
     code, text = e.value.recipients["alice@example.com"]
-    assert code == 554
+    assert code == 550
     assert text.startswith(b"5.7.1")
 
 

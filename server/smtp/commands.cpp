@@ -95,8 +95,8 @@ net::awaitable<void> cmd_rcpt(Session& s, Command& c) {
     auto lookup = [&s, path] { return s.svc.resolve_recipient(path); };
     auto user = co_await s.conn->server().blocking(std::move(lookup));
     if (!user) {
-        if (!s.svc.is_local_domain(domain))
-            s.reply(554, "5.7.1", "Relay access denied");
+        if (!s.svc.is_local_domain(domain))  // 550: RFC 5321 §4.3.2 lists no 554 for RCPT
+            s.reply(550, "5.7.1", "Relay access denied");
         else
             s.reply(550, "5.1.1", "Recipient address rejected: user unknown");
         co_return;
