@@ -59,6 +59,8 @@ TEST(Transcript, SkeletonsKeepCodesAndDropVolatileText) {
     EXPECT_EQ(reply_skeleton("-ERR no such message\r\n"), "-ERR");
     EXPECT_EQ(reply_skeleton("Received: from x by y; Sat, 28 Nov 2026\r\n"), "~");
     EXPECT_EQ(reply_skeleton("+OKAY\r\n"), "~");
+    EXPECT_EQ(reply_skeleton(".\r\n"), ".");  // a listing one line shorter shows
+    EXPECT_EQ(reply_skeleton("..\r\n"), "~");
 }
 
 // Records a real SMTP session through RunRecorder, replays it (it must pass), then changes one

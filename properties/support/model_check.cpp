@@ -59,10 +59,12 @@ void check_model(const std::string& model, const RunHeaders& headers,
             } catch (const CaseResult& r) {
                 if (r.type == CaseResult::Type::Failure) {
                     last_failure = rec;
-                    // RapidCheck puts "file:line:\nRC_FAIL(...)\n\n" before the message.
-                    auto cut = r.description.rfind("\n\n");
-                    last_message =
-                        cut == std::string::npos ? r.description : r.description.substr(cut + 2);
+                    // RapidCheck starts with "file:line:"; the rest is the assertion and
+                    // its message (RC_FAIL) or expansion (RC_ASSERT).
+                    auto nl = r.description.find('\n');
+                    bool located =
+                        nl != std::string::npos && nl > 0 && r.description[nl - 1] == ':';
+                    last_message = located ? r.description.substr(nl + 1) : r.description;
                 }
                 throw;
             } catch (const std::exception& e) {

@@ -35,6 +35,8 @@ std::string reply_skeleton(std::string_view line) {
             out += " " + std::string(rest.substr(0, rest.find(']') + 1));
         return out;
     }
+    // The end of a POP3 multi-line response: its place shows how many lines came before.
+    if (line == ".") return ".";
     return "~";
 }
 
@@ -82,6 +84,8 @@ std::vector<std::uint64_t> parse_order(const Transcript& t) {
     return out;
 }
 
+constexpr std::size_t kClose = static_cast<std::size_t>(-1);
+
 struct Conn {
     const Transcript* t = nullptr;
     std::optional<WireClient> client;
@@ -115,6 +119,10 @@ ReplayOutcome replay_run(const std::vector<Transcript>& run) {
         auto order = parse_order(run[i]);
         for (std::size_t r = 0; r < order.size(); ++r)
             events.emplace_back(order[r], i, r);
+        // The close, where the run had it (a dropped session frees the maildrop lock before
+        // the next login); kClose marks it.
+        if (auto at = run[i].header("closed-at"); at && !run[i].open())
+            events.emplace_back(std::stoull(*at), i, kClose);
     }
     std::sort(events.begin(), events.end());
 
@@ -132,6 +140,10 @@ ReplayOutcome replay_run(const std::vector<Transcript>& run) {
         for (auto& [order, ci, ri] : events) {
             auto& c = conns[ci];
             auto contract = c.t->header("contract").value_or("");
+            if (ri == kClose) {
+                if (c.client) c.client->close();
+                continue;
+            }
             if (!c.client) {
                 c.rec = std::make_shared<Recorder>(clock);
                 std::vector<std::shared_ptr<WireTap>> taps{c.rec};
@@ -166,7 +178,7 @@ ReplayOutcome replay_run(const std::vector<Transcript>& run) {
     }
     for (auto& c : conns) {
         // A connection recorded to its end ends here too, so the contract judges the close.
-        if (c.client && !c.t->open()) c.client->close();
+        if (c.client && c.client->is_open() && !c.t->open()) c.client->close();
         if (out.failure.empty() && c.checker && c.checker->breach() &&
             c.checker->breach()->who == contracts::Breach::Who::server)
             out.failure = c.t->header("contract").value_or("") +
@@ -182,6 +194,7 @@ ReplayOutcome replay_run(const std::vector<Transcript>& run) {
                 order += (order.empty() ? "" : " ") + std::to_string(n);
         }
         t.set("order", order);
+        if (c.rec && c.rec->is_closed()) t.set("closed-at", std::to_string(c.rec->closed_at()));
         out.fresh.push_back(std::move(t));
     }
     return out;

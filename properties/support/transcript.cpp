@@ -239,7 +239,10 @@ std::vector<Transcript> RunRecorder::transcripts(
         for (auto n : c.recorder->order())
             order += (order.empty() ? "" : " ") + std::to_string(n);
         t.set("order", order);
-        if (!c.recorder->is_closed()) t.set("open", "true");
+        if (c.recorder->is_closed())
+            t.set("closed-at", std::to_string(c.recorder->closed_at()));
+        else
+            t.set("open", "true");
         t.records = c.recorder->records();
         out.push_back(std::move(t));
     }

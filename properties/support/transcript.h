@@ -62,11 +62,16 @@ class Recorder : public WireTap {
     explicit Recorder(std::shared_ptr<std::uint64_t> clock = {}) : clock_(std::move(clock)) {}
     void sent(std::string_view bytes) override { add('C', bytes); }
     void received(std::string_view bytes) override { add('S', bytes); }
-    void closed() override { closed_ = true; }
+    void closed() override {
+        if (!closed_) closed_at_ = clock_ ? (*clock_)++ : order_.size();
+        closed_ = true;
+    }
 
     const std::vector<TranscriptRecord>& records() const { return records_; }
     const std::vector<std::uint64_t>& order() const { return order_; }
     bool is_closed() const { return closed_; }
+    // The clock value when the connection ended (so a replay closes it at the same point).
+    std::uint64_t closed_at() const { return closed_at_; }
 
   private:
     void add(char dir, std::string_view bytes);
@@ -76,6 +81,7 @@ class Recorder : public WireTap {
     std::vector<std::uint64_t> order_;  // clock value of each record's first byte
     bool open_record_ = false;          // the last record has no LF yet
     bool closed_ = false;
+    std::uint64_t closed_at_ = 0;
 };
 
 // Holds a connection to a contract. Client bytes the test sends on purpose out of the contract
