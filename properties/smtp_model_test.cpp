@@ -491,6 +491,100 @@ struct Reconnect : SmtpCommand {
     void show(std::ostream& os) const override { os << "QUIT, connect again"; }
 };
 
+// RFC 2920: a group of RSET, MAIL and RCPT commands (and NOOP, only last) written at once; the
+// replies come in order and each is the one the command would get alone in the state the
+// commands before it left.
+struct PipelinedGroup : Bounded {
+    struct Step {
+        enum class Kind { Rset, Mail, Rcpt, Noop } kind;
+        Recipient rcpt;  // Rcpt
+    };
+    std::vector<Step> steps;
+
+    PipelinedGroup() {
+        using K = Step::Kind;
+        auto n = *rc::gen::inRange<std::size_t>(2, 6);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto kind = *rc::gen::weightedElement<K>({{1, K::Rset}, {2, K::Mail}, {3, K::Rcpt}});
+            steps.push_back({kind, kind == K::Rcpt ? gen_recipient() : Recipient{}});
+        }
+        if (*rc::gen::arbitrary<bool>()) steps.push_back({K::Noop, {}});
+    }
+    static std::string line(const Step& st) {
+        switch (st.kind) {
+            case Step::Kind::Rset:
+                return "RSET";
+            case Step::Kind::Mail:
+                return "MAIL FROM:<group@example.org>";
+            case Step::Kind::Rcpt:
+                return rcpt_line(st.rcpt);
+            case Step::Kind::Noop:
+                return "NOOP";
+        }
+        return {};
+    }
+    // The reply codes allowed for step `st` in `s`, and `s` advanced past it.
+    static std::vector<int> step(SmtpModel& s, const Step& st) {
+        switch (st.kind) {
+            case Step::Kind::Rset:
+                s.reset_transaction();
+                return {250};
+            case Step::Kind::Noop:
+                return {250};
+            case Step::Kind::Mail:
+                if (!s.greeted || s.in_mail) return ++s.negatives, std::vector<int>{503};
+                s.in_mail = true;
+                s.rcpts.clear();
+                return {250};
+            case Step::Kind::Rcpt:
+                if (!s.in_mail)
+                    return ++s.negatives, st.rcpt.kind == Recipient::Kind::Malformed
+                                              ? std::vector<int>{503, 501}
+                                              : std::vector<int>{503};
+                if (st.rcpt.kind == Recipient::Kind::Known) {
+                    s.rcpts.insert(st.rcpt.login);
+                    return {250};
+                }
+                ++s.negatives;
+                return {rcpt_code(st.rcpt)};
+        }
+        return {};
+    }
+    void checkPreconditions(const SmtpModel& s) const override {
+        Bounded::checkPreconditions(s);
+        RC_PRE(s.esmtp);  // PIPELINING is an EHLO keyword
+    }
+    void apply(SmtpModel& s) const override {
+        for (auto& st : steps)
+            step(s, st);
+    }
+    void run(const SmtpModel& s, SmtpSut& sut) const override {
+        std::string group, stand_in;
+        for (auto& st : steps) {
+            group += line(st) + "\r\n";
+            auto alt = st.kind == Step::Kind::Rcpt ? rcpt_stand_in(st.rcpt) : "";
+            stand_in += (alt.empty() ? line(st) : alt) + "\r\n";
+        }
+        if (stand_in != group)
+            if (auto* checker = sut.rec.last_checker())
+                checker->stand_in(stand_in.substr(0, stand_in.size() - 2));
+        sut.smtp->send(group);
+        auto state = s;
+        for (auto& st : steps) {
+            auto codes = step(state, st);
+            auto r = sut.smtp->read_smtp_reply();
+            if (std::find(codes.begin(), codes.end(), r.code) == codes.end())
+                RC_FAIL("pipelined " + line(st) + ": got " + show_reply(r));
+            check_enhanced(r, s.esmtp, "pipelined " + line(st));
+        }
+    }
+    void show(std::ostream& os) const override {
+        os << "pipelined group:";
+        for (auto& st : steps)
+            os << " " << line(st) << ";";
+    }
+};
+
 // RFC 2920: MAIL, two RCPTs and DATA in one write; the replies come in order, and the body
 // follows only after 354.
 struct Pipeline : Bounded {
@@ -567,6 +661,7 @@ rc::Gen<std::shared_ptr<const SmtpCommand>> next_command(const SmtpModel& s) {
         weighted<Helo>(helo, s),
         weighted<Mail>(mail, s),
         weighted<Pipeline>(pipe, s),
+        weighted<PipelinedGroup>(s.esmtp ? 2 : 0, s),
         weighted<Rcpt>(rcpt, s),
         weighted<Data>(data, s),
         weighted<Rset>(1, s),
