@@ -21,8 +21,11 @@
 // A backend joins the suite by adding a Backend (a name and a factory that opens a store in a
 // directory) and a TEST that calls run_suite: see the end of the file.
 //
+// Users (taken logins, secrets) and the per-user change log (changes_since, paging) too.
+//
 // Every run prints its seed; replay a failure with RC_PARAMS="reproduce=<string>" (printed with
-// the shrunk command sequence).
+// the shrunk command sequence). The default (100 cases of up to ~100 commands) takes about a
+// second; the long form is RC_PARAMS="max_success=5000 max_size=200".
 #include "support/generators.h"
 #include "support/test_service.h"
 
@@ -96,6 +99,7 @@ struct MBox {
 };
 
 struct MUser {
+    std::string secret = "$secret";
     std::map<int, MBox> boxes;  // by key
     std::set<int> dead;         // keys of deleted mailboxes
     std::set<std::string> subs;
@@ -969,6 +973,78 @@ struct ForeignAccess : StoreCommand {
     }
 };
 
+// Users: a taken login is refused, a secret can be replaced, unknown logins are not found.
+struct UserOps : StoreCommand {
+    std::size_t u = gen_user();
+    int op = *rc::gen::inRange(0, 5);
+    std::string secret = "$s" + std::to_string(*rc::gen::inRange(0, 1000));
+    void apply(StoreModel& s) const override {
+        if (op == 2) s.users[u].secret = secret;
+    }
+    void run(const StoreModel& s, StoreSut& sut) const override {
+        auto& st = *sut.store;
+        switch (op) {
+            case 0:
+                expect_error({StoreError::Kind::Exists}, "add a taken login",
+                             [&] { st.add_user(kLogins[u], "$other"); });
+                break;
+            case 1: {
+                auto found = st.find_user(kLogins[u]);
+                RC_ASSERT(found.has_value());
+                RC_ASSERT(found->id == sut.users[u]);
+                RC_ASSERT(found->secret == s.users[u].secret);
+                break;
+            }
+            case 2:
+                st.set_secret(kLogins[u], secret);
+                RC_ASSERT(st.find_user(kLogins[u])->secret == secret);
+                break;
+            case 3:
+                expect_error({StoreError::Kind::NotFound}, "set the secret of nobody",
+                             [&] { st.set_secret("nobody", secret); });
+                break;
+            default:
+                RC_ASSERT(!st.find_user("nobody").has_value());
+                RC_ASSERT(st.user_count() == kLogins.size());
+                break;
+        }
+        check_all(nextState(s), sut);
+    }
+    void show(std::ostream& os) const override { os << "user op " << op << " on " << kLogins[u]; }
+};
+
+// The change log after the state seen at an earlier epoch: exactly the later changes, in
+// ascending state order, ending at the current state; `max` pages them.
+struct ChangeLog : StoreCommand {
+    std::size_t u;
+    int since;
+    explicit ChangeLog(const StoreModel& s)
+        : u(gen_user()), since(*rc::gen::inRange(0, s.users[u].epoch + 1)) {}
+    void checkPreconditions(const StoreModel& s) const override {
+        RC_PRE(since <= s.users[u].epoch);
+    }
+    void run(const StoreModel& s, StoreSut& sut) const override {
+        check_all(s, sut);
+        auto& hist = sut.states[u];
+        auto from = hist.at(static_cast<std::size_t>(since));
+        auto c = sut.store->changes_since(sut.users[u], from, 100000);
+        RC_ASSERT(!c.has_more);
+        RC_ASSERT(c.state == hist.back());
+        RC_ASSERT(c.changes.empty() == (since == s.users[u].epoch));
+        auto last = from;
+        for (auto& ch : c.changes) {
+            if (ch.state <= last) RC_FAIL("change-log states not ascending");
+            last = ch.state;
+        }
+        auto page = sut.store->changes_since(sut.users[u], from, 1);
+        RC_ASSERT(page.changes.size() == std::min<std::size_t>(1, c.changes.size()));
+        RC_ASSERT(page.has_more == (c.changes.size() > 1));
+    }
+    void show(std::ostream& os) const override {
+        os << kLogins[u] << ": change log since epoch " << since;
+    }
+};
+
 // Closes the store and opens it again on the same directory: everything committed is there,
 // bytes included.
 struct Reopen : StoreCommand {
@@ -989,7 +1065,7 @@ void run_suite(const Backend& backend) {
             CreateMailbox, CreateMailbox, DeleteMailbox, RenameMailbox, Subscribe, Deliver, Deliver,
             Deliver, Append, Append, Transfer, Transfer, UpdateFlags, UpdateFlags, UpdateFlags,
             Expunge, Expunge, ClaimRecent, MailboxChanges, MailboxChanges, ReadMessage,
-            ForeignAccess, Reopen>();
+            ForeignAccess, UserOps, ChangeLog, Reopen>();
         auto sequence = *rc::state::gen::commands(initial, commands);
         RC_TAG(props::gen::length_tag(sequence.size()));
         rc::state::runAll(sequence, initial, sut);
