@@ -63,6 +63,61 @@ TEST(Transcript, SkeletonsKeepCodesAndDropVolatileText) {
     EXPECT_EQ(reply_skeleton("..\r\n"), "~");
 }
 
+TEST(Taps, RecorderSplitsAfterEachLineAndNumbersRecordsAcrossConnections) {
+    RunRecorder run;
+    auto a = run.tap("smtp");
+    auto b = run.tap("pop3");
+    a->received("220 hi\r\n250-x\r");
+    b->received("+OK\r\n");
+    a->received("\n250 y\r\n");
+    a->sent("QUIT\r\n");
+    a->closed();
+    auto ts = run.transcripts({{"users", "u=p"}});
+    ASSERT_EQ(ts.size(), 2u);
+    ASSERT_EQ(ts[0].records.size(), 4u);
+    EXPECT_EQ(ts[0].records[1].bytes, "250-x\r\n");  // a line split over two reads is one record
+    EXPECT_EQ(ts[0].header("order"), "0 1 3 4");
+    EXPECT_EQ(ts[0].header("closed-at"), "5");
+    EXPECT_EQ(ts[1].header("order"), "2");
+    EXPECT_EQ(ts[1].header("open"), "true");
+    EXPECT_EQ(ts[1].header("users"), "u=p");
+    EXPECT_EQ(ts[1].header("connection"), "2 of 2");
+}
+
+TEST(Taps, ContractTapJudgesTheServerAndTakesStandIns) {
+    const auto* smtp = load_contract("smtp");
+    ASSERT_NE(smtp, nullptr);
+    EXPECT_EQ(load_contract("no-such-protocol"), nullptr);  // not there yet: recording only
+    {
+        ContractTap tap(*smtp);
+        tap.received("220 hi\r\n");
+        tap.sent("EHLO c.example\r\n");
+        tap.received("250 ok\r\n");
+        tap.sent("NOOP\r\n");
+        tap.received("354 go ahead\r\n");  // no NOOP is answered so
+        ASSERT_TRUE(tap.breach());
+        EXPECT_EQ(tap.breach()->who, contracts::Breach::Who::server);
+    }
+    {
+        ContractTap tap(*smtp);
+        tap.received("220 hi\r\n");
+        tap.sent("XYZZY\r\n");  // not a request of the contract: the client's fault
+        ASSERT_TRUE(tap.breach());
+        EXPECT_EQ(tap.breach()->who, contracts::Breach::Who::client);
+    }
+    {
+        ContractTap tap(*smtp);
+        tap.received("220 hi\r\n");
+        tap.stand_in("NOOP");
+        tap.sent("XYZZY\r\n");
+        tap.received("500 5.5.2 unknown command\r\n");  // what any request may get
+        tap.sent("QUIT\r\n");
+        tap.received("221 bye\r\n");
+        tap.closed();
+        EXPECT_FALSE(tap.breach()) << contracts::to_string(*tap.breach());
+    }
+}
+
 // Records a real SMTP session through RunRecorder, replays it (it must pass), then changes one
 // recorded reply code and one recorded line count: the replay must report each.
 TEST(Replay, NoticesAServerThatAnswersOtherwise) {
