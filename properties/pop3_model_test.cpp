@@ -9,6 +9,7 @@
 //   RC_PARAMS="reproduce=<string>" ./pop3_model_test
 // Other knobs: RC_PARAMS="seed=N max_success=N max_size=N" (RapidCheck doc/configuration.md).
 #include "support/generators.h"
+#include "support/model_check.h"
 #include "support/test_service.h"
 #include "support/wire_client.h"
 
@@ -73,18 +74,19 @@ struct Pop3Model {
 // System under test: one service, one user, one open POP3 session, and what was observed.
 
 struct Pop3Sut {
+    props::RunRecorder& rec;  // records every connection, checks it when its contract exists
     props::TestService server;
     store::UserId user = server.add_user(kLogin, kPassword);
     std::optional<WireClient> pop;
     std::map<int, std::string> stored;  // serial -> bytes the store holds (Received: + text)
     std::map<int, std::string> uidl;    // serial -> unique-id first seen for it
 
-    Pop3Sut() { login(false); }
+    explicit Pop3Sut(props::RunRecorder& r) : rec(r) { login(false); }
 
     // Connects and logs in. With `wait_for_lock`, "-ERR [IN-USE]" is retried for a while: the
     // server may not have noticed yet that the previous connection went away.
     void login(bool wait_for_lock) {
-        pop.emplace(server.pop3_port());
+        pop.emplace(server.pop3_port(), rec.tap("pop3"));
         auto greeting = pop->read_pop3_status();
         RC_ASSERT(greeting.ok);
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -236,7 +238,7 @@ struct Deliver : Pop3Command {
     }
 
     void run(const Pop3Model& s, Pop3Sut& sut) const override {
-        WireClient smtp(sut.server.smtp_port());
+        WireClient smtp(sut.server.smtp_port(), sut.rec.tap("smtp"));
         auto expect = [&smtp](const std::string& line, int code) {
             if (!line.empty()) smtp.send_line(line);
             auto r = smtp.read_smtp_reply();
@@ -417,7 +419,7 @@ struct Drop : Pop3Command {
 // and disturbs nothing.
 struct SecondSession : Pop3Command {
     void run(const Pop3Model&, Pop3Sut& sut) const override {
-        WireClient other(sut.server.pop3_port());
+        WireClient other(sut.server.pop3_port(), sut.rec.tap("pop3"));
         RC_ASSERT(other.read_pop3_status().ok);
         other.send_line("USER " + kLogin);
         RC_ASSERT(other.read_pop3_status().ok);
@@ -453,14 +455,20 @@ struct Restart : Pop3Command {
 
 }  // namespace
 
-RC_GTEST_PROP(Pop3Model, MaildropFollowsTheModel, ()) {
-    Pop3Sut sut;
-    // Deliveries weigh three times, message access twice: a maildrop needs content to be tested.
-    auto commands =
-        rc::state::gen::execOneOfWithArgs<Deliver, Deliver, Deliver, Stat, List, ListOne, Uidl,
-                                          UidlOne, Retr, Retr, Top, Dele, Dele, Rset, Noop, Quit,
-                                          Drop, SecondSession, Restart>();
-    auto sequence = *rc::gen::scale(kScale, rc::state::gen::commands(Pop3Model{}, commands));
-    RC_TAG(props::gen::length_tag(sequence.size()));
-    rc::state::runAll(sequence, Pop3Model{}, sut);
+// Every connection (POP3 sessions and the SMTP deliveries) is recorded; each is checked after
+// every command against its contract: smtp.contract, and pop3.contract as soon as that file
+// exists (props::load_contract). A failing case's shrunk connections are saved under
+// fixtures/regressions (support/model_check.h).
+TEST(Pop3Model, MaildropFollowsTheModel) {
+    props::check_model("pop3", {{"users", kLogin + "=" + kPassword}}, [](props::RunRecorder& rec) {
+        Pop3Sut sut(rec);
+        // Deliveries weigh three times, message access twice: a maildrop needs content.
+        auto commands =
+            rc::state::gen::execOneOfWithArgs<Deliver, Deliver, Deliver, Stat, List, ListOne, Uidl,
+                                              UidlOne, Retr, Retr, Top, Dele, Dele, Rset, Noop,
+                                              Quit, Drop, SecondSession, Restart>();
+        auto sequence = *rc::gen::scale(kScale, rc::state::gen::commands(Pop3Model{}, commands));
+        RC_TAG(props::gen::length_tag(sequence.size()));
+        props::run_checked(sequence, Pop3Model{}, sut, rec);
+    });
 }

@@ -29,11 +29,15 @@ std::filesystem::path scratch_root() {
 
 }  // namespace
 
+std::filesystem::path scratch_dir(const std::string& prefix) {
+    auto pattern = (scratch_root() / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    return pattern;
+}
+
 TestService::TestService(const std::function<void(config::Config&)>& tweak) {
     spdlog::set_level(spdlog::level::warn);
-    auto pattern = (scratch_root() / "millipost-props-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
-    dir_ = pattern;
+    dir_ = scratch_dir("millipost-props");
     cfg_.data_dir = dir_.string();
     cfg_.smtp_port = 0;
     cfg_.pop3_port = 0;

@@ -10,6 +10,10 @@
 
 namespace millipost::props {
 
+// A new empty directory for one run's data, named `prefix`-XXXXXX, under $MILLIPOST_PROPS_TMP,
+// else /dev/shm when it is writable, else the system's temporary directory. The caller removes it.
+std::filesystem::path scratch_dir(const std::string& prefix);
+
 class TestService {
   public:
     // `tweak` may adjust the configuration (limits) before the first start.

@@ -46,7 +46,9 @@ std::string SmtpReply::text() const {
     return out;
 }
 
-WireClient::WireClient(std::uint16_t port, std::chrono::milliseconds timeout) : timeout_(timeout) {
+WireClient::WireClient(std::uint16_t port, std::chrono::milliseconds timeout,
+                       std::shared_ptr<WireTap> tap)
+    : tap_(std::move(tap)), timeout_(timeout) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw WireError(errno_text("socket"));
     int one = 1;
@@ -68,12 +70,16 @@ WireClient::~WireClient() {
 }
 
 WireClient::WireClient(WireClient&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), timeout_(other.timeout_), buf_(std::move(other.buf_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      tap_(std::move(other.tap_)),
+      timeout_(other.timeout_),
+      buf_(std::move(other.buf_)) {}
 
 WireClient& WireClient::operator=(WireClient&& other) noexcept {
     if (this != &other) {
         close();
         fd_ = std::exchange(other.fd_, -1);
+        tap_ = std::move(other.tap_);
         timeout_ = other.timeout_;
         buf_ = std::move(other.buf_);
     }
@@ -81,9 +87,18 @@ WireClient& WireClient::operator=(WireClient&& other) noexcept {
 }
 
 void WireClient::close() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) {
+        ::close(fd_);
+        tap_closed();
+    }
     fd_ = -1;
     buf_.clear();
+}
+
+// Tells the tap once that the connection is over.
+void WireClient::tap_closed() {
+    if (tap_) tap_->closed();
+    tap_.reset();
 }
 
 void WireClient::send(std::string_view bytes) {
@@ -92,6 +107,7 @@ void WireClient::send(std::string_view bytes) {
     while (!bytes.empty()) {
         auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
+            if (tap_) tap_->sent(bytes.substr(0, static_cast<std::size_t>(n)));
             bytes.remove_prefix(static_cast<std::size_t>(n));
             continue;
         }
@@ -119,7 +135,11 @@ void WireClient::fill() {
     char chunk[16384];
     auto n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n < 0) throw WireError(errno_text("recv"));
-    if (n == 0) throw WireError("connection closed by peer (have \"" + buf_ + "\")");
+    if (n == 0) {
+        tap_closed();
+        throw WireError("connection closed by peer (have \"" + buf_ + "\")");
+    }
+    if (tap_) tap_->received(std::string_view(chunk, static_cast<std::size_t>(n)));
     buf_.append(chunk, static_cast<std::size_t>(n));
 }
 
@@ -153,10 +173,13 @@ bool WireClient::wait_closed() {
     char c;
     auto n = ::recv(fd_, &c, 1, 0);
     if (n > 0) {
+        if (tap_) tap_->received(std::string_view(&c, 1));
         buf_.push_back(c);
         return false;
     }
-    return n == 0 || errno == ECONNRESET;
+    bool closed = n == 0 || errno == ECONNRESET;
+    if (closed) tap_closed();
+    return closed;
 }
 
 SmtpReply WireClient::read_smtp_reply() {

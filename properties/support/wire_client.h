@@ -4,6 +4,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,12 +33,28 @@ struct Pop3Status {
     std::string text;
 };
 
+// An observer of one connection's bytes in wire order (transcripts, contract checks). A tap sees
+// every byte the client wrote and every byte it read, as the chunks passed, and the end of the
+// connection. It must not throw: failures it finds are kept and asked for afterwards.
+class WireTap {
+  public:
+    virtual ~WireTap() = default;
+    virtual void sent(std::string_view bytes) = 0;
+    virtual void received(std::string_view bytes) = 0;
+    // The connection ended: the client closed it, or the peer did (EOF seen).
+    virtual void closed() = 0;
+};
+
 class WireClient {
   public:
     static constexpr std::chrono::milliseconds kTimeout{10000};
 
     // Connects to 127.0.0.1:port; throws WireError when that fails.
-    explicit WireClient(std::uint16_t port, std::chrono::milliseconds timeout = kTimeout);
+    // With `tap`, every byte sent and received on this connection is shown to it.
+    explicit WireClient(std::uint16_t port, std::chrono::milliseconds timeout = kTimeout,
+                        std::shared_ptr<WireTap> tap = {});
+    WireClient(std::uint16_t port, std::shared_ptr<WireTap> tap)
+        : WireClient(port, kTimeout, std::move(tap)) {}
     ~WireClient();
     WireClient(WireClient&& other) noexcept;
     WireClient& operator=(WireClient&& other) noexcept;
@@ -66,10 +83,14 @@ class WireClient {
     // line ended by CRLF.
     std::string read_pop3_multiline();
 
+    WireTap* tap() const { return tap_.get(); }
+
   private:
     void fill();
+    void tap_closed();
 
     int fd_ = -1;
+    std::shared_ptr<WireTap> tap_;
     std::chrono::milliseconds timeout_;
     std::string buf_;
 };

@@ -374,6 +374,29 @@ TEST_F(StoreContract, UnchangedSinceRefusesMessagesChangedLater) {
     EXPECT_EQ(noop.modseq, again.modseq);
 }
 
+// A deleted mailbox's id must not name a mailbox created later (SQLite would hand the newest
+// row's rowid out again): the old id is refused, also across a reopen. Found by the store model.
+TEST_F(StoreContract, MailboxIdsAreNeverReused) {
+    auto a = store_->add_user("a", "$");
+    auto first = store_->create_mailbox(a, "Box");
+    store_->delete_mailbox(a, first.id);
+    auto second = store_->create_mailbox(a, "Box");
+    EXPECT_NE(second.id, first.id);
+    std::vector<std::uint32_t> one{1};
+    std::vector<std::string> seen{"\\Seen"};
+    EXPECT_THROW(store_->update_flags(a, first.id, one, FlagOp::Add, seen), StoreError);
+    store_->delete_mailbox(a, second.id);
+    reopen();
+    auto third = store_->create_mailbox(a, "Box");
+    EXPECT_GT(third.id, second.id);
+    auto b = store_->add_user("b", "$");  // its INBOX too
+    EXPECT_GT(store_->find_mailbox(b, "INBOX")->id, third.id);
+    std::vector<NewUser> more{{"c", "$"}};
+    store_->add_users(more, {});
+    EXPECT_GT(store_->find_mailbox(store_->find_user("c")->id, "INBOX")->id,
+              store_->find_mailbox(b, "INBOX")->id);
+}
+
 TEST_F(StoreContract, AMailboxCreatedAgainGetsANewUidvalidity) {
     auto a = store_->add_user("a", "$");
     auto first = store_->create_mailbox(a, "Box");

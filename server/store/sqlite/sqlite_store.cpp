@@ -268,13 +268,33 @@ Message read_message_row(sqlite::Stmt& st) {
     return m;
 }
 
+// Reserves `n` new mailbox ids and returns the first. Ids are never reused: a session holding the
+// id of a deleted mailbox (IMAP SELECT, a JMAP client's Mailbox id, the change log's objects)
+// must not reach a mailbox created after it. SQLite gives a new row the highest rowid + 1, which
+// is the deleted one's when the newest mailbox was deleted; so ids come from a counter in meta,
+// which starts above every id already there (databases from before the counter).
+MailboxId reserve_mailbox_ids(sqlite::Db& db, std::int64_t n) {
+    auto st = db.prepare(
+        "INSERT INTO meta(key, value) VALUES ('mailbox_id', "
+        "(SELECT coalesce(max(id), 0) FROM mailboxes) + ?) ON CONFLICT(key) DO UPDATE "
+        "SET value = max(value, (SELECT coalesce(max(id), 0) FROM mailboxes)) + ? "
+        "RETURNING value");
+    st.bind(1, n).bind(2, n);
+    st.step();
+    auto last = st.i64(0);
+    st.run();
+    return last - n + 1;
+}
+
 MailboxId insert_mailbox(sqlite::Db& db, UserId user, std::string_view name) {
-    db.prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, ?, ?)")
-        .bind(1, user)
-        .bind(2, name)
-        .bind(3, static_cast<std::int64_t>(next_uidvalidity(db)))
+    auto id = reserve_mailbox_ids(db, 1);
+    db.prepare("INSERT INTO mailboxes(id, user_id, name, uidvalidity) VALUES (?, ?, ?, ?)")
+        .bind(1, id)
+        .bind(2, user)
+        .bind(3, name)
+        .bind(4, static_cast<std::int64_t>(next_uidvalidity(db)))
         .run();
-    return db.last_insert_rowid();
+    return id;
 }
 
 }  // namespace
@@ -359,17 +379,21 @@ std::size_t SqliteStore::add_users(std::span<const NewUser> users,
     for (std::size_t start = 0; start < users.size(); start += limits::kProvisionBatch) {
         sqlite::Transaction tx(*db);
         auto end = std::min(users.size(), start + limits::kProvisionBatch);
+        // One block of ids per batch; those of logins that exist stay unused.
+        auto next_id = reserve_mailbox_ids(*db, static_cast<std::int64_t>(end - start));
         for (std::size_t i = start; i < end; ++i) {
+            auto mb = next_id++;
             auto ins = db->prepare(
                 "INSERT INTO users(login, secret, state) VALUES (?, ?, 1) ON CONFLICT DO NOTHING");
             ins.bind(1, users[i].login).bind(2, users[i].secret).run();
             if (db->changes() == 0) continue;
             UserId id = db->last_insert_rowid();
-            db->prepare("INSERT INTO mailboxes(user_id, name, uidvalidity) VALUES (?, 'INBOX', ?)")
-                .bind(1, id)
-                .bind(2, uidvalidity)
+            db->prepare(
+                  "INSERT INTO mailboxes(id, user_id, name, uidvalidity) VALUES (?, ?, 'INBOX', ?)")
+                .bind(1, mb)
+                .bind(2, id)
+                .bind(3, uidvalidity)
                 .run();
-            auto mb = db->last_insert_rowid();
             db->prepare(
                   "INSERT INTO changes(user_id, state, kind, op, object) VALUES (?, 1, ?, ?, ?)")
                 .bind(1, id)
@@ -401,16 +425,17 @@ Mailbox SqliteStore::create_mailbox(UserId user, std::string_view name,
     {
         auto db = lease();
         sqlite::Transaction tx(*db);
+        id = reserve_mailbox_ids(*db, 1);
         db->prepare(
-              "INSERT INTO mailboxes(user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT DO NOTHING")
-            .bind(1, user)
-            .bind(2, n)
-            .bind(3, static_cast<std::int64_t>(next_uidvalidity(*db)))
-            .bind(4, special_use)
+              "INSERT INTO mailboxes(id, user_id, name, uidvalidity, special_use) "
+              "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(1, id)
+            .bind(2, user)
+            .bind(3, n)
+            .bind(4, static_cast<std::int64_t>(next_uidvalidity(*db)))
+            .bind(5, special_use)
             .run();
         if (db->changes() == 0) throw StoreError(StoreError::Kind::Exists, "mailbox exists: " + n);
-        id = db->last_insert_rowid();
         state =
             log_change(*db, user, Change::Kind::Mailbox, Change::Op::Created, std::to_string(id));
         tx.commit();
@@ -801,6 +826,14 @@ MailStore::UidMap SqliteStore::transfer(UserId user, MailboxId from,
         sqlite::Transaction tx(*db);
         for (auto mb : {from, to})
             check_owner(*db, user, mb);
+        // The UIDs name messages that exist when the call starts: a copy into the same mailbox
+        // must not copy the copies it makes (UID uidnext asked for would be the first copy).
+        auto next = db->prepare("SELECT uidnext FROM mailboxes WHERE id = ?");
+        next.bind(1, from);
+        next.step();
+        auto uidnext = static_cast<std::uint32_t>(next.i64(0));
+        next.run();
+        sorted.erase(std::lower_bound(sorted.begin(), sorted.end(), uidnext), sorted.end());
         for (auto uid : sorted) {
             auto sel = db->prepare(
                 "SELECT body_id, size, internaldate, flags FROM messages "
