@@ -1,5 +1,5 @@
 // support/transcript.h: recorded connections in the shared transcript format
-// (/work/notes/transcript-format.md, "millipost transcript 1") and the wire taps that produce
+// (docs/conformance.md, "Transcripts": "millipost transcript 1") and the wire taps that produce
 // and check them:
 // - Recorder writes what a connection carried as transcript records (one per line);
 // - ContractTap feeds a contracts::Checker and keeps the first breach;
