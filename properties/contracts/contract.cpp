@@ -237,6 +237,10 @@ Contract Contract::load(const std::string& path) {
     return parse(text.str(), path);
 }
 
+bool Contract::is_request(const std::string& rule) const {
+    return std::find(requests.begin(), requests.end(), rule) != requests.end();
+}
+
 std::vector<Transition> Contract::alternatives(const std::string& state,
                                                const std::string& request) const {
     std::vector<Transition> out;
@@ -351,13 +355,21 @@ Verdict Checker::client_line(std::string_view line) {
 }
 
 Verdict Checker::check_client_request(const std::string& type, std::string_view line) {
-    if (!c_.pipelining.empty() && !pending_.empty() && !capable(c_.pipelining))
+    // The greeting (`connect`) is not a request the client sent: speaking before it is not
+    // pipelining (and a missing greeting is the server's fault, reported when it is missed).
+    bool waiting =
+        !pending_.empty() && !(pending_.size() == 1 && pending_.front().type == kConnect);
+    // A reply under way when the client speaks is one the client took as complete: if it was
+    // not, the server is the one to blame, which the reply's own check will show.
+    bool reply_under_way = !reply_.empty() || !server_.buf.empty() || in_dotted_;
+    if (!c_.pipelining.empty() && waiting && !reply_under_way && !capable(c_.pipelining))
         return breach(Breach::Who::client, "the reply to " + pending_.front().type, line,
                       "request sent before the previous one was answered, and the server did "
                       "not advertise " +
                           c_.pipelining);
     for (const auto& [rule, keyword] : c_.requirements)
-        if (!capable(keyword) && matches(rule, line))
+        // A request type as RULE names the line's type; any other rule is matched.
+        if (!capable(keyword) && (rule == type || (!c_.is_request(rule) && matches(rule, line))))
             return breach(Breach::Who::client, keyword + " advertised", line,
                           "uses " + keyword + ", which the server did not advertise");
     if (Verdict v = push(type, line)) return v;

@@ -101,6 +101,7 @@ struct Contract {
     static Contract parse(std::string_view text, std::string name = "contract");
     static Contract load(const std::string& path);
 
+    bool is_request(const std::string& rule) const;
     // The transitions that may answer `request` in `state` (lookup order in README.md).
     std::vector<Transition> alternatives(const std::string& state,
                                          const std::string& request) const;
