@@ -206,6 +206,10 @@ Contract Contract::parse(std::string_view text, std::string name) {
         add_request(request);
     for (const auto& [state, request] : c.prompt_states)
         add_request(request);
+    for (const auto& [state, request] : c.body_states)
+        c.mode_requests.insert(request);
+    for (const auto& [state, request] : c.prompt_states)
+        c.mode_requests.insert(request);
     auto need_request = [&](const std::string& r, const char* directive) {
         if (std::find(c.requests.begin(), c.requests.end(), r) == c.requests.end())
             throw ContractError(c.name + ": " + directive + " names " + r +
@@ -293,6 +297,7 @@ Verdict Checker::on_server(std::string_view bytes) {
 
 Verdict Checker::feed(Side& side, std::string_view bytes, Breach::Who who, LineFn fn) {
     if (broken_) return broken_;
+    if (opaque_) return std::nullopt;  // TLS: not judged
     bool client = who == Breach::Who::client;
     while (!bytes.empty() && !opaque_) {
         if (client && chunk_left_ > 0) {
@@ -319,8 +324,9 @@ Verdict Checker::feed(Side& side, std::string_view bytes, Breach::Who who, LineF
         if (Verdict v = (this->*fn)(line)) return v;
     }
     if (opaque_ && !bytes.empty() && !client) {
-        // The go-ahead for TLS was followed by more plaintext from the server: a client would
-        // take it as part of the TLS stream or, worse, as a reply in the TLS session.
+        // The go-ahead for TLS came with more bytes in the same read: the server cannot have
+        // seen the client's handshake yet, so they are plaintext a client would take as part of
+        // the TLS stream or, worse, as a reply inside the TLS session.
         return breach(who, "nothing before the TLS handshake", bytes,
                       "plaintext after the reply that starts TLS");
     }
@@ -347,10 +353,11 @@ Verdict Checker::client_line(std::string_view line) {
     if (pending_.empty() && c_.final_states.contains(state_))
         return breach(Breach::Who::client, "nothing", line, "request after the session ended");
     for (const std::string& type : c_.requests)
-        if (matches(type, line)) return check_client_request(type, line);
+        if (!c_.mode_requests.contains(type) && matches(type, line))
+            return check_client_request(type, line);
     std::string all;
     for (const std::string& type : c_.requests)
-        all += (all.empty() ? "" : " / ") + type;
+        if (!c_.mode_requests.contains(type)) all += (all.empty() ? "" : " / ") + type;
     return breach(Breach::Who::client, all, line, "line matches no request type");
 }
 

@@ -93,6 +93,9 @@ struct Contract {
     // `prompt STATE RULE`: once the server's reply moves to STATE, the next client line is the
     // request RULE and nothing else (SASL responses after a challenge).
     std::map<std::string, std::string> prompt_states;
+    // Requests only a mode accepts (`body` ends, `prompt` responses): never a free line's type,
+    // so a SASL response line "CAPA" is not taken for a command, nor a command for one.
+    std::set<std::string> mode_requests;
     // `tls STATE`: once the server's reply moves to STATE, both directions are TLS; the checker
     // stops judging (after checking that no plaintext was sent ahead of the handshake).
     std::set<std::string> tls_states;
