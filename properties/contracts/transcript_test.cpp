@@ -293,3 +293,18 @@ TEST(Transcripts, ASwappedReplyCodeIsRejected) {
         });
     EXPECT_GT(made, 100u);
 }
+
+TEST(Transcripts, ADroppedTerminatingDotIsRejected) {
+    std::vector<Transcript> all = corpus(false);
+    // The "." that ends a POP3 multi-line reply or SMTP mail data: without it the data runs on
+    // into what follows, which then cannot be read as the exchange it was.
+    std::size_t made = expect_all_rejected(
+        all, "terminating dot dropped",
+        [](const Transcript& t, std::size_t i) {
+            const Record& r = t.records[i];
+            bool pop3 = t.headers.at("contract") == "pop3";
+            return r.bytes == ".\r\n" && r.dir == (pop3 ? 'S' : 'C');
+        },
+        [](Transcript& t, std::size_t i) { t.records.erase(t.records.begin() + i); });
+    EXPECT_GT(made, 30u);
+}
