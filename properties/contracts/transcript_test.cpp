@@ -12,6 +12,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -307,4 +308,63 @@ TEST(Transcripts, ADroppedTerminatingDotIsRejected) {
         },
         [](Transcript& t, std::size_t i) { t.records.erase(t.records.begin() + i); });
     EXPECT_GT(made, 30u);
+}
+
+TEST(Transcripts, RandomDamageNeverCrashesAndTheVerdictIgnoresHowBytesAreSplit) {
+    // Random damage to the recordings (bytes flipped, deleted or inserted, records duplicated,
+    // dropped or swapped), fed whole and in random pieces: the checker must return, and its
+    // verdict must be the same however the bytes were split. (Exception by design: a server
+    // read that holds the TLS go-ahead and more bytes is judged per read.)
+    std::vector<Transcript> all = corpus(false);
+    ASSERT_FALSE(all.empty());
+    std::mt19937 rng(20261128);
+    auto pick = [&](std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+    };
+    std::size_t broken = 0, runs = 0;
+    for (int round = 0; round < 2000; ++round) {
+        Transcript t = all[pick(all.size())];
+        for (std::size_t k = 0, n = 1 + pick(3); k < n && !t.records.empty(); ++k) {
+            std::size_t i = pick(t.records.size());
+            std::string& b = t.records[i].bytes;
+            switch (pick(6)) {
+                case 0:
+                    if (!b.empty()) b[pick(b.size())] = static_cast<char>(pick(256));
+                    break;
+                case 1:
+                    if (!b.empty()) b.erase(pick(b.size()), 1);
+                    break;
+                case 2:
+                    b.insert(pick(b.size() + 1), 1, static_cast<char>(pick(256)));
+                    break;
+                case 3:
+                    t.records.insert(t.records.begin() + i, t.records[i]);
+                    break;
+                case 4:
+                    t.records.erase(t.records.begin() + i);
+                    break;
+                default:
+                    if (i + 1 < t.records.size()) std::swap(t.records[i], t.records[i + 1]);
+                    break;
+            }
+        }
+        mc::Verdict whole = run(t);
+        if (whole &&
+            whole->reason.find("plaintext after the reply that starts TLS") != std::string::npos)
+            continue;
+        std::size_t chunk = 1 + pick(16);
+        mc::Verdict pieces = run(t, chunk);
+        ++runs;
+        broken += whole ? 1 : 0;
+        ASSERT_EQ(static_cast<bool>(whole), static_cast<bool>(pieces))
+            << t.path << " damaged, in pieces of " << chunk << ": whole " << why(whole)
+            << " / pieces " << why(pieces);
+        if (whole) {
+            EXPECT_EQ(whole->who, pieces->who) << why(whole) << " / " << why(pieces);
+            EXPECT_EQ(whole->state, pieces->state) << why(whole) << " / " << why(pieces);
+            EXPECT_EQ(whole->reason, pieces->reason) << why(whole) << " / " << why(pieces);
+        }
+    }
+    std::cout << "random damage: " << runs << " runs, " << broken << " breaches\n";
+    EXPECT_GT(broken, runs / 2);  // the damage mostly shows
 }
