@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "contracts/abnf.h"
@@ -104,6 +105,7 @@ struct Contract {
     static Contract parse(std::string_view text, std::string name = "contract");
     static Contract load(const std::string& path);
 
+    // Whether `rule` is one of the client request types.
     bool is_request(const std::string& rule) const;
     // The transitions that may answer `request` in `state` (lookup order in README.md).
     std::vector<Transition> alternatives(const std::string& state,
@@ -142,8 +144,7 @@ class Checker {
 
   private:
     struct Side {
-        std::string buf;
-        std::size_t scanned = 0;  // bytes of buf already searched for CRLF
+        std::string buf;  // a line not yet complete
     };
     using LineFn = Verdict (Checker::*)(std::string_view line);
     Verdict feed(Side& side, std::string_view bytes, Breach::Who who, LineFn fn);
