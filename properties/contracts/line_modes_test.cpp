@@ -553,6 +553,10 @@ TEST(Pop3States, RepliesFollowRfc1939) {
         pop3(), pop3_login() + Session{{Dir::client, "NOOP\r\n"}, {Dir::server, "-ERR no\r\n"}});
     ASSERT_TRUE(v);
     EXPECT_EQ(v->who, Who::server);
+    // ... except for a system failure (RFC 3206 SYS/TEMP, SYS/PERM: any command).
+    Session sys = pop3_login() + Session{{Dir::client, "NOOP\r\n"},
+                                         {Dir::server, "-ERR [SYS/TEMP] try again later\r\n"}};
+    EXPECT_FALSE(run(pop3(), sys)) << why(run(pop3(), sys));
     v = run(pop3(), pop3_login() + Session{{Dir::client, "STAT\r\n"}, {Dir::server, "+OK\r\n"}});
     ASSERT_TRUE(v);
     EXPECT_EQ(v->who, Who::server);
