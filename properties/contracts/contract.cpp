@@ -151,6 +151,8 @@ Contract Contract::parse(std::string_view text, std::string name) {
             c.assume_capable = true;
         } else if (w[0] == "pipelining" && w.size() == 2) {
             c.pipelining = upper(w[1]);
+        } else if (w[0] == "group-end" && w.size() >= 2) {
+            c.group_ends.insert(w.begin() + 1, w.end());
         } else if (w[0] == "chunk" && w.size() == 2) {
             c.chunk_requests.insert(w[1]);
         } else if (w[0] == "prompt" && w.size() == 3) {
@@ -230,6 +232,8 @@ Contract Contract::parse(std::string_view text, std::string name) {
         need_rule(rule);
     for (const std::string& request : c.chunk_requests)
         need_request(request, "chunk");
+    for (const std::string& request : c.group_ends)
+        need_request(request, "group-end");
     return c;
 }
 
@@ -374,6 +378,12 @@ Verdict Checker::check_client_request(const std::string& type, std::string_view 
                       "request sent before the previous one was answered, and the server did "
                       "not advertise " +
                           c_.pipelining);
+    if (!reply_under_way)
+        for (const Pending& p : pending_)
+            if (c_.group_ends.contains(p.type))
+                return breach(Breach::Who::client, "the reply to " + p.type, line,
+                              "request sent before the reply to " + p.type +
+                                  ", which must end a pipelined group");
     for (const auto& [rule, keyword] : c_.requirements)
         // A request type as RULE names the line's type; any other rule is matched.
         if (!capable(keyword) && (rule == type || (!c_.is_request(rule) && matches(rule, line))))

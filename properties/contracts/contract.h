@@ -89,6 +89,9 @@ struct Contract {
     bool assume_capable = false;
     // `pipelining KEYWORD`: a request sent while another awaits its reply needs KEYWORD.
     std::string pipelining;
+    // `group-end REQUEST...`: a request sent while one of these awaits its reply is the
+    // client's breach, pipelining or not (RFC 2920 §3.1: they end a group).
+    std::set<std::string> group_ends;
     // `chunk REQUEST`: the line is followed by exactly n raw bytes, n its first number.
     std::set<std::string> chunk_requests;
     // `prompt STATE RULE`: once the server's reply moves to STATE, the next client line is the

@@ -313,6 +313,22 @@ TEST(SmtpCapabilities, PipeliningNeedsTheKeyword) {
     EXPECT_NE(v->reason.find("PIPELINING"), std::string::npos);
 }
 
+TEST(SmtpCapabilities, SomeCommandsEndAPipelinedGroup) {
+    // RFC 2920 §3.1: even with PIPELINING, nothing may follow EHLO, VRFY, EXPN, NOOP (or DATA,
+    // QUIT) before its reply.
+    for (const char* group : {"EHLO again.example\r\nMAIL FROM:<>\r\n", "NOOP\r\nRSET\r\n",
+                              "VRFY alice\r\nNOOP\r\n", "EXPN staff\r\nRSET\r\n"}) {
+        mc::Verdict v = run(smtp(), smtp_opening({"PIPELINING"}) + Session{{Dir::client, group}});
+        ASSERT_TRUE(v) << group;
+        EXPECT_EQ(v->who, Who::client);
+        EXPECT_NE(v->reason.find("group"), std::string::npos) << why(v);
+    }
+    Session ok =
+        smtp_opening({"PIPELINING"}) + Session{{Dir::client, "RSET\r\nMAIL FROM:<>\r\nNOOP\r\n"},
+                                               {Dir::server, "250 ok\r\n250 ok\r\n250 ok\r\n"}};
+    EXPECT_FALSE(run(smtp(), ok)) << why(run(smtp(), ok));
+}
+
 TEST(SmtpCapabilities, ParametersNeedTheirExtensions) {
     struct Case {
         const char* line;

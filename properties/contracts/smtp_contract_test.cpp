@@ -181,9 +181,12 @@ TEST(SmtpContract, RejectsEveryDroppedFinalReplyLine) {
                 mc::Verdict v = run(m);
                 EXPECT_TRUE(v) << "dropping " << t[i].bytes.substr(start, end - start);
                 // Without the 354 the body arrives while DATA is unanswered: the checker then
-                // reads it as commands the client should not have sent yet.
+                // reads it as commands the client should not have sent yet. Likewise without the
+                // reply to NOOP, which must end a pipelined group (RFC 2920 §3.1), the next
+                // command reads as pipelined past it.
                 bool is_354 = t[i].bytes.compare(start, 3, "354") == 0;
-                if (v && !is_354) {
+                bool ends_group = t[i].bytes.compare(start, 12, "250 2.0.0 OK") == 0;
+                if (v && !is_354 && !ends_group) {
                     EXPECT_EQ(v->who, Who::server) << why(v);
                 }
                 ++dropped;
