@@ -593,10 +593,10 @@ TEST(LineDirectives, RefusedWhenBroken) {
         "%engine\n";
     EXPECT_NO_THROW(mc::Contract::parse(base + "dotted x ok\ncapability x ok 0 0\nrequires x K\n"
                                                "chunk x\nprompt P x\ntls T\npipelining P\n"
-                                               "assume-capable\n"));
+                                               "assume-capable\ngroup-end x\n"));
     for (const char* bad :
          {"dotted y ok\n", "dotted x nosuchrule\n", "capability x ok a 0\n", "capability x ok 0\n",
           "capability y ok 0 0\n", "requires nosuch K\n", "chunk y\n", "prompt P nosuch\n", "tls\n",
-          "pipelining\n", "assume-capable yes\n"})
+          "pipelining\n", "assume-capable yes\n", "group-end\n", "group-end x y\n"})
         EXPECT_THROW(mc::Contract::parse(base + bad), std::runtime_error) << bad;
 }
