@@ -35,6 +35,13 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
     }
 }
 
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char& ch : out)
+        if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    return out;
+}
+
 bool is_name(std::string_view s) {
     if (s.empty()) return false;
     for (char c : s)
@@ -119,6 +126,11 @@ Contract Contract::parse(std::string_view text, std::string name) {
             continue;
         }
         std::vector<std::string> w = words(line);
+        auto count = [&](const std::string& n) -> std::size_t {
+            if (n.empty() || n.size() > 6 || n.find_first_not_of("0123456789") != n.npos)
+                throw fail("expected a small number, not " + n);
+            return std::stoul(n);
+        };
         if (w[0] == "continue" && w.size() == 2) {
             c.continue_rule = w[1];
         } else if (w[0] == "body" && w.size() == 3) {
@@ -126,6 +138,28 @@ Contract Contract::parse(std::string_view text, std::string name) {
             c.states.insert(w[1]);
         } else if (w[0] == "final" && w.size() == 2) {
             c.final_states.insert(w[1]);
+            c.states.insert(w[1]);
+        } else if (w[0] == "dotted" && (w.size() == 3 || w.size() == 4)) {
+            c.dotted[w[1]].push_back({w[2], w.size() == 4 ? w[3] : std::string()});
+        } else if (w[0] == "capability" && w.size() == 4 && w[3] == "none") {
+            c.capability[w[1]] = {w[2], false, 0, 0};
+        } else if (w[0] == "capability" && w.size() == 5) {
+            c.capability[w[1]] = {w[2], true, count(w[3]), count(w[4])};
+        } else if (w[0] == "requires" && w.size() == 3) {
+            c.requirements.emplace_back(w[1], upper(w[2]));
+        } else if (w[0] == "assume-capable" && w.size() == 1) {
+            c.assume_capable = true;
+        } else if (w[0] == "pipelining" && w.size() == 2) {
+            c.pipelining = upper(w[1]);
+        } else if (w[0] == "group-end" && w.size() >= 2) {
+            c.group_ends.insert(w.begin() + 1, w.end());
+        } else if (w[0] == "chunk" && w.size() == 2) {
+            c.chunk_requests.insert(w[1]);
+        } else if (w[0] == "prompt" && w.size() == 3) {
+            c.prompt_states[w[1]] = w[2];
+            c.states.insert(w[1]);
+        } else if (w[0] == "tls" && w.size() == 2) {
+            c.tls_states.insert(w[1]);
             c.states.insert(w[1]);
         } else {
             throw fail("unknown engine directive: " + std::string(trim(line)));
@@ -172,6 +206,34 @@ Contract Contract::parse(std::string_view text, std::string name) {
     if (!c.continue_rule.empty()) need_rule(c.continue_rule);
     for (const auto& [state, request] : c.body_states)
         add_request(request);
+    for (const auto& [state, request] : c.prompt_states)
+        add_request(request);
+    for (const auto& [state, request] : c.body_states)
+        c.mode_requests.insert(request);
+    for (const auto& [state, request] : c.prompt_states)
+        c.mode_requests.insert(request);
+    auto need_request = [&](const std::string& r, const char* directive) {
+        if (std::find(c.requests.begin(), c.requests.end(), r) == c.requests.end())
+            throw ContractError(c.name + ": " + directive + " names " + r +
+                                ", which is no request of the state table");
+    };
+    for (const auto& [request, forms] : c.dotted) {
+        need_request(request, "dotted");
+        for (const Contract::Dotted& d : forms) {
+            need_rule(d.status);
+            if (!d.line.empty()) need_rule(d.line);
+        }
+    }
+    for (const auto& [request, cap] : c.capability) {
+        need_request(request, "capability");
+        need_rule(cap.reply);
+    }
+    for (const auto& [rule, keyword] : c.requirements)
+        need_rule(rule);
+    for (const std::string& request : c.chunk_requests)
+        need_request(request, "chunk");
+    for (const std::string& request : c.group_ends)
+        need_request(request, "group-end");
     return c;
 }
 
@@ -181,6 +243,10 @@ Contract Contract::load(const std::string& path) {
     std::ostringstream text;
     text << in.rdbuf();
     return parse(text.str(), path);
+}
+
+bool Contract::is_request(const std::string& rule) const {
+    return std::find(requests.begin(), requests.end(), rule) != requests.end();
 }
 
 std::vector<Transition> Contract::alternatives(const std::string& state,
@@ -235,22 +301,44 @@ Verdict Checker::on_server(std::string_view bytes) {
 
 Verdict Checker::feed(Side& side, std::string_view bytes, Breach::Who who, LineFn fn) {
     if (broken_) return broken_;
-    side.buf.append(bytes);
-    std::size_t start = 0;
-    std::size_t from = side.scanned > 0 ? side.scanned - 1 : 0;  // a CR may end the last chunk
-    for (std::size_t crlf;
-         (crlf = side.buf.find("\r\n", std::max(from, start))) != std::string::npos;) {
-        std::string_view line = std::string_view(side.buf).substr(start, crlf + 2 - start);
-        if (line.size() > kMaxLineBytes)
-            return breach(who, "line", line, "line longer than the checker's limit");
+    if (opaque_) return std::nullopt;  // TLS: not judged
+    bool client = who == Breach::Who::client;
+    while (!bytes.empty() && !opaque_) {
+        if (client && chunk_left_ > 0) {
+            // Raw chunk bytes (SMTP BDAT) pass uncounted as lines and unbuffered.
+            auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, bytes.size()));
+            chunk_left_ -= n;
+            bytes.remove_prefix(n);
+            continue;
+        }
+        std::size_t lf = bytes.find('\n');
+        std::size_t take = lf == std::string_view::npos ? bytes.size() : lf + 1;
+        if (side.buf.size() + take > kMaxLineBytes) {
+            side.buf.append(bytes.substr(0, std::min(take, kMaxBreachBytes)));
+            return breach(who, "line", side.buf, "line longer than the checker's limit");
+        }
+        side.buf.append(bytes.substr(0, take));
+        bytes.remove_prefix(take);
+        // Lines end in CRLF; a bare LF stays inside the line (and fails the line's type).
+        if (lf == std::string_view::npos || side.buf.size() < 2 ||
+            side.buf[side.buf.size() - 2] != '\r')
+            continue;
+        std::string line = std::move(side.buf);
+        side.buf.clear();
         if (Verdict v = (this->*fn)(line)) return v;
-        start = crlf + 2;
     }
-    side.buf.erase(0, start);
-    side.scanned = side.buf.size();
-    if (side.buf.size() > kMaxLineBytes)
-        return breach(who, "line", side.buf, "line longer than the checker's limit");
+    if (opaque_ && !bytes.empty() && !client) {
+        // The go-ahead for TLS came with more bytes in the same read: the server cannot have
+        // seen the client's handshake yet, so they are plaintext a client would take as part of
+        // the TLS stream or, worse, as a reply inside the TLS session.
+        return breach(who, "nothing before the TLS handshake", bytes,
+                      "plaintext after the reply that starts TLS");
+    }
     return std::nullopt;
+}
+
+bool Checker::capable(const std::string& keyword) const {
+    return (c_.assume_capable && !caps_listed_) || caps_.contains(keyword);
 }
 
 Verdict Checker::client_line(std::string_view line) {
@@ -259,14 +347,60 @@ Verdict Checker::client_line(std::string_view line) {
         in_body_ = false;
         return push(body_end_, line);
     }
+    if (in_prompt_) {
+        in_prompt_ = false;
+        if (!matches(prompt_rule_, line))
+            return breach(Breach::Who::client, prompt_rule_, line,
+                          "line is not the response the server's challenge asked for");
+        return push(prompt_rule_, line);
+    }
     if (pending_.empty() && c_.final_states.contains(state_))
         return breach(Breach::Who::client, "nothing", line, "request after the session ended");
     for (const std::string& type : c_.requests)
-        if (matches(type, line)) return push(type, line);
+        if (!c_.mode_requests.contains(type) && matches(type, line))
+            return check_client_request(type, line);
     std::string all;
     for (const std::string& type : c_.requests)
-        all += (all.empty() ? "" : " / ") + type;
+        if (!c_.mode_requests.contains(type)) all += (all.empty() ? "" : " / ") + type;
     return breach(Breach::Who::client, all, line, "line matches no request type");
+}
+
+Verdict Checker::check_client_request(const std::string& type, std::string_view line) {
+    // The greeting (`connect`) is not a request the client sent: speaking before it is not
+    // pipelining (and a missing greeting is the server's fault, reported when it is missed).
+    bool waiting =
+        !pending_.empty() && !(pending_.size() == 1 && pending_.front().type == kConnect);
+    // A reply under way when the client speaks is one the client took as complete: if it was
+    // not, the server is the one to blame, which the reply's own check will show.
+    bool reply_under_way = !reply_.empty() || !server_.buf.empty() || in_dotted_;
+    if (!c_.pipelining.empty() && waiting && !reply_under_way && !capable(c_.pipelining))
+        return breach(Breach::Who::client, "the reply to " + pending_.front().type, line,
+                      "request sent before the previous one was answered, and the server did "
+                      "not advertise " +
+                          c_.pipelining);
+    if (!reply_under_way)
+        for (const Pending& p : pending_)
+            if (c_.group_ends.contains(p.type))
+                return breach(Breach::Who::client, "the reply to " + p.type, line,
+                              "request sent before the reply to " + p.type +
+                                  ", which must end a pipelined group");
+    for (const auto& [rule, keyword] : c_.requirements)
+        // A request type as RULE names the line's type; any other rule is matched.
+        if (!capable(keyword) && (rule == type || (!c_.is_request(rule) && matches(rule, line))))
+            return breach(Breach::Who::client, keyword + " advertised", line,
+                          "uses " + keyword + ", which the server did not advertise");
+    if (Verdict v = push(type, line)) return v;
+    if (c_.chunk_requests.contains(type)) {
+        // The byte count is the line's first number (RFC 3030: "BDAT" SP chunk-size).
+        std::size_t p = line.find_first_of("0123456789");
+        std::size_t e = p == std::string_view::npos ? p : line.find_first_not_of("0123456789", p);
+        if (p == std::string_view::npos || e - p > kMaxCountDigits)
+            return breach(Breach::Who::client, type, line, "no byte count the checker can hold");
+        chunk_left_ = 0;
+        for (std::size_t i = p; i < e; ++i)
+            chunk_left_ = chunk_left_ * 10 + static_cast<std::uint64_t>(line[i] - '0');
+    }
+    return std::nullopt;
 }
 
 Verdict Checker::push(const std::string& type, std::string_view line) {
@@ -277,6 +411,16 @@ Verdict Checker::push(const std::string& type, std::string_view line) {
 }
 
 Verdict Checker::server_line(std::string_view line) {
+    if (in_dotted_) return server_data_line(line);
+    if (reply_.empty() && !pending_.empty()) {
+        // A multi-line (dotted) reply is known by its request and its status line.
+        if (auto d = c_.dotted.find(pending_.front().type); d != c_.dotted.end())
+            for (const Contract::Dotted& form : d->second)
+                if (matches(form.status, line)) {
+                    dotted_line_ = form.line;
+                    return server_reply(std::string(line), true);
+                }
+    }
     reply_.append(line);
     if (reply_.size() > kMaxReplyBytes)
         return breach(Breach::Who::server, "reply", reply_, "reply longer than the limit");
@@ -286,7 +430,44 @@ Verdict Checker::server_line(std::string_view line) {
     return server_reply(reply);
 }
 
-Verdict Checker::server_reply(const std::string& reply) {
+Verdict Checker::server_data_line(std::string_view line) {
+    if (line == ".\r\n") {
+        in_dotted_ = false;
+        if (collecting_) {
+            caps_ = std::move(caps_new_);
+            caps_new_.clear();
+            caps_listed_ = true;
+            collecting_ = nullptr;
+        }
+        return std::nullopt;
+    }
+    // RFC 1939 §3: a line that starts with "." has had one more prepended; judge the line the
+    // server meant.
+    std::string_view data = line;
+    if (data.starts_with('.')) data.remove_prefix(1);
+    if (!dotted_line_.empty() && !matches(dotted_line_, data))
+        return breach(Breach::Who::server, dotted_line_, line,
+                      "line of a multi-line reply does not match its type");
+    if (collecting_ && caps_lines_++ >= collecting_->skip_lines)
+        return add_capability(data, collecting_->skip_bytes);
+    return std::nullopt;
+}
+
+Verdict Checker::add_capability(std::string_view line, std::size_t skip_bytes) {
+    std::string_view rest = line.substr(std::min(skip_bytes, line.size()));
+    std::string_view word = rest.substr(0, rest.find_first_of(" \r\n"));
+    if (word.empty()) return std::nullopt;
+    if (caps_new_.size() >= kMaxCapabilities)
+        return breach(Breach::Who::server, "at most " + std::to_string(kMaxCapabilities), line,
+                      "more capabilities than the checker keeps");
+    std::string keyword(word.substr(0, kMaxCapabilityBytes));
+    for (char& ch : keyword)
+        if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    caps_new_.insert(std::move(keyword));
+    return std::nullopt;
+}
+
+Verdict Checker::server_reply(const std::string& reply, bool dotted) {
     bool solicited = !pending_.empty();
     std::string request = solicited ? pending_.front().type : std::string(kUnsolicited);
     std::vector<Transition> alts = c_.alternatives(state_, request);
@@ -300,14 +481,32 @@ Verdict Checker::server_reply(const std::string& reply) {
         if (!matches(t.reply, reply)) continue;
         if (solicited) pending_.pop_front();
         if (t.next != kSame) state_ = t.next;
-        if (auto body = c_.body_states.find(state_); body != c_.body_states.end()) {
-            if (!pending_.empty())
-                return breach(Breach::Who::client, "nothing before the reply to " + request,
-                              pending_.front().bytes, "request sent before data could start");
-            in_body_ = true;
-            body_end_ = body->second;
+        if (auto cap = c_.capability.find(request);
+            cap != c_.capability.end() && cap->second.reply == t.reply) {
+            caps_new_.clear();
+            caps_lines_ = 0;
+            if (dotted && cap->second.lists) {
+                collecting_ = &cap->second;  // the keywords are the data lines to come
+            } else {
+                if (cap->second.lists) {
+                    for (std::size_t start = 0, n = 0; start < reply.size(); ++n) {
+                        std::size_t end = reply.find("\r\n", start);
+                        end = end == std::string::npos ? reply.size() : end + 2;
+                        if (n >= cap->second.skip_lines)
+                            if (Verdict v = add_capability(
+                                    std::string_view(reply).substr(start, end - start),
+                                    cap->second.skip_bytes))
+                                return v;
+                        start = end;
+                    }
+                }
+                caps_ = std::move(caps_new_);
+                caps_new_.clear();
+                caps_listed_ = true;
+            }
         }
-        return std::nullopt;
+        in_dotted_ = dotted;
+        return enter_state(request);
     }
     std::string expected;
     for (const Transition& t : alts)
@@ -316,13 +515,48 @@ Verdict Checker::server_reply(const std::string& reply) {
                   "reply to " + request + " matches none of the allowed replies");
 }
 
+Verdict Checker::enter_state(const std::string& request) {
+    if (auto body = c_.body_states.find(state_); body != c_.body_states.end()) {
+        if (!pending_.empty())
+            return breach(Breach::Who::client, "nothing before the reply to " + request,
+                          pending_.front().bytes, "request sent before data could start");
+        in_body_ = true;
+        body_end_ = body->second;
+    }
+    if (auto prompt = c_.prompt_states.find(state_); prompt != c_.prompt_states.end()) {
+        if (!pending_.empty())
+            return breach(Breach::Who::client, "nothing before the reply to " + request,
+                          pending_.front().bytes, "request sent before the challenge was answered");
+        in_prompt_ = true;
+        prompt_rule_ = prompt->second;
+    }
+    if (c_.tls_states.contains(state_)) {
+        // RFC 3207 §4.2 / RFC 2595 §4: nothing may follow the request for TLS before the
+        // handshake; a plaintext command sent ahead would be taken as sent inside TLS (the
+        // "STARTTLS command injection" class).
+        if (!pending_.empty() || !client_.buf.empty() || chunk_left_ > 0)
+            return breach(Breach::Who::client, "nothing after " + request,
+                          pending_.empty() ? client_.buf : pending_.front().bytes,
+                          "plaintext sent after the request for TLS, before its reply");
+        opaque_ = true;
+        caps_.clear();  // RFC 3207 §4.2: what was advertised before TLS no longer holds
+        caps_listed_ = false;
+    }
+    return std::nullopt;
+}
+
 Verdict Checker::on_close() {
     if (broken_) return broken_;
+    if (opaque_) return std::nullopt;  // TLS: not judged
     if (!client_.buf.empty())
         return breach(Breach::Who::client, "CRLF", client_.buf, "closed inside a line");
+    if (chunk_left_ > 0)
+        return breach(Breach::Who::client, "the rest of the chunk", "",
+                      "closed with " + std::to_string(chunk_left_) + " chunk bytes still due");
     if (!server_.buf.empty() || !reply_.empty())
         return breach(Breach::Who::server, "CRLF", server_.buf.empty() ? reply_ : server_.buf,
                       "closed inside a reply");
+    if (in_dotted_) return breach(Breach::Who::server, ".", "", "closed inside a multi-line reply");
     if (in_body_) return breach(Breach::Who::client, body_end_, "", "closed inside the data");
     if (!pending_.empty() && !c_.final_states.contains(state_)) {
         std::vector<Transition> alts = c_.alternatives(state_, pending_.front().type);
