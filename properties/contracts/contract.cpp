@@ -1,6 +1,8 @@
 // contracts/contract.cpp: contract file loading and the generic streaming checker.
 #include "contracts/contract.h"
 
+#include "contracts/imap_framing.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -127,6 +129,11 @@ Contract Contract::parse(std::string_view text, std::string name) {
         } else if (w[0] == "final" && w.size() == 2) {
             c.final_states.insert(w[1]);
             c.states.insert(w[1]);
+        } else if (w[0] == "framing" && w.size() == 2 && c.framing.empty()) {
+            if (w[1] != "imap") throw fail("unknown framing: " + w[1]);
+            c.framing = w[1];
+        } else if (!c.framing.empty()) {
+            c.framing_directives.push_back(std::move(w));  // checked by the framing below
         } else {
             throw fail("unknown engine directive: " + std::string(trim(line)));
         }
@@ -172,6 +179,7 @@ Contract Contract::parse(std::string_view text, std::string name) {
     if (!c.continue_rule.empty()) need_rule(c.continue_rule);
     for (const auto& [state, request] : c.body_states)
         add_request(request);
+    if (c.framing == "imap") ImapFraming::validate(c);
     return c;
 }
 
@@ -211,6 +219,18 @@ std::string to_string(const Breach& b) {
 
 Checker::Checker(const Contract& contract) : c_(contract), state_(contract.initial) {
     pending_.push_back({std::string(kConnect), {}});
+    if (contract.framing == "imap") imap_ = std::make_unique<ImapFraming>(contract);
+}
+
+Checker::~Checker() = default;
+Checker::Checker(Checker&&) noexcept = default;
+
+const std::string& Checker::state() const {
+    return imap_ ? imap_->state() : state_;
+}
+
+std::size_t Checker::pending() const {
+    return imap_ ? imap_->pending() : pending_.size();
 }
 
 Verdict Checker::breach(Breach::Who who, std::string rule, std::string_view bytes,
@@ -226,10 +246,12 @@ bool Checker::matches(const std::string& rule, std::string_view bytes) const {
 }
 
 Verdict Checker::on_client(std::string_view bytes) {
+    if (imap_) return imap_->on_client(bytes);
     return feed(client_, bytes, Breach::Who::client, &Checker::client_line);
 }
 
 Verdict Checker::on_server(std::string_view bytes) {
+    if (imap_) return imap_->on_server(bytes);
     return feed(server_, bytes, Breach::Who::server, &Checker::server_line);
 }
 
@@ -317,6 +339,7 @@ Verdict Checker::server_reply(const std::string& reply) {
 }
 
 Verdict Checker::on_close() {
+    if (imap_) return imap_->on_close();
     if (broken_) return broken_;
     if (!client_.buf.empty())
         return breach(Breach::Who::client, "CRLF", client_.buf, "closed inside a line");

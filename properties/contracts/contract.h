@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -54,6 +55,11 @@ struct Contract {
     std::set<std::string> final_states;
     std::string continue_rule;                       // a server line matching it continues a reply
     std::map<std::string, std::string> body_states;  // state -> request that ends its data
+    // Framing mode (`framing NAME` in %engine): empty for the line framing above; "imap" for the
+    // tagged, literal-aware framing of imap_framing.h, whose own directives are kept here
+    // (each as its words) and checked by that framing when the contract loads.
+    std::string framing;
+    std::vector<std::vector<std::string>> framing_directives;
 
     // Parses contract text; throws ContractError (or AbnfError) with the reason.
     static Contract parse(std::string_view text, std::string name = "contract");
@@ -77,9 +83,14 @@ std::string to_string(const Breach& b);
 // std::nullopt is "ok so far"; a breach is sticky: once broken, every later call returns it.
 using Verdict = std::optional<Breach>;
 
+class ImapFraming;
+
 class Checker {
   public:
     explicit Checker(const Contract& contract);
+    ~Checker();
+    Checker(Checker&&) noexcept;
+    Checker& operator=(Checker&&) = delete;
 
     // Feed bytes as they pass, in any split, in the order they were seen on the wire.
     Verdict on_client(std::string_view bytes);
@@ -87,8 +98,8 @@ class Checker {
     // Both directions ended: unanswered requests and unfinished lines are breaches.
     Verdict on_close();
 
-    const std::string& state() const { return state_; }
-    std::size_t pending() const { return pending_.size(); }
+    const std::string& state() const;
+    std::size_t pending() const;
 
   private:
     struct Side {
@@ -116,6 +127,7 @@ class Checker {
     std::string reply_;            // lines of a multi-line reply so far
     Side client_, server_;
     Verdict broken_;
+    std::unique_ptr<ImapFraming> imap_;  // set for `framing imap`: it then judges everything
 };
 
 }  // namespace millipost::contracts
