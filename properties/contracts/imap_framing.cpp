@@ -393,7 +393,12 @@ Verdict ImapFraming::untagged(const std::string& skel) {
             return breach(who, t.reply, skel, t.reply + " needs " + gate + ", not in force");
         if (t.next != kSame) state_ = t.next;
         learn(skel);
-        if (t.reply == bye_) bye_seen_ = true;
+        if (t.reply == bye_) {
+            bye_seen_ = true;
+            // The answer to LOGOUT: every command before it is still owed its completion.
+            for (const auto& [tag, f] : flight_)
+                logout_bye_ = logout_bye_ || f.type == bye_request_;
+        }
         return std::nullopt;
     }
     return breach(who, expected.empty() ? "nothing" : expected, skel,
@@ -446,20 +451,20 @@ Verdict ImapFraming::on_close() {
     if (partial(server_))
         return breach(Breach::Who::server, "CRLF", server_.skel + server_.line,
                       "closed inside a response");
-    if (c_.final_states.contains(state_)) return std::nullopt;
-    if (partial(client_) && !client_.sync_wait && !bye_seen_)
+    bool ended = c_.final_states.contains(state_);
+    if (partial(client_) && !client_.sync_wait && !bye_seen_ && !ended)
         return breach(Breach::Who::client, "CRLF", client_.skel + client_.line,
                       "closed inside a command");
     if (!greeted_) return breach(Breach::Who::server, "greeting", "", "closed without a greeting");
     for (const auto& [tag, f] : flight_) {
-        // After BYE the server may close with commands unanswered, but LOGOUT's own completion
-        // is owed (RFC 9051 §6.1.3).
-        if (bye_seen_ && f.type != bye_request_) continue;
+        // After an unsolicited BYE the server may close with commands unanswered (RFC 9051
+        // §7.1.5); after the BYE that answers LOGOUT, every completion is owed (§6.1.3).
+        if (bye_seen_ && !logout_bye_ && f.type != bye_request_) continue;
         // A client may hang up while idling (RFC 2177): IDLE is answered only after DONE.
         if (tag == mode_tag_ && (mode_ == Mode::idling || mode_ == Mode::idle_wait)) continue;
         return breach(Breach::Who::server, "a completion", f.bytes, "no completion for tag " + tag);
     }
-    if (client_.sync_wait && !bye_seen_)
+    if (client_.sync_wait && !bye_seen_ && !ended)
         return breach(Breach::Who::server, continuation_, client_.skel,
                       "no continuation request or completion for a synchronizing literal");
     return std::nullopt;

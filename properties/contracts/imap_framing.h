@@ -101,6 +101,7 @@ class ImapFraming {
     std::string partial_tag_;      // tag of the command whose literal the client is sending
     bool answered_early_ = false;  // ... and that command was refused before it was whole
     bool bye_seen_ = false;        // the server said BYE: it is closing
+    bool logout_bye_ = false;      // ... in answer to LOGOUT
     Side client_, server_;
     Verdict broken_;
 };
