@@ -286,6 +286,26 @@ TEST(ImapFraming, SynchronizingLiteralsWaitForTheContinuation) {
                                   {false, "+ ok\r\n"},
                                   {true, "secret\r\n"},
                                   {false, "a1 OK done\r\n"}});
+    // Dovecot answers as soon as it knows: during a non-synchronizing literal, or after the
+    // last literal before the final CRLF. The completion is judged once the command is whole.
+    expect_ok(selected() + std::vector<Record>{{true, "b1 APPEND nosuch {5+}\r\nhel"},
+                                               {false, "b1 NO [TRYCREATE] no such mailbox\r\n"},
+                                               {true, "lo\r\nb2 NOOP\r\n"},
+                                               {false, "b2 OK done\r\n"}});
+    expect_ok(selected() + std::vector<Record>{{true, "b1 CREATE {3}\r\n"},
+                                               {false, "+ ok\r\n"},
+                                               {true, "box"},
+                                               {false, "b1 OK created\r\n"},
+                                               {true, "\r\n"}});
+    // ... but it must still be a completion the command may get, and only one.
+    expect_breach(selected() + std::vector<Record>{{true, "b1 FETCH 1 (BODY[] {3+}\r\n"},
+                                                   {false, "b1 OK done\r\nb1 OK again\r\n"}},
+                  Who::server, "second completion");
+    expect_breach(std::vector<Record>{{false, kGreeting},
+                                      {true, "a1 SELECT {5+}\r\nIN"},
+                                      {false, "a1 OK done\r\n"},
+                                      {true, "BOX\r\n"}},
+                  Who::server, "matches none");  // SELECT before LOGIN may only be refused
     // A "+" nobody asked for.
     expect_breach(selected() + std::vector<Record>{{false, "+ what\r\n"}}, Who::server,
                   "none is expected");

@@ -245,7 +245,6 @@ Verdict ImapFraming::feed(Side& s, std::string_view bytes, Breach::Who who) {
             s.literal_bytes += m.n;
             s.literal_left = m.n;
             s.literal8 = m.literal8;
-            if (client) partial_tag_ = std::string(tag_of(s.skel));
             if (client && m.plus) {
                 s.plus_used = true;
                 s.plus_literal = std::max(s.plus_literal, m.n);
@@ -253,6 +252,16 @@ Verdict ImapFraming::feed(Side& s, std::string_view bytes, Breach::Who who) {
                 // RFC 9051 §4.3, §7.5: the client sends the literal only after `+`; the server
                 // may refuse the command instead with its tagged completion.
                 s.sync_wait = true;
+                if (!held_.empty()) {
+                    // Already refused while its line was arriving: no `+` will come, and the
+                    // client does not send the literal.
+                    if (!matches(refused_, held_))
+                        return breach(Breach::Who::server, refused_, held_,
+                                      "completion of a command waiting for `+`");
+                    held_.clear();
+                    s = Side{};
+                    continue;
+                }
             }
             continue;
         }
@@ -294,10 +303,7 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
     if (c_.final_states.contains(state_))
         return breach(who, "nothing", skel, "command after the session ended");
     std::string tag(tag_of(skel));
-    if (partial_tag_ == tag) partial_tag_.clear();
-    bool answered = answered_early_;
-    answered_early_ = false;
-    if (!answered && flight_.contains(tag))
+    if (flight_.contains(tag))
         return breach(who, "a tag not in flight", skel,
                       "tag " + tag + " reused while a command with it is in flight");
     for (const std::string& type : c_.requests) {
@@ -312,7 +318,6 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
                 return breach(who, "literal", skel,
                               "non-synchronizing literal without LITERAL+ / LITERAL- allowing it");
         }
-        if (answered) return std::nullopt;  // refused before it was whole: not in flight
         if (flight_.size() >= kMaxPending)
             return breach(who, type, skel, "too many commands in flight");
         flight_[tag] = Flight{type, skel.substr(0, kMaxBreachBytes)};
@@ -323,6 +328,11 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
         } else if (type == idle_request_) {
             mode_ = Mode::idle_wait;
             mode_tag_ = tag;
+        }
+        if (!held_.empty()) {
+            std::string held = std::move(held_);
+            held_.clear();
+            return tagged(held);  // the completion that came before the command was whole
         }
         return std::nullopt;
     }
@@ -408,17 +418,25 @@ Verdict ImapFraming::untagged(const std::string& skel) {
 Verdict ImapFraming::tagged(const std::string& skel) {
     const Breach::Who who = Breach::Who::server;
     std::string tag(tag_of(skel));
-    if (!partial_tag_.empty() && tag == partial_tag_) {
-        // The server refused a command before it was whole: one whose synchronizing literal it
-        // was asked for (§7.5: the client then does not send it), or, as Dovecot does, one whose
-        // non-synchronizing literal is still arriving (the client sends it anyway).
-        if (!matches(refused_, skel))
-            return breach(who, refused_, skel, "completion of a command not yet whole");
-        partial_tag_.clear();
-        if (client_.sync_wait)
+    // The command the client is still sending, if its tag is complete.
+    std::string_view sending = client_.skel.empty() ? client_.line : client_.skel;
+    if (mode_ != Mode::command || sending.find(' ') == std::string_view::npos) sending = {};
+    if (!sending.empty() && tag == tag_of(sending)) {
+        if (client_.sync_wait) {
+            // The server refused a command instead of asking for its synchronizing literal
+            // (RFC 9051 §7.5): the client then does not send it.
+            if (!matches(refused_, skel))
+                return breach(who, refused_, skel, "completion of a command waiting for `+`");
             client_ = Side{};
-        else
-            answered_early_ = true;
+            return std::nullopt;
+        }
+        // A completion for a command whose bytes are still arriving (Dovecot answers as soon as
+        // it knows: it refuses an APPEND to a missing mailbox while the command line or its
+        // non-synchronizing literal streams in, and completes a command once its last literal
+        // is read, before the final CRLF): held, and judged once the command is whole.
+        if (!held_.empty())
+            return breach(who, "one completion", skel, "second completion of a command");
+        held_ = skel.substr(0, kMaxLineBytes);
         return std::nullopt;
     }
     auto it = flight_.find(tag);

@@ -96,12 +96,11 @@ class ImapFraming {
     std::map<std::string, Flight> flight_;  // tag -> request awaiting its completion
     std::set<std::string> caps_, enabled_;  // upper-cased atoms
     Mode mode_ = Mode::command;
-    std::string mode_tag_;         // the AUTHENTICATE or IDLE command that set mode_
-    bool auth_plus_ = false;       // a `+` arrived: the client may send one SASL line
-    std::string partial_tag_;      // tag of the command whose literal the client is sending
-    bool answered_early_ = false;  // ... and that command was refused before it was whole
-    bool bye_seen_ = false;        // the server said BYE: it is closing
-    bool logout_bye_ = false;      // ... in answer to LOGOUT
+    std::string mode_tag_;     // the AUTHENTICATE or IDLE command that set mode_
+    bool auth_plus_ = false;   // a `+` arrived: the client may send one SASL line
+    std::string held_;         // a completion come before its command was whole
+    bool bye_seen_ = false;    // the server said BYE: it is closing
+    bool logout_bye_ = false;  // ... in answer to LOGOUT
     Side client_, server_;
     Verdict broken_;
 };
