@@ -228,7 +228,18 @@ TEST(ImapFraming, UntaggedDataBelongsToAStateOrACommand) {
                                       {true, "a1 LOGIN a b\r\n"},
                                       {false, "a1 OK done\r\n* 3 EXISTS\r\n"}},
                   Who::server, "not allowed");
-    expect_ok(selected() + std::vector<Record>{{false, "* 3 EXISTS\r\n* 1 EXPUNGE\r\n"}});
+    expect_ok(selected() + std::vector<Record>{{false, "* 3 EXISTS\r\n"}});
+    // EXPUNGE only while a command is in progress, and not during FETCH, STORE or SEARCH,
+    // whose answers count on sequence numbers (RFC 9051 §7.4.1); the UID forms may get it.
+    expect_breach(selected() + std::vector<Record>{{false, "* 1 EXPUNGE\r\n"}}, Who::server,
+                  "no command is in progress");
+    expect_ok(selected() + std::vector<Record>{{true, "b1 NOOP\r\n"},
+                                               {false, "* 1 EXPUNGE\r\nb1 OK done\r\n"},
+                                               {true, "b2 UID FETCH 1:* FLAGS\r\n"},
+                                               {false, "* 1 EXPUNGE\r\nb2 OK done\r\n"}});
+    expect_breach(selected() + std::vector<Record>{{true, "b1 FETCH 1:* FLAGS\r\n"},
+                                                   {false, "* 1 EXPUNGE\r\nb1 OK done\r\n"}},
+                  Who::server, "cmd-fetch is in progress");
     expect_breach(selected() + std::vector<Record>{{true, "b1 NOOP\r\n"},
                                                    {false, "* SEARCH 1 2\r\nb1 OK done\r\n"}},
                   Who::server, "not allowed");

@@ -86,6 +86,13 @@ void ImapFraming::validate(const Contract& c) {
             request(w, w[1]);
             for (std::size_t i = 2; i < w.size(); ++i)
                 rule(w, w[i]);
+        } else if (d == "not-during" && w.size() >= 3) {
+            rule(w, w[1]);
+            for (std::size_t i = 2; i < w.size(); ++i)
+                request(w, w[i]);
+        } else if (d == "in-command" && w.size() >= 2) {
+            for (std::size_t i = 1; i < w.size(); ++i)
+                rule(w, w[i]);
         } else if ((d == "requires" || d == "enabled") && w.size() >= 3) {
             for (std::size_t i = 2; i < w.size(); ++i)
                 rule(w, w[i]);
@@ -111,6 +118,10 @@ ImapFraming::ImapFraming(const Contract& contract) : c_(contract), state_(contra
         if (d == "untagged") {
             auto& rules = untagged_[w[1]];
             rules.insert(rules.end(), w.begin() + 2, w.end());
+        } else if (d == "not-during") {
+            not_during_[w[1]].insert(w.begin() + 2, w.end());
+        } else if (d == "in-command") {
+            in_command_.insert(w.begin() + 1, w.end());
         } else if (d == "requires" || d == "enabled") {
             Gate g;
             for (std::string_view cap : split_words(std::string_view(w[1]))) {
@@ -401,6 +412,13 @@ Verdict ImapFraming::untagged(const std::string& skel) {
         if (!matches(t.reply, skel)) continue;
         if (std::string gate = closed_gate(t.reply); !gate.empty())
             return breach(who, t.reply, skel, t.reply + " needs " + gate + ", not in force");
+        if (in_command_.contains(t.reply) && flight_.empty())
+            return breach(who, t.reply, skel, t.reply + " while no command is in progress");
+        if (auto nd = not_during_.find(t.reply); nd != not_during_.end())
+            for (const auto& [tag, f] : flight_)
+                if (nd->second.contains(f.type))
+                    return breach(who, t.reply, skel,
+                                  t.reply + " while " + f.type + " is in progress");
         if (t.next != kSame) state_ = t.next;
         learn(skel);
         if (t.reply == bye_) {

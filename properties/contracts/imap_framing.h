@@ -83,12 +83,14 @@ class ImapFraming {
     const Contract& c_;
     // Directives.
     std::map<std::string, std::vector<std::string>> untagged_;  // request -> untagged rules
-    std::map<std::string, std::vector<Gate>> gates_;            // rule -> gates (all must hold)
-    std::string continuation_;                                  // `continuation RULE`
-    std::string auth_request_, sasl_;                           // `authenticate REQUEST RULE`
-    std::string idle_request_, done_;                           // `idle REQUEST RULE`
-    std::string bye_, bye_request_;                             // `bye RULE REQUEST`
-    std::string refused_;                                       // `literal-refused RULE`
+    std::map<std::string, std::set<std::string>> not_during_;   // untagged rule -> requests
+    std::set<std::string> in_command_;  // untagged rules sent only while a command is in flight
+    std::map<std::string, std::vector<Gate>> gates_;  // rule -> gates (all must hold)
+    std::string continuation_;                        // `continuation RULE`
+    std::string auth_request_, sasl_;                 // `authenticate REQUEST RULE`
+    std::string idle_request_, done_;                 // `idle REQUEST RULE`
+    std::string bye_, bye_request_;                   // `bye RULE REQUEST`
+    std::string refused_;                             // `literal-refused RULE`
 
     // Session.
     std::string state_;
