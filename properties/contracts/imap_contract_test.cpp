@@ -250,6 +250,43 @@ TEST(ImapFraming, UntaggedDataBelongsToAStateOrACommand) {
                   "not allowed");
 }
 
+TEST(ImapFraming, MessageNumbersNameExistingMessages) {
+    // selected() has 2 messages.
+    expect_ok(selected() + std::vector<Record>{{true, "b1 FETCH 1:2 UID\r\n"},
+                                               {false,
+                                                "* 1 FETCH (UID 4)\r\n* 2 FETCH (UID 5)\r\n"
+                                                "b1 OK done\r\n"},
+                                               {true, "b2 NOOP\r\n"},
+                                               {false,
+                                                "* 2 EXPUNGE\r\n* 1 EXISTS\r\n* 3 EXISTS\r\n"
+                                                "b2 OK done\r\n"}});
+    expect_breach(selected() + std::vector<Record>{{true, "b1 FETCH 1:* UID\r\n"},
+                                                   {false, "* 3 FETCH (UID 6)\r\nb1 OK done\r\n"}},
+                  Who::server, "message 3 of 2");
+    expect_breach(selected() + std::vector<Record>{{true, "b1 NOOP\r\n"},
+                                                   {false, "* 1 EXISTS\r\nb1 OK done\r\n"}},
+                  Who::server, "EXISTS went down");
+    expect_breach(selected() + std::vector<Record>{{true, "b1 NOOP\r\n"},
+                                                   {false, "* 1 EXPUNGE\r\n* 2 EXPUNGE\r\n"}},
+                  Who::server, "message 2 of 1");
+    std::vector<Record> qresync = {{true, "b1 ENABLE QRESYNC\r\n"},
+                                   {false, "* ENABLED QRESYNC\r\nb1 OK done\r\n"},
+                                   {true, "b2 NOOP\r\n"}};
+    expect_breach(selected() + qresync + std::vector<Record>{{false, "* VANISHED 4:6\r\n"}},
+                  Who::server, "3 vanished of 2");
+    expect_ok(selected() + qresync +
+              std::vector<Record>{{false,
+                                   "* VANISHED (EARLIER) 1:90\r\n* VANISHED 5,7\r\n"
+                                   "* 0 EXISTS\r\nb2 OK done\r\n"}});
+    // A new SELECT starts over (its mailbox may be smaller), and so does leaving SELECTED.
+    expect_ok(selected() + std::vector<Record>{{true, "b1 SELECT Other\r\n"},
+                                               {false, "* 1 EXISTS\r\nb1 OK done\r\n"},
+                                               {true, "b2 CLOSE\r\n"},
+                                               {false, "b2 OK done\r\n"},
+                                               {true, "b3 SELECT INBOX\r\n"},
+                                               {false, "* 0 EXISTS\r\nb3 OK done\r\n"}});
+}
+
 TEST(ImapFraming, ServerLiteralsPassAtAnySplit) {
     // The literal holds what looks like protocol lines; it must not be read as them.
     std::string body = "Subject: x\r\n\r\n* BYE not really\r\na2 OK nor this\r\n";
@@ -535,6 +572,12 @@ std::vector<Mutant> mutants(const Transcript& t, std::size_t per) {
             std::vector<Record> c = rs;
             c[i].bytes[static_cast<std::size_t>(m.position(1))] = 'x';
             add("number", std::move(c), Who::server);
+            if (m.str(2) == "FETCH" || m.str(2) == "EXPUNGE") {
+                // Still a number, but of a message that does not exist.
+                std::vector<Record> big = rs;
+                big[i].bytes.insert(static_cast<std::size_t>(m.position(1)), "1000");
+                add("message number", std::move(big), Who::server);
+            }
         }
         if (!r.client && line_start && r.bytes.starts_with("* ") && r.bytes.ends_with(")\r\n")) {
             std::vector<Record> c = rs;
@@ -612,8 +655,9 @@ TEST(ImapCorpus, MutationsOfRecordedSessionsAreCaught) {
                 ADD_FAILURE() << t.name << ": " << mu.what << ": " << why(v);
         }
     }
-    for (const char* cls : {"keyword", "number", "structure", "dropped completion", "reused tag",
-                            "literal length -1", "literal length +1"})
+    for (const char* cls :
+         {"keyword", "number", "message number", "structure", "dropped completion", "reused tag",
+          "literal length -1", "literal length +1"})
         EXPECT_GT(tried[cls], 10u) << cls;
     for (const auto& [cls, n] : tried)
         std::cout << cls << ": " << caught[cls] << "/" << n << " caught, " << wrong_side[cls]

@@ -64,6 +64,37 @@ Marker literal_marker(std::string_view line) {
     return m;
 }
 
+// The message number of `* n ...` (RFC 9051 §7.4, §7.5); 0 if there is none.
+std::size_t message_number(std::string_view skel) {
+    std::size_t n = 0;
+    for (std::size_t i = 2; i < skel.size() && skel[i] >= '0' && skel[i] <= '9'; ++i)
+        n = std::min<std::size_t>(n * 10 + static_cast<std::size_t>(skel[i] - '0'), 1u << 31);
+    return n;
+}
+
+// How many UIDs `* VANISHED uid-set` names (RFC 7162 §3.2.10); ranges may run backwards.
+std::size_t vanished_count(std::string_view skel) {
+    std::size_t count = 0, a = 0, b = 0;
+    bool range = false;
+    auto flush = [&] {
+        count += range ? (a > b ? a - b : b - a) + 1 : 1;
+        a = b = 0;
+        range = false;
+    };
+    skel = skel.substr(skel.rfind(' ') + 1);
+    for (char c : skel) {
+        if (c >= '0' && c <= '9') {
+            std::size_t& x = range ? b : a;
+            x = std::min<std::size_t>(x * 10 + static_cast<std::size_t>(c - '0'), 1u << 31);
+        } else if (c == ':') {
+            range = true;
+        } else if (c == ',' || c == '\r') {
+            flush();
+        }
+    }
+    return count;
+}
+
 }  // namespace
 
 void ImapFraming::validate(const Contract& c) {
@@ -89,6 +120,11 @@ void ImapFraming::validate(const Contract& c) {
         } else if (d == "not-during" && w.size() >= 3) {
             rule(w, w[1]);
             for (std::size_t i = 2; i < w.size(); ++i)
+                request(w, w[i]);
+        } else if (d == "message-numbers" && w.size() >= 5) {
+            for (std::size_t i = 1; i < 5; ++i)
+                rule(w, w[i]);
+            for (std::size_t i = 5; i < w.size(); ++i)
                 request(w, w[i]);
         } else if (d == "in-command" && w.size() >= 2) {
             for (std::size_t i = 1; i < w.size(); ++i)
@@ -120,6 +156,12 @@ ImapFraming::ImapFraming(const Contract& contract) : c_(contract), state_(contra
             rules.insert(rules.end(), w.begin() + 2, w.end());
         } else if (d == "not-during") {
             not_during_[w[1]].insert(w.begin() + 2, w.end());
+        } else if (d == "message-numbers") {
+            exists_rule_ = w[1];
+            expunge_rule_ = w[2];
+            fetch_rule_ = w[3];
+            vanished_rule_ = w[4];
+            select_requests_.insert(w.begin() + 5, w.end());
         } else if (d == "in-command") {
             in_command_.insert(w.begin() + 1, w.end());
         } else if (d == "requires" || d == "enabled") {
@@ -419,6 +461,7 @@ Verdict ImapFraming::untagged(const std::string& skel) {
                 if (nd->second.contains(f.type))
                     return breach(who, t.reply, skel,
                                   t.reply + " while " + f.type + " is in progress");
+        if (Verdict v = count(t.reply, skel)) return v;
         if (t.next != kSame) state_ = t.next;
         learn(skel);
         if (t.reply == bye_) {
@@ -431,6 +474,37 @@ Verdict ImapFraming::untagged(const std::string& skel) {
     }
     return breach(who, expected.empty() ? "nothing" : expected, skel,
                   "untagged response not allowed here");
+}
+
+Verdict ImapFraming::count(const std::string& rule, const std::string& skel) {
+    // RFC 9051 §7.3.1: EXISTS never shrinks (only EXPUNGE does that); §7.4.1, §7.5.1: message
+    // numbers name existing messages. Not judged while a SELECT or EXAMINE may be switching
+    // mailboxes, or before the first EXISTS.
+    if (exists_rule_.empty()) return std::nullopt;
+    bool selecting = false;
+    for (const auto& [tag, f] : flight_)
+        selecting = selecting || select_requests_.contains(f.type);
+    const Breach::Who who = Breach::Who::server;
+    if (rule == exists_rule_) {
+        std::size_t n = message_number(skel);
+        if (exists_ && n < *exists_ && !selecting)
+            return breach(who, rule, skel,
+                          "EXISTS went down from " + std::to_string(*exists_) + " without EXPUNGE");
+        exists_ = n;
+    } else if (rule == expunge_rule_ || rule == fetch_rule_) {
+        std::size_t n = message_number(skel);
+        if (exists_ && !selecting && n > *exists_)
+            return breach(who, rule, skel,
+                          "message " + std::to_string(n) + " of " + std::to_string(*exists_));
+        if (exists_ && rule == expunge_rule_ && *exists_ > 0) --*exists_;
+    } else if (rule == vanished_rule_ && skel.find("(EARLIER)") == std::string::npos) {
+        std::size_t n = vanished_count(skel);
+        if (exists_ && !selecting && n > *exists_)
+            return breach(who, rule, skel,
+                          std::to_string(n) + " vanished of " + std::to_string(*exists_));
+        if (exists_) *exists_ -= std::min(n, *exists_);
+    }
+    return std::nullopt;
 }
 
 Verdict ImapFraming::tagged(const std::string& skel) {
@@ -469,6 +543,13 @@ Verdict ImapFraming::tagged(const std::string& skel) {
         if (!matches(t.reply, skel)) continue;
         flight_.erase(it);
         if (t.next != kSame) state_ = t.next;
+        // Leaving the selected state forgets the mailbox's size.
+        if (!exists_rule_.empty() && t.next != kSame) {
+            bool events = false;
+            for (const Transition& u : c_.alternatives(state_, std::string(kUnsolicited)))
+                events = events || u.reply == exists_rule_;
+            if (!events) exists_.reset();
+        }
         if (mode_ != Mode::command && tag == mode_tag_) mode_ = Mode::command;
         learn(skel);
         return std::nullopt;

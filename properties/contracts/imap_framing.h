@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -78,12 +79,15 @@ class ImapFraming {
     // The first gate of `rule` that the session does not meet, as a phrase; empty if none.
     std::string closed_gate(const std::string& rule) const;
     bool advertised(const std::string& cap) const;
+    Verdict count(const std::string& rule, const std::string& skel);  // message numbers
     void learn(const std::string& skel);  // capabilities and ENABLED from a matched response
 
     const Contract& c_;
     // Directives.
     std::map<std::string, std::vector<std::string>> untagged_;  // request -> untagged rules
     std::map<std::string, std::set<std::string>> not_during_;   // untagged rule -> requests
+    std::string exists_rule_, expunge_rule_, fetch_rule_, vanished_rule_;  // message-numbers
+    std::set<std::string> select_requests_;                                // ... and these
     std::set<std::string> in_command_;  // untagged rules sent only while a command is in flight
     std::map<std::string, std::vector<Gate>> gates_;  // rule -> gates (all must hold)
     std::string continuation_;                        // `continuation RULE`
@@ -96,7 +100,9 @@ class ImapFraming {
     std::string state_;
     bool greeted_ = false;
     std::map<std::string, Flight> flight_;  // tag -> request awaiting its completion
-    std::set<std::string> caps_, enabled_;  // upper-cased atoms
+    std::set<std::string> caps_, enabled_;
+    std::optional<std::size_t>
+        exists_;  // messages in the selected mailbox, once known  // upper-cased atoms
     Mode mode_ = Mode::command;
     std::string mode_tag_;     // the AUTHENTICATE or IDLE command that set mode_
     bool auth_plus_ = false;   // a `+` arrived: the client may send one SASL line
