@@ -382,6 +382,7 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
             mode_ = Mode::idle_wait;
             mode_tag_ = tag;
         }
+        if (select_requests_.contains(type)) exists_.reset();
         if (!held_.empty()) {
             std::string held = std::move(held_);
             held_.clear();
@@ -478,28 +479,26 @@ Verdict ImapFraming::untagged(const std::string& skel) {
 
 Verdict ImapFraming::count(const std::string& rule, const std::string& skel) {
     // RFC 9051 §7.3.1: EXISTS never shrinks (only EXPUNGE does that); §7.4.1, §7.5.1: message
-    // numbers name existing messages. Not judged while a SELECT or EXAMINE may be switching
-    // mailboxes, or before the first EXISTS.
+    // numbers name existing messages. Not judged until an EXISTS gives the count (a SELECT or
+    // EXAMINE forgets it when sent: what comes before the new mailbox's EXISTS may still be
+    // about the old one).
     if (exists_rule_.empty()) return std::nullopt;
-    bool selecting = false;
-    for (const auto& [tag, f] : flight_)
-        selecting = selecting || select_requests_.contains(f.type);
     const Breach::Who who = Breach::Who::server;
     if (rule == exists_rule_) {
         std::size_t n = message_number(skel);
-        if (exists_ && n < *exists_ && !selecting)
+        if (exists_ && n < *exists_)
             return breach(who, rule, skel,
                           "EXISTS went down from " + std::to_string(*exists_) + " without EXPUNGE");
         exists_ = n;
     } else if (rule == expunge_rule_ || rule == fetch_rule_) {
         std::size_t n = message_number(skel);
-        if (exists_ && !selecting && n > *exists_)
+        if (exists_ && n > *exists_)
             return breach(who, rule, skel,
                           "message " + std::to_string(n) + " of " + std::to_string(*exists_));
         if (exists_ && rule == expunge_rule_ && *exists_ > 0) --*exists_;
     } else if (rule == vanished_rule_ && skel.find("(EARLIER)") == std::string::npos) {
         std::size_t n = vanished_count(skel);
-        if (exists_ && !selecting && n > *exists_)
+        if (exists_ && n > *exists_)
             return breach(who, rule, skel,
                           std::to_string(n) + " vanished of " + std::to_string(*exists_));
         if (exists_) *exists_ -= std::min(n, *exists_);
