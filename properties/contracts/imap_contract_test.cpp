@@ -427,6 +427,17 @@ TEST(ImapFraming, ExtensionsOnlyWhenAdvertisedOrEnabled) {
     std::vector<Record> no_move = selected() + move;
     no_move[0].bytes = "* OK [CAPABILITY IMAP4rev2] ready\r\n";
     expect_breach(no_move, Who::client, "MOVE");
+    // UID EXPUNGE: in IMAP4rev2, or with UIDPLUS in rev1 (RFC 4315); UID SORT with SORT.
+    std::vector<Record> uid_expunge = {{true, "b1 UID EXPUNGE 1:3\r\n"},
+                                       {false, "* 1 EXPUNGE\r\nb1 OK done\r\n"}};
+    expect_ok(selected() + uid_expunge);
+    std::vector<Record> rev1 = selected() + uid_expunge;
+    rev1[0].bytes = "* OK [CAPABILITY IMAP4rev1] ready\r\n";
+    expect_breach(rev1, Who::client, "UIDPLUS");
+    rev1[0].bytes = "* OK [CAPABILITY IMAP4rev1 UIDPLUS] ready\r\n";
+    expect_ok(rev1);
+    expect_breach(selected() + std::vector<Record>{{true, "b1 UID SORT (DATE) UTF-8 ALL\r\n"}},
+                  Who::client, "SORT");
     // VANISHED only after ENABLE QRESYNC (RFC 7162 §3.2.10).
     expect_breach(selected() + std::vector<Record>{{false, "* VANISHED 3:4\r\n"}}, Who::server,
                   "QRESYNC");
