@@ -121,7 +121,13 @@ Contract Contract::parse(std::string_view text, std::string name) {
             continue;
         }
         std::vector<std::string> w = words(line);
-        if (w[0] == "continue" && w.size() == 2) {
+        if (!c.framing.empty() && w[0] != "final") {
+            // After `framing NAME` the directives are that framing's own (checked below).
+            c.framing_directives.push_back(std::move(w));
+        } else if (w[0] == "framing" && w.size() == 2) {
+            if (w[1] != "imap") throw fail("unknown framing: " + w[1]);
+            c.framing = w[1];
+        } else if (w[0] == "continue" && w.size() == 2) {
             c.continue_rule = w[1];
         } else if (w[0] == "body" && w.size() == 3) {
             c.body_states[w[1]] = w[2];
@@ -129,11 +135,6 @@ Contract Contract::parse(std::string_view text, std::string name) {
         } else if (w[0] == "final" && w.size() == 2) {
             c.final_states.insert(w[1]);
             c.states.insert(w[1]);
-        } else if (w[0] == "framing" && w.size() == 2 && c.framing.empty()) {
-            if (w[1] != "imap") throw fail("unknown framing: " + w[1]);
-            c.framing = w[1];
-        } else if (!c.framing.empty()) {
-            c.framing_directives.push_back(std::move(w));  // checked by the framing below
         } else {
             throw fail("unknown engine directive: " + std::string(trim(line)));
         }

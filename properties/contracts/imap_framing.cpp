@@ -248,12 +248,12 @@ void ImapFraming::learn(const std::string& skel) {
     if (found) {
         caps_.clear();
         for (const std::string& w : split_words(list))
-            if (caps_.size() < kMaxCapabilities) caps_.insert(upper(w));
+            if (caps_.size() < kMaxImapCapabilities) caps_.insert(upper(w));
     }
     // RFC 5161 §3.2: `* ENABLED` lists the extensions now in force.
     if (s.starts_with("* ") && upper(s.substr(2, 8)) == "ENABLED ")
         for (const std::string& w : split_words(s.substr(10)))
-            if (enabled_.size() < kMaxCapabilities) enabled_.insert(upper(w));
+            if (enabled_.size() < kMaxImapCapabilities) enabled_.insert(upper(w));
 }
 
 Verdict ImapFraming::on_client(std::string_view bytes) {

@@ -26,7 +26,7 @@ namespace millipost::contracts {
 // reference server: 50 MiB).
 inline constexpr std::size_t kMaxImapLiteralBytes = 256u * 1024 * 1024;
 // Longest capability list (in atoms) the checker remembers.
-inline constexpr std::size_t kMaxCapabilities = 1024;
+inline constexpr std::size_t kMaxImapCapabilities = 1024;
 // RFC 7888 §4: LITERAL- allows non-synchronizing literals of at most this many bytes.
 inline constexpr std::size_t kLiteralMinusMax = 4096;
 
