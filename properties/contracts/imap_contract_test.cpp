@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -673,4 +674,51 @@ TEST(ImapCorpus, MutationsOfRecordedSessionsAreCaught) {
     for (const auto& [cls, n] : tried)
         std::cout << cls << ": " << caught[cls] << "/" << n << " caught, " << wrong_side[cls]
                   << " on the wrong side\n";
+}
+
+TEST(ImapCorpus, DamagedRecordingsNeverCrashAndDoNotDependOnTheSplit) {
+    // Random damage (a byte changed, bytes cut out or repeated, noise inserted) anywhere in a
+    // recorded session: the checker must give a verdict, the same for any split of the bytes.
+    std::vector<Transcript> all = corpus(corpus_dir());
+    ASSERT_FALSE(all.empty());
+    std::mt19937 rng(9051);
+    auto pick = [&](std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n)(rng);
+    };
+    std::size_t breached = 0;
+    constexpr std::size_t kRounds = 400;
+    for (std::size_t round = 0; round < kRounds; ++round) {
+        const Transcript& t = all[pick(all.size() - 1)];
+        std::vector<Record> rs = t.records;
+        Record& r = rs[pick(rs.size() - 1)];
+        std::size_t at = pick(r.bytes.size());
+        switch (pick(3)) {
+            case 0:
+                if (at < r.bytes.size()) r.bytes[at] = static_cast<char>(pick(255));
+                break;
+            case 1:
+                r.bytes.erase(at, pick(16));
+                break;
+            case 2:
+                r.bytes.insert(at, r.bytes.substr(at, pick(16)));
+                break;
+            default:
+                for (std::size_t k = pick(8); k > 0; --k)
+                    r.bytes.insert(r.bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                                   static_cast<char>(pick(255)));
+        }
+        mc::Verdict whole = run(rs, t.open);
+        for (std::size_t chunk : {1, 3}) {
+            mc::Verdict cut = run(rs, t.open, chunk);
+            ASSERT_EQ(whole.has_value(), cut.has_value())
+                << t.name << " round " << round << ": " << why(whole) << " / " << why(cut);
+            if (whole) {
+                EXPECT_EQ(whole->who, cut->who) << why(whole) << " / " << why(cut);
+            }
+        }
+        breached += whole.has_value();
+    }
+    // Most damage shows; some (a changed byte of free text, of a literal) is harmless.
+    EXPECT_GT(breached, kRounds / 2);
+    std::cout << breached << "/" << kRounds << " damaged recordings breached\n";
 }
