@@ -428,6 +428,13 @@ TEST(ImapFraming, ExtensionsOnlyWhenAdvertisedOrEnabled) {
     std::vector<Record> no_move = selected() + move;
     no_move[0].bytes = "* OK [CAPABILITY IMAP4rev2] ready\r\n";
     expect_breach(no_move, Who::client, "MOVE");
+    // With NOTIFY in force, EXPUNGE may come with no command in progress (RFC 5465).
+    std::vector<Record> notify =
+        selected() + std::vector<Record>{{true, "b1 NOTIFY SET (selected (MessageExpunge))\r\n"},
+                                         {false, "b1 OK done\r\n* 2 EXPUNGE\r\n"}};
+    expect_breach(notify, Who::client, "NOTIFY");  // not advertised by kGreeting
+    notify[0].bytes = "* OK [CAPABILITY IMAP4rev2 NOTIFY] ready\r\n";
+    expect_ok(notify);
     // UID EXPUNGE: in IMAP4rev2, or with UIDPLUS in rev1 (RFC 4315); UID SORT with SORT.
     std::vector<Record> uid_expunge = {{true, "b1 UID EXPUNGE 1:3\r\n"},
                                        {false, "* 1 EXPUNGE\r\nb1 OK done\r\n"}};

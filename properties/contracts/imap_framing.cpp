@@ -126,6 +126,10 @@ void ImapFraming::validate(const Contract& c) {
                 rule(w, w[i]);
             for (std::size_t i = 5; i < w.size(); ++i)
                 request(w, w[i]);
+        } else if (d == "lifts" && w.size() >= 4) {
+            request(w, w[1]);
+            for (std::size_t i = 2; i < w.size(); ++i)
+                rule(w, w[i]);
         } else if (d == "in-command" && w.size() >= 2) {
             for (std::size_t i = 1; i < w.size(); ++i)
                 rule(w, w[i]);
@@ -162,6 +166,8 @@ ImapFraming::ImapFraming(const Contract& contract) : c_(contract), state_(contra
             fetch_rule_ = w[3];
             vanished_rule_ = w[4];
             select_requests_.insert(w.begin() + 5, w.end());
+        } else if (d == "lifts") {
+            lifts_[w[1]] = {w[2], std::set<std::string>(w.begin() + 3, w.end())};
         } else if (d == "in-command") {
             in_command_.insert(w.begin() + 1, w.end());
         } else if (d == "requires" || d == "enabled") {
@@ -455,7 +461,7 @@ Verdict ImapFraming::untagged(const std::string& skel) {
         if (!matches(t.reply, skel)) continue;
         if (std::string gate = closed_gate(t.reply); !gate.empty())
             return breach(who, t.reply, skel, t.reply + " needs " + gate + ", not in force");
-        if (in_command_.contains(t.reply) && flight_.empty())
+        if (in_command_.contains(t.reply) && !lifted_.contains(t.reply) && flight_.empty())
             return breach(who, t.reply, skel, t.reply + " while no command is in progress");
         if (auto nd = not_during_.find(t.reply); nd != not_during_.end())
             for (const auto& [tag, f] : flight_)
@@ -542,6 +548,8 @@ Verdict ImapFraming::tagged(const std::string& skel) {
         if (!matches(t.reply, skel)) continue;
         flight_.erase(it);
         if (t.next != kSame) state_ = t.next;
+        if (auto l = lifts_.find(f.type); l != lifts_.end() && l->second.first == t.reply)
+            lifted_.insert(l->second.second.begin(), l->second.second.end());
         // Leaving the selected state forgets the mailbox's size.
         if (!exists_rule_.empty() && t.next != kSame) {
             bool events = false;

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "contracts/contract.h"
@@ -88,6 +89,10 @@ class ImapFraming {
     std::map<std::string, std::set<std::string>> not_during_;   // untagged rule -> requests
     std::string exists_rule_, expunge_rule_, fetch_rule_, vanished_rule_;  // message-numbers
     std::set<std::string> select_requests_;                                // ... and these
+    // `lifts REQUEST REPLY RULE...`: once REQUEST completes with REPLY, RULEs may come with no
+    // command in progress (NOTIFY SET, RFC 5465).
+    std::map<std::string, std::pair<std::string, std::set<std::string>>> lifts_;
+    std::set<std::string> lifted_;
     std::set<std::string> in_command_;  // untagged rules sent only while a command is in flight
     std::map<std::string, std::vector<Gate>> gates_;  // rule -> gates (all must hold)
     std::string continuation_;                        // `continuation RULE`
