@@ -280,7 +280,8 @@ class Grammar::Matcher {
 
     // All positions where `node` can end when it starts at `pos`, sorted and unique.
     std::vector<std::size_t> ends(std::size_t node, std::size_t pos) {
-        if (aborted_ || ++steps_ > kMaxMatchSteps || depth_ >= kMaxMatchDepth) {
+        if (aborted_ || ++steps_ > kMaxMatchSteps + kMaxMatchStepsPerByte * in_.size() ||
+            depth_ >= kMaxMatchDepth) {
             aborted_ = true;
             return {};
         }
@@ -293,6 +294,14 @@ class Grammar::Matcher {
   private:
     // Set merges are the matcher's real work, so their sizes count as steps too.
     void merge(std::vector<std::size_t>& into, const std::vector<std::size_t>& more) {
+        if (more.empty()) return;
+        if (into.empty() || more.front() > into.back()) {
+            // The common case (a repetition moving forward): appending keeps a long run linear
+            // instead of quadratic in its length.
+            steps_ += more.size();
+            into.insert(into.end(), more.begin(), more.end());
+            return;
+        }
         steps_ += into.size() + more.size();
         std::vector<std::size_t> out;
         out.reserve(into.size() + more.size());

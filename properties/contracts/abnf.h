@@ -17,6 +17,9 @@ namespace millipost::contracts {
 // references keep honest grammars far below this; a hostile grammar or input stops here instead
 // of running away.
 inline constexpr std::size_t kMaxMatchSteps = 1'000'000;
+// ... plus this many steps per input byte, so the bound grows linearly with the input: a long
+// but honest line (IMAP sends 30 KB quoted strings) is not cut off by a constant.
+inline constexpr std::size_t kMaxMatchStepsPerByte = 64;
 // Nesting bound for one match, so a deep grammar cannot exhaust the stack.
 inline constexpr std::size_t kMaxMatchDepth = 400;
 

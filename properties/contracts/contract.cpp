@@ -1,6 +1,8 @@
 // contracts/contract.cpp: contract file loading and the generic streaming checker.
 #include "contracts/contract.h"
 
+#include "contracts/imap_framing.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -131,7 +133,13 @@ Contract Contract::parse(std::string_view text, std::string name) {
                 throw fail("expected a small number, not " + n);
             return std::stoul(n);
         };
-        if (w[0] == "continue" && w.size() == 2) {
+        if (!c.framing.empty() && w[0] != "final") {
+            // After `framing NAME` the directives are that framing's own (checked below).
+            c.framing_directives.push_back(std::move(w));
+        } else if (w[0] == "framing" && w.size() == 2) {
+            if (w[1] != "imap") throw fail("unknown framing: " + w[1]);
+            c.framing = w[1];
+        } else if (w[0] == "continue" && w.size() == 2) {
             c.continue_rule = w[1];
         } else if (w[0] == "body" && w.size() == 3) {
             c.body_states[w[1]] = w[2];
@@ -234,6 +242,7 @@ Contract Contract::parse(std::string_view text, std::string name) {
         need_request(request, "chunk");
     for (const std::string& request : c.group_ends)
         need_request(request, "group-end");
+    if (c.framing == "imap") ImapFraming::validate(c);
     return c;
 }
 
@@ -277,6 +286,18 @@ std::string to_string(const Breach& b) {
 
 Checker::Checker(const Contract& contract) : c_(contract), state_(contract.initial) {
     pending_.push_back({std::string(kConnect), {}});
+    if (contract.framing == "imap") imap_ = std::make_unique<ImapFraming>(contract);
+}
+
+Checker::~Checker() = default;
+Checker::Checker(Checker&&) noexcept = default;
+
+const std::string& Checker::state() const {
+    return imap_ ? imap_->state() : state_;
+}
+
+std::size_t Checker::pending() const {
+    return imap_ ? imap_->pending() : pending_.size();
 }
 
 Verdict Checker::breach(Breach::Who who, std::string rule, std::string_view bytes,
@@ -292,10 +313,12 @@ bool Checker::matches(const std::string& rule, std::string_view bytes) const {
 }
 
 Verdict Checker::on_client(std::string_view bytes) {
+    if (imap_) return imap_->on_client(bytes);
     return feed(client_, bytes, Breach::Who::client, &Checker::client_line);
 }
 
 Verdict Checker::on_server(std::string_view bytes) {
+    if (imap_) return imap_->on_server(bytes);
     return feed(server_, bytes, Breach::Who::server, &Checker::server_line);
 }
 
@@ -546,6 +569,7 @@ Verdict Checker::enter_state(const std::string& request) {
 }
 
 Verdict Checker::on_close() {
+    if (imap_) return imap_->on_close();
     if (broken_) return broken_;
     if (opaque_) return std::nullopt;  // TLS: not judged
     if (!client_.buf.empty())

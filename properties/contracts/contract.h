@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -63,6 +64,11 @@ struct Contract {
     std::set<std::string> final_states;
     std::string continue_rule;                       // a server line matching it continues a reply
     std::map<std::string, std::string> body_states;  // state -> request that ends its data
+    // Framing mode (`framing NAME` in %engine): empty for the line framing above; "imap" for the
+    // tagged, literal-aware framing of imap_framing.h, whose own directives are kept here
+    // (each as its words) and checked by that framing when the contract loads.
+    std::string framing;
+    std::vector<std::vector<std::string>> framing_directives;
 
     // `dotted REQUEST STATUS [LINE]`: a reply to REQUEST whose first line matches STATUS goes on
     // with data lines (dot-stuffed, each matching LINE if given) until the line "." (RFC 1939
@@ -128,9 +134,14 @@ std::string to_string(const Breach& b);
 // std::nullopt is "ok so far"; a breach is sticky: once broken, every later call returns it.
 using Verdict = std::optional<Breach>;
 
+class ImapFraming;
+
 class Checker {
   public:
     explicit Checker(const Contract& contract);
+    ~Checker();
+    Checker(Checker&&) noexcept;
+    Checker& operator=(Checker&&) = delete;
 
     // Feed bytes as they pass, in any split, in the order they were seen on the wire.
     Verdict on_client(std::string_view bytes);
@@ -138,9 +149,9 @@ class Checker {
     // Both directions ended: unanswered requests and unfinished lines are breaches.
     Verdict on_close();
 
-    const std::string& state() const { return state_; }
-    std::size_t pending() const { return pending_.size(); }
-    // Capability keywords (upper-cased) the server advertised last; empty if none was seen.
+    const std::string& state() const;
+    std::size_t pending() const;
+    // Line framing: capability keywords (upper-cased) the server advertised last; empty if none.
     const std::set<std::string>& capabilities() const { return caps_; }
     // Whether the connection went TLS: the checker no longer judges it.
     bool opaque() const { return opaque_; }
@@ -188,6 +199,7 @@ class Checker {
     bool opaque_ = false;           // TLS from here: nothing is judged
     Side client_, server_;
     Verdict broken_;
+    std::unique_ptr<ImapFraming> imap_;  // set for `framing imap`: it then judges everything
 };
 
 }  // namespace millipost::contracts
