@@ -337,7 +337,7 @@ def test_every_contract_loads_and_wants_a_greeting(name):
     c = ct.load(name)
     assert c.name == name and c.initial in c.states and c.requests
     b = c.checker().on_close()  # closed before the server said anything
-    assert b is not None and b.who == "server" and "connect" in b.reason
+    assert b is not None and b.who == "server" and ("connect" in b.reason or "greeting" in b.reason)
 
 
 def test_breach_bytes_are_bounded():
@@ -540,9 +540,19 @@ def test_a_mutated_server_reply_is_a_server_breach(recordings, data):
     # the data begin, so the client's message lines are what breaks the contract next.
     opens_data = original.startswith(b"354") and kind not in ("code-invalid",
                                                                "code-of-one-line")
-    assert breach.who == ("client" if opens_data else "server"), str(breach)
     if opens_data:
-        assert "no request type" in breach.reason
+        assert breach.who == "client" and "no request type" in breach.reason, str(breach)
+    elif kind in ("code-invalid", "code-of-one-line", "continuation-made-final"):
+        assert breach.who == "server", str(breach)
+    else:
+        # The reply is left unfinished: the bytes cannot tell a server that never ended its
+        # reply from a client that did not wait for it. When the client's next command comes
+        # first, the contract blames it for not waiting (no PIPELINING, or a group end: RFC
+        # 2920 §3.1), or, when the unfinished reply was EHLO's, for using an extension the
+        # checker never saw advertised; otherwise the server's next reply is judged and fails.
+        assert breach.who == "server" or any(
+            s in breach.reason for s in ("before the previous one was answered", "group",
+                                         "no request type", "did not advertise")), str(breach)
 
 
 def test_the_mutations_cover_every_kind(recordings):
