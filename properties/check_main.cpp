@@ -214,6 +214,10 @@ int main(int argc, char** argv) {
     }
     std::uint64_t seed =
         opt.seed ? *opt.seed : std::random_device{}() * 4294967296ULL + std::random_device{}();
+    // RapidCheck prints its configuration when it first loads it: put our seed there, so that the
+    // printed seed is the one used.
+    std::string params = std::getenv("RC_PARAMS") ? std::getenv("RC_PARAMS") : "";
+    ::setenv("RC_PARAMS", (params + " seed=" + std::to_string(seed)).c_str(), 1);
     bool replay = !rc::detail::configuration().reproduce.empty();
     std::vector<Outcome> outcomes;
     for (auto& model : opt.models) {
