@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -37,12 +36,13 @@ std::string unescape(const std::string& s) {
 const Target& target() {
     auto& t = chosen();
     if (!t) {
-        // Lives until the process exits: every case of every property shares it.
-        static auto* service = new TestService();
-        service->add_user("alice", "alice's password");
-        service->add_user("bob", "bob's password");
+        // Every case of every property shares it; destroyed at exit, which removes its data
+        // directory (the sessions of the cases are closed by then).
+        static TestService service;
+        service.add_user("alice", "alice's password");
+        service.add_user("bob", "bob's password");
         Target local;
-        local.at.port = service->imap_port();
+        local.at.port = service.imap_port();
         local.users = {{"alice", "alice's password"}, {"bob", "bob's password"}};
         t = local;
     }
