@@ -94,7 +94,33 @@ def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"JUnit XML: {args.junit}")
     if args.html is not None:
         print(f"HTML report: {report.write_html(args.html or None)}")
-    return 0 if report.ok else 1
+    status = 0 if report.ok else 1
+    if args.models:
+        status = max(status, _conform_models(args))
+    return status
+
+
+def _conform_models(args: argparse.Namespace) -> int:
+    """Runs millipost-check's model-based properties for `millipost conform --models`."""
+    from .conform import ConformError, run_models
+
+    try:
+        res = run_models(args.url, users=args.user, models=args.models.split(","), runs=args.runs,
+                         seconds=args.model_seconds, seed=args.model_seed)
+    except ConformError as e:
+        print(f"millipost conform: models: {e}", file=sys.stderr)
+        return 2
+    for r in res["results"]:
+        line = (f"{'PASS' if r['passed'] else 'FAIL':8} model {r['model']:30} {r['runs']} cases, "
+                f"{r['seconds']:.1f} s, seed {r['seed']}")
+        if r["failure"]:
+            f = r["failure"]
+            line += (f"\n         {f['message']}\n         shrunk to {f['size']} commands:"
+                     + "".join(f"\n           {step}" for step in f["counterexample"])
+                     + f"\n         replay: RC_PARAMS=\"reproduce={f['reproduce']}\" millipost-check "
+                       f"--model {r['model']} --target URL")
+        print(line)
+    return 0 if res["passed"] else 1
 
 
 def run_proxy(args: argparse.Namespace) -> int:
@@ -324,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show details of expected failures too; with --proxy, every connection "
                         "as it closes")
+    p.add_argument("--models", metavar="imap,imap-multi",
+                   help="also run these RapidCheck model-based properties (millipost-check) "
+                        "against the imap:// URL")
+    p.add_argument("--runs", type=int, help="cases per model (default 100)")
+    p.add_argument("--model-seconds", type=float, metavar="S",
+                   help="run each model for S seconds instead of a number of cases")
+    p.add_argument("--model-seed", type=int, metavar="N", help="seed for the models (default random)")
     p.set_defaults(func=cmd_conform)
 
     p = sub.add_parser(

@@ -801,3 +801,64 @@ def format_result(r: Result, verbose: bool = False) -> str:
     if r.status == "FAIL" and (r.failed or verbose):
         line += "\n" + "\n".join("         " + m for m in r.message.splitlines())
     return line
+
+
+# --- Model-based properties (millipost-check) -------------------------------------------------
+
+#: The models millipost-check runs (properties/imap_model.cpp, imap_multi_model.cpp).
+MODELS = ("imap", "imap-multi")
+
+
+def _check_binary() -> str:
+    import shutil
+    import sysconfig
+
+    scripts = sysconfig.get_path("scripts")
+    for candidate in (os.path.join(scripts, "millipost-check"), shutil.which("millipost-check")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConformError("the millipost-check binary is not installed (pip install . with "
+                       "RapidCheck available)")
+
+
+def run_models(url: Optional[str], users: Iterable = (), models: Iterable[str] = ("imap",),
+               runs: Optional[int] = None, seconds: Optional[float] = None,
+               seed: Optional[int] = None) -> dict:
+    """Runs the RapidCheck model-based properties against ``url`` (``imap://LOGIN:PASS@HOST:PORT``;
+    None: an in-process reference server) with the ``millipost-check`` binary.
+
+    Returns its JSON: ``{"passed": bool, "results": [{"model", "runs", "seed", "seconds",
+    "passed", "failure": None | {"counterexample": [steps], "size", "message", "reproduce"}}]}``
+    plus ``"output"`` (what the binary printed: seeds, replay hints). Raises ConformError when the
+    run could not start (no binary, unusable target, bad arguments).
+    """
+    import subprocess
+    import tempfile
+
+    models = list(models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ConformError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    if url and urllib.parse.urlsplit(url).scheme != "imap":
+        raise ConformError("the models run against imap:// URLs only")
+    argv = [_check_binary(), "--model", ",".join(models)]
+    if url:
+        argv += ["--target", url]
+    for u in users:
+        argv += ["--user2", u if isinstance(u, str) else f"{u[0]}:{u[1]}"]
+    if runs is not None:
+        argv += ["--runs", str(runs)]
+    if seconds is not None:
+        argv += ["--seconds", str(seconds)]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    with tempfile.TemporaryDirectory(prefix="millipost-check-") as tmp:
+        out = os.path.join(tmp, "result.json")
+        proc = subprocess.run(argv + ["--json", out], capture_output=True, text=True)
+        if proc.returncode == 2 or not os.path.exists(out):
+            raise ConformError((proc.stderr or proc.stdout).strip() or
+                               f"millipost-check exited with {proc.returncode}")
+        with open(out) as f:
+            result = json.load(f)
+    result["output"] = proc.stdout
+    return result
