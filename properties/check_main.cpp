@@ -63,7 +63,9 @@ struct Outcome {
         << "millipost-check: " << why << "\n"
         << "usage: millipost-check [--target imap://LOGIN:PASS@HOST:PORT] [--user2 LOGIN:PASS]\n"
            "         --model imap|imap-multi[,...] [--runs N | --seconds S] [--seed N]\n"
-           "         [--max-size N] [--json FILE]\n";
+           "         [--max-size N] [--json FILE]\n"
+           "Every exchange is also held to imap.contract, looked up in $MILLIPOST_CONTRACTS_DIR\n"
+           "(default: the source tree's properties/contracts); a breach fails the case.\n";
     std::exit(2);
 }
 

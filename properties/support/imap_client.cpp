@@ -1,6 +1,9 @@
 // support/imap_client.cpp: the property tests' IMAP client (see imap_client.h).
 #include "support/imap_client.h"
 
+#include "contracts/contract.h"
+#include "support/transcript.h"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -326,6 +329,14 @@ Client::Client(const Endpoint& at, std::chrono::milliseconds timeout) : timeout_
     }
     ::freeaddrinfo(res);
     if (fd_ < 0) throw ImapError("connect to " + at.host + ":" + port + ": " + err);
+    if (const auto* contract = load_contract("imap"))
+        checker_ = std::make_unique<contracts::Checker>(*contract);
+}
+
+void Client::judge(bool from_client, std::string_view bytes) {
+    if (!checker_ || !breach_.empty()) return;
+    auto verdict = from_client ? checker_->on_client(bytes) : checker_->on_server(bytes);
+    if (verdict) breach_ = "imap contract: " + contracts::to_string(*verdict);
 }
 
 Client::~Client() {
@@ -337,7 +348,9 @@ Client::Client(Client&& o) noexcept
       timeout_(o.timeout_),
       buf_(std::move(o.buf_)),
       next_tag_(o.next_tag_),
-      caps_(std::move(o.caps_)) {}
+      caps_(std::move(o.caps_)),
+      checker_(std::move(o.checker_)),
+      breach_(std::move(o.breach_)) {}
 
 Client& Client::operator=(Client&& o) noexcept {
     if (this != &o) {
@@ -347,6 +360,8 @@ Client& Client::operator=(Client&& o) noexcept {
         buf_ = std::move(o.buf_);
         next_tag_ = o.next_tag_;
         caps_ = std::move(o.caps_);
+        checker_ = std::move(o.checker_);
+        breach_ = std::move(o.breach_);
     }
     return *this;
 }
@@ -359,6 +374,7 @@ void Client::close() {
 
 void Client::send_raw(std::string_view bytes) {
     if (fd_ < 0) throw ImapError("send on a closed connection");
+    judge(true, bytes);
     auto deadline = Clock::now() + timeout_;
     while (!bytes.empty()) {
         auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -392,6 +408,7 @@ void Client::fill() {
     if (n < 0) throw ImapError(std::string("recv: ") + std::strerror(errno));
     if (n == 0) throw ImapError("connection closed by peer (have \"" + buf_ + "\")");
     buf_.append(chunk, static_cast<std::size_t>(n));
+    judge(false, std::string_view(chunk, static_cast<std::size_t>(n)));
 }
 
 std::string Client::read_line() {
@@ -469,6 +486,7 @@ Reply Client::read_reply(const std::string& tag) {
         auto r = read_response();
         if (r.tag == tag) {
             reply.done = std::move(r);
+            if (!breach_.empty()) throw ContractBreach(breach_ + "\nreply:\n" + reply.show());
             return reply;
         }
         if (r.tag != "*") throw ImapError("unexpected response \"" + r.raw + "\" for " + tag);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -15,12 +16,22 @@
 #include <string_view>
 #include <vector>
 
+namespace millipost::contracts {
+class Checker;
+}
+
 namespace millipost::props::imap {
 
 // The peer broke the wire format, closed early or did not answer in time.
 class ImapError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
+};
+
+// The traffic broke imap.contract (properties/contracts/), whoever's fault it was.
+class ContractBreach : public ImapError {
+  public:
+    using ImapError::ImapError;
 };
 
 // A parsed value of response data: an atom (also numbers and NIL), a string (quoted or literal),
@@ -131,6 +142,9 @@ class Client {
     std::string buf_;
     int next_tag_ = 1;
     std::set<std::string> caps_;
+    std::unique_ptr<contracts::Checker> checker_;
+    std::string breach_;  // the checker's first breach, as text; empty while none
+    void judge(bool from_client, std::string_view bytes);
 };
 
 }  // namespace millipost::props::imap

@@ -854,7 +854,14 @@ def run_models(url: Optional[str], users: Iterable = (), models: Iterable[str] =
         argv += ["--seed", str(seed)]
     with tempfile.TemporaryDirectory(prefix="millipost-check-") as tmp:
         out = os.path.join(tmp, "result.json")
-        proc = subprocess.run(argv + ["--json", out], capture_output=True, text=True)
+        # Every exchange of the models is held to imap.contract too: point the binary at the
+        # contracts this package uses (it otherwise looks in the source tree it was built from).
+        env = dict(os.environ)
+        from .contracts import available
+
+        if "imap" in available():
+            env["MILLIPOST_CONTRACTS_DIR"] = os.path.dirname(available()["imap"])
+        proc = subprocess.run(argv + ["--json", out], capture_output=True, text=True, env=env)
         if proc.returncode == 2 or not os.path.exists(out):
             raise ConformError((proc.stderr or proc.stdout).strip() or
                                f"millipost-check exited with {proc.returncode}")
