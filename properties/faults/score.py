@@ -120,9 +120,13 @@ def millipost_cli() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "millipost.cli"]
 
 
-def conform_supports(flag: str) -> bool:
-    r = subprocess.run([*millipost_cli(), "conform", "--help"], capture_output=True, text=True)
-    return flag in r.stdout
+def models_available() -> bool:
+    try:
+        from millipost.conform import _check_binary
+        _check_binary()
+        return True
+    except Exception:
+        return False
 
 
 def client_steps_until(scenario_id: str, line: int) -> int:
@@ -150,8 +154,6 @@ def run_suite(server: FaultyServer, work: str, timeout: float, models: int) -> d
         cmd = [*millipost_cli(), "conform", f"{proto}://{u1}:{p1}@{host}:{server.ports[proto]}",
                "--user", f"{u2}:{p2}", "--smtp", smtp_url, "--json", out,
                "--timeout", str(timeout)]
-        if proto == "imap" and models:
-            cmd += ["--models", "imap,imap-multi", "--runs", str(models)]
         try:
             subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired:
@@ -167,11 +169,21 @@ def run_suite(server: FaultyServer, work: str, timeout: float, models: int) -> d
         for r in report.get("results", []):
             size = client_steps_until(r["id"], r.get("line", 0)) if r["status"] == "FAIL" else 0
             cases[r["id"]] = {"status": r["status"], "message": r.get("message", ""), "size": size}
-        for m in report.get("models", []):  # the model-based part, when present
-            failure = m.get("failure") or {}
-            cases[f"model/{m.get('model')}"] = {
-                "status": "PASS" if m.get("passed") else "FAIL",
-                "message": failure.get("message", ""), "size": failure.get("size", 0)}
+    if models:  # the model-based part: millipost-check through millipost.conform.run_models
+        from millipost.conform import ConformError, run_models
+
+        url = f"imap://{u1}:{p1}@{host}:{server.ports['imap']}"
+        for model in ("imap", "imap-multi"):
+            try:
+                res = run_models(url, users=[f"{u2}:{p2}"], models=[model], runs=models)
+            except ConformError as e:
+                cases[f"model/{model}"] = {"status": "FAIL", "message": str(e), "size": 0}
+                continue
+            for m in res.get("results", []):
+                failure = m.get("failure") or {}
+                cases[f"model/{m.get('model')}"] = {
+                    "status": "PASS" if m.get("passed") else "FAIL",
+                    "message": failure.get("message", ""), "size": failure.get("size", 0)}
     return cases
 
 
@@ -186,8 +198,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="build parallelism (default 2)")
     ap.add_argument("--timeout", type=float, default=3.0,
                     help="seconds one server reply may take in conform (default 3)")
-    ap.add_argument("--models", type=int, default=30, metavar="RUNS",
-                    help="model-based runs per model when conform offers --models (0 = off)")
+    ap.add_argument("--models", type=int, default=100, metavar="RUNS",
+                    help="cases per IMAP model (millipost-check, when installed; 0 = off; default 100)")
     ap.add_argument("--json", metavar="FILE", help="write the score and details as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
@@ -199,7 +211,7 @@ def main() -> int:
         if unknown:
             ap.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
         faults = [f for f in faults if f["id"] in args.only]
-    models = args.models if args.models and conform_supports("--models") else 0
+    models = args.models if args.models and models_available() else 0
 
     src = os.path.join(args.work, "src")
     build_dir = os.path.join(src, "build")
