@@ -175,7 +175,8 @@ def run_suite(server: FaultyServer, work: str, timeout: float, models: int) -> d
         url = f"imap://{u1}:{p1}@{host}:{server.ports['imap']}"
         for model in ("imap", "imap-multi"):
             try:
-                res = run_models(url, users=[f"{u2}:{p2}"], models=[model], runs=models)
+                res = run_models(url, users=[f"{u2}:{p2}"], models=[model], runs=models,
+                                 timeout=300)
             except ConformError as e:
                 cases[f"model/{model}"] = {"status": "FAIL", "message": str(e), "size": 0}
                 continue

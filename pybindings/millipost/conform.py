@@ -823,14 +823,16 @@ def _check_binary() -> str:
 
 def run_models(url: Optional[str], users: Iterable = (), models: Iterable[str] = ("imap",),
                runs: Optional[int] = None, seconds: Optional[float] = None,
-               seed: Optional[int] = None) -> dict:
+               seed: Optional[int] = None, timeout: Optional[float] = None) -> dict:
     """Runs the RapidCheck model-based properties against ``url`` (``imap://LOGIN:PASS@HOST:PORT``;
     None: an in-process reference server) with the ``millipost-check`` binary.
 
     Returns its JSON: ``{"passed": bool, "results": [{"model", "runs", "seed", "seconds",
     "passed", "failure": None | {"counterexample": [steps], "size", "message", "reproduce"}}]}``
     plus ``"output"`` (what the binary printed: seeds, replay hints). Raises ConformError when the
-    run could not start (no binary, unusable target, bad arguments).
+    run could not start (no binary, unusable target, bad arguments), and when ``timeout``
+    seconds pass first (shrinking against a server that stops answering waits out the client's
+    reply timeout at every step, so a bound is wise in CI).
     """
     import subprocess
     import tempfile
@@ -861,7 +863,11 @@ def run_models(url: Optional[str], users: Iterable = (), models: Iterable[str] =
 
         if "imap" in available():
             env["MILLIPOST_CONTRACTS_DIR"] = os.path.dirname(available()["imap"])
-        proc = subprocess.run(argv + ["--json", out], capture_output=True, text=True, env=env)
+        try:
+            proc = subprocess.run(argv + ["--json", out], capture_output=True, text=True, env=env,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ConformError(f"millipost-check did not finish within {timeout:g} s") from None
         if proc.returncode == 2 or not os.path.exists(out):
             raise ConformError((proc.stderr or proc.stdout).strip() or
                                f"millipost-check exited with {proc.returncode}")
