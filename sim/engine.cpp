@@ -810,7 +810,8 @@ class Imap {
 
     // Reads one full response (with literals) into u; false if the connection failed.
     awaitable<bool> response(Untagged& u, std::optional<std::string> first = {}) {
-        auto l = first ? first : co_await c_.line();
+        std::optional<std::string> l = std::move(first);
+        if (!l) l = co_await c_.line();
         while (l) {
             u.text += *l;
             auto n = literal_at_end(*l);
@@ -1034,7 +1035,11 @@ awaitable<bool> pop3_simple(Conn& c, const std::string& verb, const std::string&
 // then move it to Archive, delete it, or search; log out.
 awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
     Imap imap(c);
-    if (!co_await imap.greeting() || !co_await imap.login(user)) co_return;
+    // (g++ 12: no co_await inside || or ?:, each gets its own statement)
+    bool up = co_await imap.greeting();
+    if (!up) co_return;
+    bool in = co_await imap.login(user);
+    if (!in) co_return;
     co_await e.think(rng);
     auto sel = co_await imap.command("SELECT", "SELECT INBOX");
     if (!sel.ok()) co_return;
@@ -1053,8 +1058,9 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
     }
     if (!listed.empty() && !e.stopping()) {
         co_await e.think(rng);
-        auto [uid, id] = listed[rng.below(listed.size())];
-        auto u = std::to_string(uid);
+        auto pick = listed[rng.below(listed.size())];
+        auto id = pick.second;
+        auto u = std::to_string(pick.first);
         auto body = co_await imap.command("UID FETCH", "UID FETCH " + u + " BODY[]");
         if (!body.ok()) co_return;
         for (auto& got : fetched_ids(body))
@@ -1091,7 +1097,11 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
 // IMAP mobile client: login, select, IDLE for a while, DONE, fetch what is new, log out.
 awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
     Imap imap(c);
-    if (!co_await imap.greeting() || !co_await imap.login(user)) co_return;
+    // (g++ 12: no co_await inside || or ?:, each gets its own statement)
+    bool up = co_await imap.greeting();
+    if (!up) co_return;
+    bool in = co_await imap.login(user);
+    if (!in) co_return;
     auto sel = co_await imap.command("SELECT", "SELECT INBOX");
     if (!sel.ok()) co_return;
     auto box = parse_select(sel);
@@ -1306,7 +1316,10 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         try {
             Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
             Imap imap(c);
-            if (co_await c.connect() && co_await imap.greeting() && co_await imap.login(user)) {
+            bool up = co_await c.connect();
+            if (up) up = co_await imap.greeting();
+            if (up) up = co_await imap.login(user);
+            if (up) {
                 complete = true;
                 for (const char* mb : {"INBOX", kArchive}) {
                     auto sel = co_await imap.command("EXAMINE", std::string("EXAMINE ") + mb,
