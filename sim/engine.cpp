@@ -341,6 +341,7 @@ struct Shard {
     std::mutex mu;
     std::map<std::string, CmdStats> cmds;
     std::map<std::string, std::uint64_t> errors;
+    std::map<std::string, std::uint64_t> refusals;
     std::uint64_t sec_commands = 0, sec_errors = 0;  // since the last timeline tick
     Histogram sec_latency;
 };
@@ -449,6 +450,7 @@ class Conn {
     bool has_line() const { return in_.find("\r\n", pos_) != std::string::npos; }
     void record(const std::string& verb, Clock::time_point t0, bool ok);
     void error(const std::string& kind);
+    void refusal(const std::string& kind);  // an answer the protocol allows, not a fault
     void close_clean();  // after QUIT/LOGOUT: the checker's end-of-stream rules apply
     bool failed() const { return failed_; }
     const std::string& proto_upper() const { return proto_upper_; }
@@ -530,6 +532,18 @@ class Engine {
     }
     awaitable<void> think(Rng& rng) {
         co_await sleep(std::chrono::microseconds(static_cast<long>(rng.exp(cfg.think_ms) * 1000)));
+    }
+    // Counts a session about to start, unless max_sessions are already started.
+    bool claim_session() {
+        active.fetch_add(1);  // first: the run never sees all started and none active early
+        auto n = started.load();
+        do {
+            if (cfg.max_sessions && n >= cfg.max_sessions) {
+                active.fetch_sub(1);
+                return false;
+            }
+        } while (!started.compare_exchange_weak(n, n + 1));
+        return true;
     }
     std::uint64_t next_source() { return sources.fetch_add(1, std::memory_order_relaxed); }
 
@@ -614,6 +628,11 @@ void Conn::error(const std::string& kind) {
     std::lock_guard l(shard_.mu);
     ++shard_.errors[kind];
     ++shard_.sec_errors;
+}
+
+void Conn::refusal(const std::string& kind) {
+    std::lock_guard l(shard_.mu);
+    ++shard_.refusals[kind];
 }
 
 void Conn::close_clean() {
@@ -1000,8 +1019,14 @@ awaitable<std::optional<std::string>> pop3_status(Conn& c, const std::string& ve
                                                   Clock::time_point t0) {
     auto l = co_await c.line();
     bool ok = l && l->rfind("+OK", 0) == 0;
-    c.record(verb, t0, ok);
-    if (l && !ok) c.error("-ERR reply");
+    // RFC 2449 §8.1.1: [IN-USE] is the maildrop lock another session of the user holds; a
+    // real client meets it too, so it is a refusal the results count apart, not an error.
+    bool in_use = l && !ok && l->find("[IN-USE]") != std::string::npos;
+    c.record(verb, t0, ok || in_use);
+    if (in_use)
+        c.refusal("POP3 [IN-USE]");
+    else if (l && !ok)
+        c.error("-ERR reply");
     if (!ok) co_return std::nullopt;
     co_return l;
 }
@@ -1270,9 +1295,7 @@ awaitable<void> Engine::session(unsigned shard, Profile p, std::uint64_t user_in
 awaitable<void> Engine::closed_worker(unsigned shard) {
     Rng rng{derive(cfg.seed, shard, 13) ^ mix(session_ids.load())};
     while (!stopping()) {
-        if (cfg.max_sessions && started.fetch_add(1) >= cfg.max_sessions) break;
-        if (!cfg.max_sessions) started.fetch_add(1);
-        active.fetch_add(1);
+        if (!claim_session()) break;
         auto p = pick_profile(rng);
         auto u = rng.below(cfg.users);
         co_await session(shard, p, u);
@@ -1290,9 +1313,7 @@ awaitable<void> Engine::arrivals() {
             std::chrono::duration<double>(gaps.next_gap()));
         co_await sleep(next - Clock::now());
         if (stopping()) break;
-        if (cfg.max_sessions && started.load() >= cfg.max_sessions) break;
-        started.fetch_add(1);
-        active.fetch_add(1);
+        if (!claim_session()) break;
         auto shard = rr++ % static_cast<unsigned>(ctxs.size());
         asio::co_spawn(*ctxs[shard], session(shard, pick_profile(rng), rng.below(cfg.users)),
                        asio::detached);
@@ -1599,7 +1620,7 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
 
     // Results (load-schema.md).
     std::map<std::string, CmdStats> cmds;
-    std::map<std::string, std::uint64_t> errors;
+    std::map<std::string, std::uint64_t> errors, refusals;
     std::uint64_t total_cmds = 0, total_errs = 0;
     for (auto& s : shards) {
         std::lock_guard l(s->mu);
@@ -1611,6 +1632,8 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
         }
         for (auto& [k, n] : s->errors)
             errors[k] += n;
+        for (auto& [k, n] : s->refusals)
+            refusals[k] += n;
     }
     json::object jcmds;
     for (auto& [k, v] : cmds) {
@@ -1658,6 +1681,10 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
     r["commands"] = std::move(jcmds);
     r["timeline"] = std::move(timeline);
     r["errors"] = std::move(jerrs);
+    json::object jrefusals;
+    for (auto& [k, n] : refusals)
+        jrefusals[k] = n;
+    r["refusals"] = std::move(jrefusals);  // allowed answers that ended a session early
     r["breaches"] = std::move(blist);
     r["violations"] = oracle.violations();
     r["target"] = std::move(target);
