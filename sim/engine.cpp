@@ -12,6 +12,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -51,8 +52,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Breaches and violations kept in the results (their counts are exact).
 constexpr std::size_t kMaxReported = 100;
-// How often waiting sessions (think times, IDLE) look at the stop flag.
-constexpr auto kStopPoll = std::chrono::milliseconds(100);
 // How long sessions still running at the end get to log out before the engine gives up on them.
 constexpr auto kDrainGrace = std::chrono::seconds(15);
 // Longest server line or literal the engine accepts (a defence against a runaway target).
@@ -346,6 +345,10 @@ struct Shard {
     std::map<std::string, CmdStats> cmds;
     std::map<std::string, std::uint64_t> errors;
     std::map<std::string, std::uint64_t> refusals;
+    // Timers of sessions waiting out a think time or an IDLE: stopping cancels them all. Only
+    // this shard's io thread touches the set (the stop posts its cancelling there), so waits
+    // cost no lock and no polling, whatever their length.
+    std::set<asio::steady_timer*> waiting;
     std::uint64_t sec_commands = 0, sec_errors = 0;  // since the last timeline tick
     Histogram sec_latency;
 };
@@ -459,11 +462,13 @@ class Conn {
     bool failed() const { return failed_; }
     const std::string& proto_upper() const { return proto_upper_; }
     Engine& engine() { return e_; }
+    Shard& shard() { return shard_; }
     std::uint64_t session() const { return session_; }
 
   private:
     enum class Fill { data, timeout, closed };
-    awaitable<Fill> fill(Clock::time_point deadline);
+    // interruptible: the run's stop cuts the wait short (as a timeout).
+    awaitable<Fill> fill(Clock::time_point deadline, bool interruptible = false);
     void check(contracts::Verdict v);
 
     Engine& e_;
@@ -525,17 +530,28 @@ class Engine {
                              {"bytes", b.bytes},
                              {"reason", b.reason}});
     }
-    // Waits for `d` (a think time), waking early when the run stops.
-    awaitable<void> sleep(Clock::duration d) {
-        auto until = Clock::now() + d;
+    // Waits for `d` (a think time) on a shard's thread, waking early when the run stops.
+    awaitable<void> sleep(Shard& shard, Clock::duration d) {
+        if (d <= Clock::duration::zero()) co_return;
         asio::steady_timer t(co_await asio::this_coro::executor);
-        while (!stopping() && Clock::now() < until) {
-            t.expires_at(std::min(until, Clock::now() + kStopPoll));
-            co_await t.async_wait(use_tuple);
-        }
+        t.expires_after(d);
+        // Registered before the flag is read: a stop either sees the timer or is seen here.
+        shard.waiting.insert(&t);
+        if (!stopping()) co_await t.async_wait(use_tuple);
+        shard.waiting.erase(&t);
     }
-    awaitable<void> think(Rng& rng) {
-        co_await sleep(std::chrono::microseconds(static_cast<long>(rng.exp(cfg.think_ms) * 1000)));
+    awaitable<void> think(Rng& rng, Shard& shard) {
+        co_await sleep(shard,
+                       std::chrono::microseconds(static_cast<long>(rng.exp(cfg.think_ms) * 1000)));
+    }
+    // Sets the stop flag and wakes every waiting session on its own thread.
+    void request_stop() {
+        stop_ = true;
+        for (std::size_t i = 0; i < ctxs.size(); ++i)
+            asio::post(*ctxs[i], [shard = shards[i].get()] {
+                for (auto* t : shard->waiting)
+                    t->cancel();
+            });
     }
     // Counts a session about to start, unless max_sessions are already started.
     bool claim_session() {
@@ -724,15 +740,23 @@ awaitable<bool> Conn::send(std::string data) {
     co_return true;
 }
 
-awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline) {
+awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible) {
     if (pos_ > 0 && pos_ * 2 > in_.size()) {
         in_.erase(0, pos_);
         pos_ = 0;
     }
     asio::steady_timer timer(sock_.get_executor());
     timer.expires_at(deadline);
+    if (interruptible) {
+        shard_.waiting.insert(&timer);
+        if (e_.stopping()) {
+            shard_.waiting.erase(&timer);
+            co_return Fill::timeout;
+        }
+    }
     auto r = co_await (sock_.async_read_some(asio::buffer(rbuf_), use_tuple) ||
                        timer.async_wait(use_tuple));
+    if (interruptible) shard_.waiting.erase(&timer);
     if (r.index() == 1) co_return Fill::timeout;
     auto [ec, n] = std::get<0>(r);
     if (n > 0) {
@@ -791,7 +815,7 @@ awaitable<std::optional<std::string>> Conn::bytes(std::size_t n) {
 awaitable<bool> Conn::wait_data(Clock::time_point until) {
     if (failed_) co_return false;
     if (has_line()) co_return true;
-    auto f = co_await fill(until);
+    auto f = co_await fill(until, true);
     if (f == Fill::closed) {
         error("closed by server");
         failed_ = true;
@@ -1072,7 +1096,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
     if (!up) co_return;
     bool in = co_await imap.login(user);
     if (!in) co_return;
-    co_await e.think(rng);
+    co_await e.think(rng, c.shard());
     auto sel = co_await imap.command("SELECT", "SELECT INBOX");
     if (!sel.ok()) co_return;
     auto box = parse_select(sel);
@@ -1089,7 +1113,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
             e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id);
     }
     if (!listed.empty() && !e.stopping()) {
-        co_await e.think(rng);
+        co_await e.think(rng, c.shard());
         auto pick = listed[rng.below(listed.size())];
         auto id = pick.second;
         auto u = std::to_string(pick.first);
@@ -1099,7 +1123,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
             if (got.second != id)
                 e.oracle.violation("wrong-bytes", user.login, "INBOX", id,
                                    "UID " + u + " listed as " + id + ", read as " + got.second);
-        co_await e.think(rng);
+        co_await e.think(rng, c.shard());
         if (rng.chance(0.5) && !e.stopping()) {
             auto r = co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS (\\Flagged)");
             if (!r.ok()) co_return;
@@ -1152,8 +1176,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
             Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                std::chrono::duration<double>(e.cfg.idle_seconds * (0.5 + rng.u())));
         while (Clock::now() < until && !e.stopping()) {
-            auto slice = std::min(until, Clock::now() + kStopPoll);
-            if (!co_await c.wait_data(slice)) co_return;
+            if (!co_await c.wait_data(until)) co_return;
             while (c.has_line()) {
                 auto u = co_await c.line();  // untagged updates (EXISTS, EXPUNGE, FETCH)
                 if (!u) co_return;
@@ -1259,7 +1282,7 @@ awaitable<void> sender(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
         smtp_judge(c, "MESSAGE", t1, done, 250);
         if (done.code / 100 != 2) co_return;
         e.oracle.delivered(rcpt.index, msg.id);
-        if (m + 1 < n) co_await e.think(rng);
+        if (m + 1 < n) co_await e.think(rng, c.shard());
     }
     t0 = Clock::now();
     if (!co_await c.send("QUIT\r\n")) co_return;
@@ -1318,7 +1341,7 @@ awaitable<void> Engine::arrivals() {
     while (!stopping() && rate > 0) {
         next += std::chrono::duration_cast<Clock::duration>(
             std::chrono::duration<double>(gaps.next_gap()));
-        co_await sleep(next - Clock::now());
+        co_await sleep(*shards[0], next - Clock::now());
         if (stopping()) break;
         if (!claim_session()) break;
         auto shard = rr++ % static_cast<unsigned>(ctxs.size());
@@ -1566,7 +1589,7 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
             break;
     }
     auto traffic_end = Clock::now();
-    stop_ = true;
+    request_stop();
     // Drain: sessions see the flag at their next step and log out.
     auto drain_until = Clock::now() + kDrainGrace;
     while ((active.load() > 0 || generating.load()) && Clock::now() < drain_until) {
@@ -1598,7 +1621,7 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             if (stop && stop->load()) {
                 interrupted = true;
-                stop_ = true;
+                request_stop();
             }
             if (progress && Clock::now() - last_tick >= std::chrono::seconds(1)) {
                 last_tick = Clock::now();
@@ -1608,12 +1631,12 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
                                   {"delivered", oracle.delivered_count()}};
                 if (!progress(live)) {
                     interrupted = true;
-                    stop_ = true;
+                    request_stop();
                 }
             }
         }
         verification = interrupted ? "interrupted" : "done";
-        stop_ = true;
+        request_stop();
     } else if (cfg.verify && !cfg.targets.count("imap")) {
         verification = "skipped: no imap target";
     }
