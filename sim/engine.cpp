@@ -7,9 +7,11 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -754,16 +756,22 @@ awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible)
             co_return Fill::timeout;
         }
     }
-    auto r = co_await (sock_.async_read_some(asio::buffer(rbuf_), use_tuple) ||
-                       timer.async_wait(use_tuple));
+    // A parallel group rather than `||`: it hands back what the read got even when the timer
+    // (a deadline, or the stop cancelling it) finished first, so no byte is ever dropped.
+    auto r = co_await asio::experimental::make_parallel_group(
+                 sock_.async_read_some(asio::buffer(rbuf_), asio::deferred),
+                 timer.async_wait(asio::deferred))
+                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     if (interruptible) shard_.waiting.erase(&timer);
-    if (r.index() == 1) co_return Fill::timeout;
-    auto [ec, n] = std::get<0>(r);
+    auto ec = std::get<1>(r);
+    auto n = std::get<2>(r);
     if (n > 0) {
         std::string_view got(rbuf_.data(), n);
         if (checker_) check(checker_->on_server(got));
         in_.append(got);
+        co_return Fill::data;
     }
+    if (std::get<0>(r)[0] == 1) co_return Fill::timeout;
     if (ec && n == 0) co_return Fill::closed;
     co_return Fill::data;
 }
