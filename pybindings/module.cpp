@@ -4,6 +4,7 @@
 #include "auth/password.h"
 #include "config/config.h"
 #include "contracts/contract.h"
+#include "engine.h"
 #include "population.h"
 #include "service.h"
 
@@ -12,7 +13,10 @@
 #include <pybind11/stl.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
+
 #include <csignal>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 
@@ -232,6 +236,43 @@ void bind_contracts(py::module_& m) {
         });
 }
 
+// _core.run_load: the configuration crosses as JSON text (json.dumps), the results come back
+// the same way, so the C++ engine never touches Python objects off the GIL.
+py::object run_load(const py::dict& config, const py::object& progress) {
+    auto pyjson = py::module_::import("json");
+    auto cfg = boost::json::parse(pyjson.attr("dumps")(config).cast<std::string>()).as_object();
+    if (!cfg.contains("contracts_dir")) {
+        // The contract files ship in the package (millipost/contracts/); the engine falls back
+        // on the source tree's when they are absent.
+        auto dir = std::filesystem::path(
+                       py::module_::import("millipost").attr("__file__").cast<std::string>())
+                       .parent_path() /
+                   "contracts";
+        if (std::filesystem::exists(dir / "imap.contract")) cfg["contracts_dir"] = dir.string();
+    }
+    // Ctrl-C: Python's handler only sets a flag while the GIL is released; checking signals at
+    // each progress call turns it into KeyboardInterrupt here, which stops the run cleanly.
+    std::optional<py::error_already_set> failure;
+    sim::ProgressFn fn = [&](const boost::json::object& live) {
+        py::gil_scoped_acquire gil;
+        try {
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (!progress.is_none()) progress(pyjson.attr("loads")(boost::json::serialize(live)));
+            return true;
+        } catch (py::error_already_set& e) {
+            if (!e.matches(PyExc_KeyboardInterrupt) && !failure) failure = std::move(e);
+            return false;
+        }
+    };
+    boost::json::object results;
+    {
+        py::gil_scoped_release release;
+        results = sim::run_load(cfg, fn);
+    }
+    if (failure) throw std::move(*failure);  // a bug in the callback is not an interruption
+    return pyjson.attr("loads")(boost::json::serialize(results));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -316,6 +357,11 @@ PYBIND11_MODULE(_core, m) {
         .def("user",
              [](const sim::Population& p, std::uint64_t i) { return user_dict(p.user(i)); });
 
+    m.def("run_load", &run_load, py::arg("config"), py::arg("progress") = py::none(),
+          "Runs the load engine (sim/engine.h) with a configuration dict; progress(dict) is "
+          "called about once a second. Returns the results dict (load-schema.md). "
+          "KeyboardInterrupt in progress (or Ctrl-C) stops it with \"interrupted\": true; a bad "
+          "configuration is a ValueError.");
     m.def("verify_password", &auth::verify_password, py::arg("stored"), py::arg("password"));
 
     auto contracts = m.def_submodule("contracts");

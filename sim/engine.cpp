@@ -1,0 +1,1826 @@
+// sim/engine.cpp: the load engine (see engine.h).
+#include "engine.h"
+
+#include "contracts/contract.h"
+#include "histogram.h"
+#include "population.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace millipost::sim {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using asio::awaitable;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Breaches and violations kept in the results (their counts are exact).
+constexpr std::size_t kMaxReported = 100;
+// How long sessions still running at the end get to log out before the engine gives up on them.
+constexpr auto kDrainGrace = std::chrono::seconds(15);
+// Longest server line or literal the engine accepts (a defence against a runaway target).
+constexpr std::size_t kMaxLine = 1 << 20;
+constexpr std::size_t kMaxLiteral = 64 << 20;
+// Concurrent IMAP sessions of the final verification phase.
+constexpr unsigned kVerifiers = 8;
+// The header every message carries (load-schema.md, message generator).
+constexpr std::string_view kIdHeader = "X-Millipost-Id";
+constexpr const char* kArchive = "Archive";  // where the webmail profile moves messages
+
+double uniform01(std::uint64_t& state) {
+    state = mix(state);
+    return static_cast<double>(state >> 11) * 0x1.0p-53;  // [0, 1)
+}
+
+struct Rng {
+    std::uint64_t s;
+    double u() { return uniform01(s); }
+    std::uint64_t below(std::uint64_t n) { return n ? static_cast<std::uint64_t>(u() * n) % n : 0; }
+    bool chance(double p) { return u() < p; }
+    double exp(double mean) { return -std::log(1.0 - u()) * mean; }
+};
+
+std::string lower(std::string s) {
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// ---- configuration ----------------------------------------------------------------------------
+
+enum class Profile { webmail, mobile, pop3, sender };
+constexpr std::array<const char*, 4> kProfileNames = {"webmail", "mobile", "pop3", "sender"};
+constexpr std::array<const char*, 4> kProfileProto = {"imap", "imap", "pop3", "smtp"};
+
+struct Config {
+    json::object echo;                      // the configuration after defaults, for the results
+    std::map<std::string, Target> targets;  // by protocol
+    bool open = false;
+    std::uint64_t users = 100;
+    double rate_per_user_per_hour = 4;
+    std::uint64_t sessions = 10;
+    double duration = 10;
+    std::uint64_t max_sessions = 0, max_commands = 0;
+    std::uint64_t seed = 1;
+    std::string run_id;
+    unsigned io_threads = 2;
+    std::optional<std::string> password;
+    std::string domain = "localhost", prefix = "user";
+    std::array<double, 4> weights = {4, 2, 2, 3};
+    double think_ms = 100, idle_seconds = 2, timeout = 30;
+    std::uint64_t messages_per_session = 2;
+    bool check = true, verify = true, spread_sources = true;
+    double contract_sample = 1;  // fraction of sessions checked (checking dominates our CPU)
+    std::string contracts_dir;
+    std::optional<long> target_pid;
+};
+
+template <class T>
+T get(const json::object& o, std::string_view key, T dflt) {
+    auto it = o.find(key);
+    if (it == o.end() || it->value().is_null()) return dflt;
+    try {
+        if constexpr (std::is_same_v<T, double>)
+            return it->value().to_number<double>();
+        else if constexpr (std::is_same_v<T, bool>)
+            return it->value().as_bool();
+        else if constexpr (std::is_same_v<T, std::string>)
+            return std::string(it->value().as_string());
+        else
+            return it->value().to_number<T>();
+    } catch (const std::exception&) {
+        throw std::invalid_argument("load config: bad value for " + std::string(key));
+    }
+}
+
+Config parse_config(const json::object& in) {
+    static const std::set<std::string, std::less<>> known = {"targets",
+                                                             "mode",
+                                                             "users",
+                                                             "rate_per_user_per_hour",
+                                                             "sessions",
+                                                             "duration",
+                                                             "max_sessions",
+                                                             "max_commands",
+                                                             "seed",
+                                                             "run_id",
+                                                             "io_threads",
+                                                             "password",
+                                                             "domain",
+                                                             "prefix",
+                                                             "profiles",
+                                                             "think_ms",
+                                                             "idle_seconds",
+                                                             "timeout",
+                                                             "messages_per_session",
+                                                             "contracts",
+                                                             "contract_sample",
+                                                             "contracts_dir",
+                                                             "target_pid",
+                                                             "verify",
+                                                             "spread_sources"};
+    for (auto& kv : in)
+        if (!known.count(kv.key()))
+            throw std::invalid_argument("load config: unknown key " + std::string(kv.key()));
+    Config c;
+    json::array urls;
+    if (auto it = in.find("targets"); it != in.end()) {
+        if (it->value().is_string())
+            urls.push_back(it->value());
+        else if (it->value().is_array())
+            urls = it->value().as_array();
+        else
+            throw std::invalid_argument("load config: targets is a URL or a list of URLs");
+    }
+    if (urls.empty()) throw std::invalid_argument("load config: no targets");
+    for (auto& u : urls) {
+        if (!u.is_string()) throw std::invalid_argument("load config: a target is a URL string");
+        auto t = parse_target(u.as_string());
+        c.targets[t.protocol] = t;
+    }
+    auto mode = get<std::string>(in, "mode", "closed");
+    if (mode != "open" && mode != "closed")
+        throw std::invalid_argument("load config: mode is open or closed");
+    c.open = mode == "open";
+    c.users = get<std::uint64_t>(in, "users", c.users);
+    if (c.users == 0) throw std::invalid_argument("load config: users must be positive");
+    c.rate_per_user_per_hour = get<double>(in, "rate_per_user_per_hour", c.rate_per_user_per_hour);
+    c.sessions = get<std::uint64_t>(in, "sessions", c.sessions);
+    c.duration = get<double>(in, "duration", c.duration);
+    if (!(c.duration > 0)) throw std::invalid_argument("load config: duration must be positive");
+    c.max_sessions = get<std::uint64_t>(in, "max_sessions", 0);
+    c.max_commands = get<std::uint64_t>(in, "max_commands", 0);
+    c.seed = get<std::uint64_t>(in, "seed", c.seed);
+    c.run_id = get<std::string>(
+        in, "run_id",
+        std::to_string(mix(static_cast<std::uint64_t>(
+                           std::chrono::system_clock::now().time_since_epoch().count())) %
+                       1000000000ULL));
+    c.io_threads = std::clamp<unsigned>(get<unsigned>(in, "io_threads", c.io_threads), 1, 256);
+    if (auto it = in.find("password"); it != in.end() && it->value().is_string())
+        c.password = std::string(it->value().as_string());
+    c.domain = get<std::string>(in, "domain", c.domain);
+    c.prefix = get<std::string>(in, "prefix", c.prefix);
+    if (auto it = in.find("profiles"); it != in.end() && !it->value().is_null()) {
+        if (!it->value().is_object())
+            throw std::invalid_argument("load config: profiles is {name: weight}");
+        c.weights = {0, 0, 0, 0};
+        for (auto& kv : it->value().as_object()) {
+            auto pos = std::find(kProfileNames.begin(), kProfileNames.end(), kv.key());
+            if (pos == kProfileNames.end())
+                throw std::invalid_argument("load config: unknown profile " +
+                                            std::string(kv.key()));
+            c.weights[static_cast<std::size_t>(pos - kProfileNames.begin())] =
+                kv.value().to_number<double>();
+        }
+    }
+    // A profile needs its protocol's target; the mix is what remains.
+    double total = 0;
+    for (std::size_t i = 0; i < c.weights.size(); ++i) {
+        if (!c.targets.count(kProfileProto[i]) || c.weights[i] < 0) c.weights[i] = 0;
+        total += c.weights[i];
+    }
+    if (total <= 0)
+        throw std::invalid_argument("load config: no profile has a target for its protocol");
+    c.think_ms = get<double>(in, "think_ms", c.think_ms);
+    c.idle_seconds = get<double>(in, "idle_seconds", c.idle_seconds);
+    c.timeout = get<double>(in, "timeout", c.timeout);
+    c.messages_per_session = get<std::uint64_t>(in, "messages_per_session", c.messages_per_session);
+    c.check = get<bool>(in, "contracts", true);
+    c.contract_sample = std::clamp(get<double>(in, "contract_sample", 1.0), 0.0, 1.0);
+    c.verify = get<bool>(in, "verify", true);
+    c.spread_sources = get<bool>(in, "spread_sources", true);
+    c.contracts_dir = get<std::string>(in, "contracts_dir", "");
+#ifdef MILLIPOST_SOURCE_CONTRACTS_DIR
+    if (c.contracts_dir.empty()) c.contracts_dir = MILLIPOST_SOURCE_CONTRACTS_DIR;
+#endif
+    if (auto it = in.find("target_pid"); it != in.end() && !it->value().is_null())
+        c.target_pid = it->value().to_number<long>();
+
+    json::object& e = c.echo;
+    json::array t;
+    for (auto& [proto, tg] : c.targets)
+        t.push_back(json::string(proto + "://" + tg.host + ":" + std::to_string(tg.port)));
+    e["targets"] = std::move(t);
+    e["mode"] = mode;
+    e["users"] = c.users;
+    e["rate_per_user_per_hour"] = c.rate_per_user_per_hour;
+    e["sessions"] = c.sessions;
+    e["duration"] = c.duration;
+    e["max_sessions"] = c.max_sessions;
+    e["max_commands"] = c.max_commands;
+    e["seed"] = c.seed;
+    e["run_id"] = c.run_id;
+    e["io_threads"] = c.io_threads;
+    e["password"] = c.password ? json::value(*c.password) : json::value(nullptr);
+    e["domain"] = c.domain;
+    e["prefix"] = c.prefix;
+    json::object w;
+    for (std::size_t i = 0; i < c.weights.size(); ++i)
+        w[kProfileNames[i]] = c.weights[i];
+    e["profiles"] = std::move(w);
+    e["think_ms"] = c.think_ms;
+    e["idle_seconds"] = c.idle_seconds;
+    e["timeout"] = c.timeout;
+    e["messages_per_session"] = c.messages_per_session;
+    e["contracts"] = c.check;
+    e["contract_sample"] = c.contract_sample;
+    e["contracts_dir"] = c.contracts_dir;
+    e["target_pid"] = c.target_pid ? json::value(*c.target_pid) : json::value(nullptr);
+    e["verify"] = c.verify;
+    e["spread_sources"] = c.spread_sources;
+    return c;
+}
+
+// ---- messages ---------------------------------------------------------------------------------
+
+struct Message {
+    std::string bytes;  // CRLF lines
+    std::string id;     // X-Millipost-Id value
+};
+
+// A small RFC 5322 message until sim/message_gen.h lands (same X-Millipost-Id header, so
+// switching to generate_message() is one line). The run id keeps ids of repeated runs against
+// one server apart.
+Message make_message(std::uint64_t seed, const std::string& run_id, std::uint64_t index,
+                     const std::string& from, const std::string& to) {
+    static constexpr std::array<const char*, 6> kSubjects = {"Quarterly report",
+                                                             "Lunch?",
+                                                             "=?UTF-8?Q?=C3=9Cberraschung?=",
+                                                             "Re: the plan",
+                                                             "Photos from the trip",
+                                                             "Minutes of the meeting"};
+    static constexpr std::array<const char*, 8> kWords = {"lorem", "ipsum", "dolor", "sit",
+                                                          "amet",  "grüße", "ñandú", "mail"};
+    Rng rng{derive(seed, index, 7)};
+    Message m;
+    m.id = std::to_string(seed) + "." + run_id + "." + std::to_string(index);
+    std::string& b = m.bytes;
+    char date[64];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    b += "From: <" + from + ">\r\nTo: <" + to + ">\r\n";
+    b += std::string("Subject: ") + kSubjects[rng.below(kSubjects.size())] + "\r\n";
+    b += std::string("Date: ") + date + "\r\n";
+    b += "Message-ID: <" + m.id + "@millipost.load>\r\n";
+    b += std::string(kIdHeader) + ": " + m.id + "\r\n";
+    b += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n";
+    b += "Content-Transfer-Encoding: 8bit\r\n\r\n";
+    // Heavy-ish tail: most messages a few lines, some hundreds.
+    auto lines = 1 + static_cast<std::uint64_t>(rng.exp(rng.chance(0.1) ? 300 : 15));
+    for (std::uint64_t i = 0; i < lines; ++i) {
+        if (rng.chance(0.05)) b += ".";  // exercises dot-stuffing
+        auto words = 1 + rng.below(12);
+        for (std::uint64_t w = 0; w < words; ++w) {
+            if (w) b += ' ';
+            b += kWords[rng.below(kWords.size())];
+        }
+        b += "\r\n";
+    }
+    return m;
+}
+
+std::string dot_stuff(const std::string& msg) {
+    std::string out;
+    out.reserve(msg.size() + msg.size() / 50 + 8);
+    bool bol = true;
+    for (char c : msg) {
+        if (bol && c == '.') out += '.';
+        out += c;
+        bol = c == '\n';
+    }
+    if (!out.empty() && out.back() != '\n') out += "\r\n";
+    out += ".\r\n";
+    return out;
+}
+
+// ---- shared state -----------------------------------------------------------------------------
+
+struct CmdStats {
+    Histogram latency;
+    std::uint64_t count = 0, errors = 0;
+};
+
+// Per io thread: sessions on one thread record here, so the lock is almost never contended.
+struct Shard {
+    std::mutex mu;
+    std::map<std::string, CmdStats> cmds;
+    std::map<std::string, std::uint64_t> errors;
+    std::map<std::string, std::uint64_t> refusals;
+    // Timers of sessions waiting out a think time or an IDLE: stopping cancels them all. Only
+    // this shard's io thread touches the set (the stop posts its cancelling there), so waits
+    // cost no lock and no polling, whatever their length.
+    std::set<asio::steady_timer*> waiting;
+    std::uint64_t sec_commands = 0, sec_errors = 0;  // since the last timeline tick
+    Histogram sec_latency;
+};
+
+class Oracle {
+  public:
+    void delivered(std::uint64_t user, const std::string& id) {
+        std::lock_guard l(mu_);
+        expected_[user].push_back(id);
+        ++delivered_;
+    }
+    void deleted(const std::string& id) {
+        std::lock_guard l(mu_);
+        deleted_.insert(id);
+    }
+    // A UID seen holding a message id: the same (mailbox, UIDVALIDITY, UID) must always hold
+    // the same message.
+    void seen(const std::string& login, const std::string& mailbox, std::uint64_t uidvalidity,
+              std::uint64_t uid, const std::string& id) {
+        std::lock_guard l(mu_);
+        auto key = login + '\0' + mailbox + '\0' + std::to_string(uidvalidity) + '\0' +
+                   std::to_string(uid);
+        auto [it, fresh] = uids_.emplace(key, id);
+        if (!fresh && it->second != id)
+            violation_locked("uid-reused", login, mailbox, id,
+                             "UID " + std::to_string(uid) + " (UIDVALIDITY " +
+                                 std::to_string(uidvalidity) + ") held " + it->second + " before");
+    }
+    void violation(std::string kind, const std::string& user, const std::string& mailbox,
+                   const std::string& id, std::string detail) {
+        std::lock_guard l(mu_);
+        violation_locked(std::move(kind), user, mailbox, id, std::move(detail));
+    }
+    std::map<std::uint64_t, std::vector<std::string>> expected() {
+        std::lock_guard l(mu_);
+        return expected_;
+    }
+    bool was_deleted(const std::string& id) {
+        std::lock_guard l(mu_);
+        return deleted_.count(id) > 0;
+    }
+    std::uint64_t delivered_count() {
+        std::lock_guard l(mu_);
+        return delivered_;
+    }
+    std::uint64_t violation_count() {
+        std::lock_guard l(mu_);
+        return count_;
+    }
+    json::array violations() {
+        std::lock_guard l(mu_);
+        return reported_;
+    }
+
+  private:
+    void violation_locked(std::string kind, const std::string& user, const std::string& mailbox,
+                          const std::string& id, std::string detail) {
+        ++count_;
+        if (reported_.size() < kMaxReported)
+            reported_.push_back(json::object{{"kind", kind},
+                                             {"user", user},
+                                             {"mailbox", mailbox},
+                                             {"message_id", id},
+                                             {"detail", detail},
+                                             {"transcript", ""}});
+    }
+    std::mutex mu_;
+    std::map<std::uint64_t, std::vector<std::string>> expected_;  // user -> acknowledged ids
+    std::set<std::string> deleted_;                               // ids a session expunged
+    std::unordered_map<std::string, std::string> uids_;
+    std::uint64_t delivered_ = 0, count_ = 0;
+    json::array reported_;
+};
+
+struct Contracts {
+    std::optional<contracts::Contract> smtp, imap, pop3;
+    const contracts::Contract* get(const std::string& proto) const {
+        const auto& c = proto == "smtp" ? smtp : proto == "imap" ? imap : pop3;
+        return c ? &*c : nullptr;
+    }
+};
+
+class Engine;
+
+// ---- one connection ---------------------------------------------------------------------------
+
+// One client connection: socket, read buffer, the contract checker fed with every byte both
+// ways, and the recording of latencies and errors under "PROTO VERB".
+class Conn {
+  public:
+    Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t session, bool record);
+    ~Conn();
+    awaitable<bool> connect();
+    awaitable<bool> send(std::string data);
+    // The next line (CRLF stripped), or nullopt on timeout, close or error (recorded).
+    awaitable<std::optional<std::string>> line(Clock::time_point deadline);
+    awaitable<std::optional<std::string>> line() {
+        auto l = co_await line(Clock::now() + timeout_);
+        co_return l;
+    }
+    // Exactly n raw bytes (an IMAP literal).
+    awaitable<std::optional<std::string>> bytes(std::size_t n);
+    // Waits up to `until` for data without calling silence an error; false if the connection
+    // failed. Used for IDLE.
+    awaitable<bool> wait_data(Clock::time_point until);
+    bool has_line() const { return in_.find("\r\n", pos_) != std::string::npos; }
+    void record(const std::string& verb, Clock::time_point t0, bool ok);
+    void error(const std::string& kind);
+    void refusal(const std::string& kind);  // an answer the protocol allows, not a fault
+    void close_clean();  // after QUIT/LOGOUT: the checker's end-of-stream rules apply
+    bool failed() const { return failed_; }
+    const std::string& proto_upper() const { return proto_upper_; }
+    Engine& engine() { return e_; }
+    Shard& shard() { return shard_; }
+    std::uint64_t session() const { return session_; }
+
+  private:
+    enum class Fill { data, timeout, closed };
+    // interruptible: the run's stop cuts the wait short (as a timeout).
+    awaitable<Fill> fill(Clock::time_point deadline, bool interruptible = false);
+    void check(contracts::Verdict v);
+
+    Engine& e_;
+    Shard& shard_;
+    std::string proto_, proto_upper_;
+    std::uint64_t session_;
+    bool record_;
+    tcp::socket sock_;
+    std::string in_;
+    std::size_t pos_ = 0;
+    std::array<char, 16384> rbuf_;
+    std::optional<contracts::Checker> checker_;
+    bool breached_ = false, failed_ = false;
+    std::chrono::steady_clock::duration timeout_;
+};
+
+// ---- the engine -------------------------------------------------------------------------------
+
+class Engine {
+  public:
+    explicit Engine(Config c)
+        : cfg(std::move(c)), population(cfg.seed, cfg.users, cfg.password, cfg.domain, cfg.prefix) {
+        if (cfg.check) {
+            auto load = [&](const char* name) {
+                auto path = cfg.contracts_dir + "/" + name + ".contract";
+                try {
+                    return contracts::Contract::load(path);
+                } catch (const std::exception& ex) {
+                    throw std::invalid_argument(std::string("load: contract ") + path + ": " +
+                                                ex.what());
+                }
+            };
+            if (cfg.targets.count("smtp")) contracts.smtp.emplace(load("smtp"));
+            if (cfg.targets.count("imap")) contracts.imap.emplace(load("imap"));
+            if (cfg.targets.count("pop3")) contracts.pop3.emplace(load("pop3"));
+        }
+        for (unsigned i = 0; i < cfg.io_threads; ++i) {
+            ctxs.push_back(std::make_unique<asio::io_context>(1));
+            shards.push_back(std::make_unique<Shard>());
+        }
+    }
+
+    json::object run(const ProgressFn& progress, const std::atomic<bool>* stop);
+
+    bool stopping() const {
+        return stop_.load(std::memory_order_relaxed) ||
+               (cfg.max_commands && commands.load(std::memory_order_relaxed) >= cfg.max_commands);
+    }
+    void breach(const std::string& proto, std::uint64_t session, const contracts::Breach& b) {
+        std::lock_guard l(mu);
+        ++breaches;
+        if (breach_list.size() < kMaxReported)
+            breach_list.push_back(
+                json::object{{"session", session},
+                             {"protocol", proto},
+                             {"who", b.who == contracts::Breach::Who::client ? "client" : "server"},
+                             {"rule", b.rule},
+                             {"state", b.state},
+                             {"bytes", b.bytes},
+                             {"reason", b.reason}});
+    }
+    // Waits for `d` (a think time) on a shard's thread, waking early when the run stops.
+    awaitable<void> sleep(Shard& shard, Clock::duration d) {
+        if (d <= Clock::duration::zero()) co_return;
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        t.expires_after(d);
+        // Registered before the flag is read: a stop either sees the timer or is seen here.
+        shard.waiting.insert(&t);
+        if (!stopping()) co_await t.async_wait(use_tuple);
+        shard.waiting.erase(&t);
+    }
+    awaitable<void> think(Rng& rng, Shard& shard) {
+        co_await sleep(shard,
+                       std::chrono::microseconds(static_cast<long>(rng.exp(cfg.think_ms) * 1000)));
+    }
+    // Sets the stop flag and wakes every waiting session on its own thread.
+    void request_stop() {
+        stop_ = true;
+        for (std::size_t i = 0; i < ctxs.size(); ++i)
+            asio::post(*ctxs[i], [shard = shards[i].get()] {
+                for (auto* t : shard->waiting)
+                    t->cancel();
+            });
+    }
+    // Counts a session about to start, unless max_sessions are already started.
+    bool claim_session() {
+        active.fetch_add(1);  // first: the run never sees all started and none active early
+        auto n = started.load();
+        do {
+            if (cfg.max_sessions && n >= cfg.max_sessions) {
+                active.fetch_sub(1);
+                return false;
+            }
+        } while (!started.compare_exchange_weak(n, n + 1));
+        return true;
+    }
+    std::uint64_t next_source() { return sources.fetch_add(1, std::memory_order_relaxed); }
+
+    Config cfg;
+    Population population;
+    Contracts contracts;
+    std::vector<std::unique_ptr<asio::io_context>> ctxs;
+    std::vector<std::unique_ptr<Shard>> shards;
+    Oracle oracle;
+    std::atomic<std::uint64_t> started{0}, active{0}, commands{0}, session_ids{0}, msg_index{0},
+        sources{0}, verified{0};
+    std::atomic<bool> generating{true};
+    std::atomic<bool> stop_{false};
+    std::mutex mu;
+    std::uint64_t breaches = 0;
+    json::array breach_list;
+
+  private:
+    awaitable<void> session(unsigned shard, Profile p, std::uint64_t user);
+    awaitable<void> closed_worker(unsigned shard);
+    awaitable<void> arrivals();
+    awaitable<void> verifier(unsigned shard, std::shared_ptr<std::vector<std::uint64_t>> users,
+                             std::shared_ptr<std::atomic<std::size_t>> next,
+                             std::shared_ptr<std::atomic<unsigned>> running);
+    Profile pick_profile(Rng& rng) const {
+        double total = 0;
+        for (double w : cfg.weights)
+            total += w;
+        double x = rng.u() * total;
+        for (std::size_t i = 0; i < cfg.weights.size(); ++i) {
+            if (x < cfg.weights[i]) return static_cast<Profile>(i);
+            x -= cfg.weights[i];
+        }
+        for (std::size_t i = cfg.weights.size(); i-- > 0;)
+            if (cfg.weights[i] > 0) return static_cast<Profile>(i);
+        return Profile::sender;
+    }
+};
+
+Conn::Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t session, bool record)
+    : e_(e),
+      shard_(*e.shards[shard]),
+      proto_(proto),
+      proto_upper_(proto == "smtp"   ? "SMTP"
+                   : proto == "imap" ? "IMAP"
+                                     : "POP3"),
+      session_(session),
+      record_(record),
+      sock_(*e.ctxs[shard]),
+      timeout_(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(e.cfg.timeout))) {
+    // Sampled sessions are picked from the session id, so a repeated run checks the same ones.
+    Rng pick{derive(e.cfg.seed, session, 23)};
+    if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample)
+        checker_.emplace(*c);
+}
+
+Conn::~Conn() {
+    boost::system::error_code ec;
+    sock_.close(ec);
+}
+
+void Conn::check(contracts::Verdict v) {
+    if (v && !breached_) {
+        breached_ = true;  // verdicts are sticky: one breach per connection
+        e_.breach(proto_, session_, *v);
+    }
+}
+
+void Conn::record(const std::string& verb, Clock::time_point t0, bool ok) {
+    auto us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+    if (!record_) return;
+    e_.commands.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard l(shard_.mu);
+    auto& s = shard_.cmds[proto_upper_ + " " + verb];
+    ++s.count;
+    s.latency.add(us);
+    if (!ok) ++s.errors;
+    ++shard_.sec_commands;
+    shard_.sec_latency.add(us);
+}
+
+void Conn::error(const std::string& kind) {
+    std::lock_guard l(shard_.mu);
+    ++shard_.errors[kind];
+    ++shard_.sec_errors;
+}
+
+void Conn::refusal(const std::string& kind) {
+    std::lock_guard l(shard_.mu);
+    ++shard_.refusals[kind];
+}
+
+void Conn::close_clean() {
+    if (checker_ && !failed_) check(checker_->on_close());
+    boost::system::error_code ec;
+    sock_.close(ec);
+}
+
+awaitable<bool> Conn::connect() {
+    auto& cfg = e_.cfg;
+    const auto& t = cfg.targets.at(proto_);
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(t.host, ec);
+    tcp::endpoint ep;
+    if (!ec) {
+        ep = tcp::endpoint(addr, t.port);
+    } else {
+        tcp::resolver r(sock_.get_executor());
+        auto [rec, results] = co_await r.async_resolve(t.host, std::to_string(t.port), use_tuple);
+        if (rec || results.empty()) {
+            error("resolve failed");
+            failed_ = true;
+            co_return false;
+        }
+        ep = *results.begin();
+    }
+    sock_.open(ep.protocol(), ec);
+    if (ec) {
+        error("socket: " + ec.message());
+        failed_ = true;
+        co_return false;
+    }
+    if (cfg.spread_sources && ep.address().is_v4() && ep.address().to_v4().to_bytes()[0] == 127) {
+        // Let connect() pick the port for the 4-tuple, not bind(): otherwise each bound port is
+        // taken on every address and spreading gains nothing.
+        int one = 1;
+        ::setsockopt(sock_.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        sock_.bind(tcp::endpoint(source_address(e_.next_source()), 0), ec);
+        if (ec) {
+            error("bind: " + ec.message());
+            failed_ = true;
+            co_return false;
+        }
+    }
+    asio::steady_timer timer(sock_.get_executor());
+    timer.expires_after(timeout_);
+    auto r = co_await (sock_.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
+    if (r.index() == 1) {
+        error("connect timeout");
+        failed_ = true;
+        co_return false;
+    }
+    auto [cec] = std::get<0>(r);
+    if (cec) {
+        error(cec == asio::error::connection_refused ? "connect refused"
+                                                     : "connect: " + cec.message());
+        failed_ = true;
+        co_return false;
+    }
+    sock_.set_option(tcp::no_delay(true), ec);
+    co_return true;
+}
+
+awaitable<bool> Conn::send(std::string data) {
+    if (failed_) co_return false;
+    if (checker_) check(checker_->on_client(data));
+    asio::steady_timer timer(sock_.get_executor());
+    timer.expires_after(timeout_);
+    auto r = co_await (asio::async_write(sock_, asio::buffer(data), use_tuple) ||
+                       timer.async_wait(use_tuple));
+    if (r.index() == 1) {
+        error("timeout");
+        failed_ = true;
+        co_return false;
+    }
+    auto [ec, n] = std::get<0>(r);
+    if (ec) {
+        error("write: " + ec.message());
+        failed_ = true;
+        co_return false;
+    }
+    co_return true;
+}
+
+awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible) {
+    if (pos_ > 0 && pos_ * 2 > in_.size()) {
+        in_.erase(0, pos_);
+        pos_ = 0;
+    }
+    asio::steady_timer timer(sock_.get_executor());
+    timer.expires_at(deadline);
+    if (interruptible) {
+        shard_.waiting.insert(&timer);
+        if (e_.stopping()) {
+            shard_.waiting.erase(&timer);
+            co_return Fill::timeout;
+        }
+    }
+    // A parallel group rather than `||`: it hands back what the read got even when the timer
+    // (a deadline, or the stop cancelling it) finished first, so no byte is ever dropped.
+    auto r = co_await asio::experimental::make_parallel_group(
+                 sock_.async_read_some(asio::buffer(rbuf_), asio::deferred),
+                 timer.async_wait(asio::deferred))
+                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    if (interruptible) shard_.waiting.erase(&timer);
+    auto ec = std::get<1>(r);
+    auto n = std::get<2>(r);
+    if (n > 0) {
+        std::string_view got(rbuf_.data(), n);
+        if (checker_) check(checker_->on_server(got));
+        in_.append(got);
+        co_return Fill::data;
+    }
+    if (std::get<0>(r)[0] == 1) co_return Fill::timeout;
+    if (ec && n == 0) co_return Fill::closed;
+    co_return Fill::data;
+}
+
+awaitable<std::optional<std::string>> Conn::line(Clock::time_point deadline) {
+    while (!failed_) {
+        auto end = in_.find("\r\n", pos_);
+        if (end != std::string::npos) {
+            std::string l = in_.substr(pos_, end - pos_);
+            pos_ = end + 2;
+            co_return l;
+        }
+        if (in_.size() - pos_ > kMaxLine) {
+            error("line too long");
+            break;
+        }
+        auto f = co_await fill(deadline);
+        if (f == Fill::timeout) {
+            error("timeout");
+            break;
+        }
+        if (f == Fill::closed) {
+            error("closed by server");
+            break;
+        }
+    }
+    failed_ = true;
+    co_return std::nullopt;
+}
+
+awaitable<std::optional<std::string>> Conn::bytes(std::size_t n) {
+    auto deadline = Clock::now() + timeout_;
+    while (!failed_) {
+        if (in_.size() - pos_ >= n) {
+            std::string b = in_.substr(pos_, n);
+            pos_ += n;
+            co_return b;
+        }
+        auto f = co_await fill(deadline);
+        if (f != Fill::data) {
+            error(f == Fill::timeout ? "timeout" : "closed by server");
+            break;
+        }
+    }
+    failed_ = true;
+    co_return std::nullopt;
+}
+
+awaitable<bool> Conn::wait_data(Clock::time_point until) {
+    if (failed_) co_return false;
+    if (has_line()) co_return true;
+    auto f = co_await fill(until, true);
+    if (f == Fill::closed) {
+        error("closed by server");
+        failed_ = true;
+        co_return false;
+    }
+    co_return true;
+}
+
+// ---- protocol helpers -------------------------------------------------------------------------
+
+// One IMAP response line with its literals: `text` keeps the line's own bytes (literal markers
+// included), `literals` the literal contents in order, so that header text never passes for
+// protocol items.
+struct Untagged {
+    std::string text;
+    std::vector<std::string> literals;
+};
+
+struct ImapReply {
+    std::string status;  // "OK", "NO", "BAD", or "" when the connection failed
+    std::string text;    // the tagged line
+    std::vector<Untagged> untagged;
+    bool ok() const { return status == "OK"; }
+};
+
+// Literal size at the end of a line ("{123}" or "{123+}"), if any.
+std::optional<std::size_t> literal_at_end(const std::string& l) {
+    if (l.empty() || l.back() != '}') return std::nullopt;
+    auto open = l.rfind('{');
+    if (open == std::string::npos) return std::nullopt;
+    std::string digits = l.substr(open + 1, l.size() - open - 2);
+    if (!digits.empty() && digits.back() == '+') digits.pop_back();
+    if (digits.empty() || digits.size() > 18 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    return std::stoull(digits);
+}
+
+class Imap {
+  public:
+    explicit Imap(Conn& c) : c_(c) {}
+
+    // Reads one full response (with literals) into u; false if the connection failed.
+    awaitable<bool> response(Untagged& u, std::optional<std::string> first = {}) {
+        std::optional<std::string> l = std::move(first);
+        if (!l) l = co_await c_.line();
+        while (l) {
+            u.text += *l;
+            auto n = literal_at_end(*l);
+            if (!n) co_return true;
+            if (*n > kMaxLiteral) {
+                c_.error("literal too large");
+                co_return false;
+            }
+            auto lit = co_await c_.bytes(*n);
+            if (!lit) co_return false;
+            u.literals.push_back(std::move(*lit));
+            u.text += "\r\n";
+            l = co_await c_.line();
+        }
+        co_return false;
+    }
+
+    awaitable<bool> greeting() {
+        auto t0 = Clock::now();
+        Untagged u;
+        bool got = co_await response(u);
+        bool ok = got && u.text.rfind("* OK", 0) == 0;
+        c_.record("CONNECT", t0, ok);
+        if (got && !ok) c_.error("IMAP greeting refused");
+        caps_ += u.text;
+        co_return ok;
+    }
+
+    // Sends "tag args" and reads to the tagged reply. `verb` names the latency series.
+    awaitable<ImapReply> command(const std::string& verb, const std::string& args,
+                                 bool no_is_error = true) {
+        ImapReply r;
+        auto tag = "a" + std::to_string(++tags_);
+        auto t0 = Clock::now();
+        if (!co_await c_.send(tag + " " + args + "\r\n")) {
+            c_.record(verb, t0, false);
+            co_return r;
+        }
+        for (;;) {
+            Untagged u;
+            if (!co_await response(u)) break;
+            if (u.text.rfind(tag + " ", 0) == 0) {
+                auto rest = u.text.substr(tag.size() + 1);
+                r.status = rest.substr(0, rest.find(' '));
+                r.text = std::move(u.text);
+                break;
+            }
+            r.untagged.push_back(std::move(u));
+        }
+        bool ok = r.ok() || (!no_is_error && r.status == "NO");
+        c_.record(verb, t0, ok);
+        if (r.status == "NO" && no_is_error) c_.error("NO reply");
+        if (r.status == "BAD") c_.error("BAD reply");
+        if (!r.status.empty() && r.status != "OK" && r.status != "NO" && r.status != "BAD")
+            c_.error("IMAP unknown status");
+        caps_ += r.text;
+        for (auto& u : r.untagged)
+            if (u.text.find("CAPABILITY") != std::string::npos) caps_ += u.text;
+        co_return r;
+    }
+
+    bool has_cap(std::string_view cap) const {
+        for (std::size_t p = caps_.find(cap); p != std::string::npos; p = caps_.find(cap, p + 1)) {
+            bool before = p > 0 && (caps_[p - 1] == ' ' || caps_[p - 1] == '[');
+            auto after = p + cap.size();
+            bool end = after == caps_.size() || caps_[after] == ' ' || caps_[after] == ']' ||
+                       caps_[after] == '\r';
+            if (before && end) return true;
+        }
+        return false;
+    }
+
+    awaitable<bool> login(const SimUser& u) {
+        auto r = co_await command("LOGIN", "LOGIN \"" + u.login + "\" \"" + u.password + "\"");
+        co_return r.ok();
+    }
+
+    awaitable<void> logout() {
+        auto r = co_await command("LOGOUT", "LOGOUT");
+        if (r.ok()) c_.close_clean();
+    }
+
+    std::string next_tag() { return "a" + std::to_string(++tags_); }
+    Conn& conn() { return c_; }
+
+  private:
+    Conn& c_;
+    std::uint64_t tags_ = 0;
+    std::string caps_;  // every text that may list capabilities (greeting, LOGIN, CAPABILITY)
+};
+
+std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key) {
+    auto p = text.find(key);
+    if (p == std::string_view::npos) return std::nullopt;
+    p += key.size();
+    std::uint64_t v = 0;
+    std::size_t digits = 0;
+    while (p < text.size() && text[p] >= '0' && text[p] <= '9' && digits < 19) {
+        v = v * 10 + static_cast<std::uint64_t>(text[p] - '0');
+        ++p, ++digits;
+    }
+    if (!digits) return std::nullopt;
+    return v;
+}
+
+struct Selected {
+    std::uint64_t exists = 0, uidvalidity = 0, uidnext = 0;
+};
+
+Selected parse_select(const ImapReply& r) {
+    Selected s;
+    for (auto& u : r.untagged) {
+        if (u.text.size() > 2 && u.text.find(" EXISTS") != std::string::npos)
+            s.exists = number_after(u.text, "* ").value_or(0);
+        if (auto v = number_after(u.text, "[UIDVALIDITY ")) s.uidvalidity = *v;
+        if (auto v = number_after(u.text, "[UIDNEXT ")) s.uidnext = *v;
+    }
+    return s;
+}
+
+// The value of the id header in header text, if present.
+std::optional<std::string> id_in(std::string_view headers) {
+    auto low = lower(std::string(headers));
+    auto key = lower(std::string(kIdHeader)) + ":";
+    auto p = low.find(key);
+    if (p == std::string::npos || (p > 0 && low[p - 1] != '\n')) return std::nullopt;
+    p += key.size();
+    auto end = headers.find("\r\n", p);
+    std::string v(
+        headers.substr(p, end == std::string_view::npos ? std::string_view::npos : end - p));
+    auto b = v.find_first_not_of(" \t");
+    auto e = v.find_last_not_of(" \t");
+    if (b == std::string::npos) return std::nullopt;
+    return v.substr(b, e - b + 1);
+}
+
+// (UID, id) of each FETCH response that has both.
+std::vector<std::pair<std::uint64_t, std::string>> fetched_ids(const ImapReply& r) {
+    std::vector<std::pair<std::uint64_t, std::string>> out;
+    for (auto& u : r.untagged) {
+        if (u.text.find(" FETCH (") == std::string::npos) continue;
+        auto uid = number_after(u.text, "UID ");
+        if (!uid) continue;
+        for (auto& lit : u.literals)
+            if (auto id = id_in(lit)) {
+                out.emplace_back(*uid, *id);
+                break;
+            }
+    }
+    return out;
+}
+
+// SMTP: a reply (possibly multi-line) as its code and lines.
+struct SmtpReply {
+    int code = 0;  // 0: the connection failed or the reply was malformed
+    std::vector<std::string> lines;
+};
+
+awaitable<SmtpReply> smtp_reply(Conn& c) {
+    SmtpReply r;
+    for (;;) {
+        auto l = co_await c.line();
+        if (!l) co_return SmtpReply{};
+        if (l->size() < 3 || !std::isdigit(static_cast<unsigned char>((*l)[0]))) {
+            c.error("SMTP malformed reply");
+            co_return SmtpReply{};
+        }
+        r.lines.push_back(*l);
+        if (l->size() == 3 || (*l)[3] == ' ') {
+            r.code = std::stoi(l->substr(0, 3));
+            co_return r;
+        }
+    }
+}
+
+void smtp_judge(Conn& c, const std::string& verb, Clock::time_point t0, const SmtpReply& r,
+                int want) {
+    bool ok = r.code == want || (want == 250 && r.code / 100 == 2);
+    c.record(verb, t0, ok);
+    if (r.code && !ok)
+        c.error(r.code >= 500 ? "SMTP 5xx" : r.code >= 400 ? "SMTP 4xx" : "SMTP unexpected");
+}
+
+// POP3: a status line, and the data lines of a multi-line reply.
+awaitable<std::optional<std::string>> pop3_status(Conn& c, const std::string& verb,
+                                                  Clock::time_point t0) {
+    auto l = co_await c.line();
+    bool ok = l && l->rfind("+OK", 0) == 0;
+    // RFC 2449 §8.1.1: [IN-USE] is the maildrop lock another session of the user holds; a
+    // real client meets it too, so it is a refusal the results count apart, not an error.
+    bool in_use = l && !ok && l->find("[IN-USE]") != std::string::npos;
+    c.record(verb, t0, ok || in_use);
+    if (in_use)
+        c.refusal("POP3 [IN-USE]");
+    else if (l && !ok)
+        c.error("-ERR reply");
+    if (!ok) co_return std::nullopt;
+    co_return l;
+}
+
+awaitable<std::optional<std::vector<std::string>>> pop3_multi(Conn& c, const std::string& verb,
+                                                              const std::string& cmd) {
+    auto t0 = Clock::now();
+    if (!co_await c.send(cmd + "\r\n")) co_return std::nullopt;
+    auto st = co_await pop3_status(c, verb, t0);
+    if (!st) co_return std::nullopt;
+    std::vector<std::string> lines;
+    for (;;) {
+        auto l = co_await c.line();
+        if (!l) co_return std::nullopt;
+        if (*l == ".") break;
+        lines.push_back(l->size() > 1 && (*l)[0] == '.' ? l->substr(1) : *l);
+    }
+    co_return lines;
+}
+
+awaitable<bool> pop3_simple(Conn& c, const std::string& verb, const std::string& cmd) {
+    auto t0 = Clock::now();
+    if (!co_await c.send(cmd + "\r\n")) co_return false;
+    auto st = co_await pop3_status(c, verb, t0);
+    co_return st.has_value();
+}
+
+// ---- profiles ---------------------------------------------------------------------------------
+
+// IMAP webmail reader: login, open the inbox, list the newest 20, read one, flag it; now and
+// then move it to Archive, delete it, or search; log out.
+awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+    Imap imap(c);
+    // (g++ 12: no co_await inside || or ?:, each gets its own statement)
+    bool up = co_await imap.greeting();
+    if (!up) co_return;
+    bool in = co_await imap.login(user);
+    if (!in) co_return;
+    co_await e.think(rng, c.shard());
+    auto sel = co_await imap.command("SELECT", "SELECT INBOX");
+    if (!sel.ok()) co_return;
+    auto box = parse_select(sel);
+    std::vector<std::pair<std::uint64_t, std::string>> listed;
+    if (box.exists > 0 && !e.stopping()) {
+        auto from = box.exists > 19 ? box.exists - 19 : 1;
+        auto r = co_await imap.command(
+            "FETCH", "FETCH " + std::to_string(from) +
+                         ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE " +
+                         std::string(kIdHeader) + ")])");
+        if (!r.ok()) co_return;
+        listed = fetched_ids(r);
+        for (auto& [uid, id] : listed)
+            e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id);
+    }
+    if (!listed.empty() && !e.stopping()) {
+        co_await e.think(rng, c.shard());
+        auto pick = listed[rng.below(listed.size())];
+        auto id = pick.second;
+        auto u = std::to_string(pick.first);
+        auto body = co_await imap.command("UID FETCH", "UID FETCH " + u + " BODY[]");
+        if (!body.ok()) co_return;
+        for (auto& got : fetched_ids(body))
+            if (got.second != id)
+                e.oracle.violation("wrong-bytes", user.login, "INBOX", id,
+                                   "UID " + u + " listed as " + id + ", read as " + got.second);
+        co_await e.think(rng, c.shard());
+        if (rng.chance(0.5) && !e.stopping()) {
+            auto r = co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS (\\Flagged)");
+            if (!r.ok()) co_return;
+        }
+        double x = rng.u();
+        if (x < 0.15 && imap.has_cap("MOVE") && !e.stopping()) {
+            // CREATE answers NO once Archive exists: expected, not an error.
+            co_await imap.command("CREATE", "CREATE " + std::string(kArchive), false);
+            auto r = co_await imap.command("UID MOVE", "UID MOVE " + u + " " + kArchive);
+            if (!r.ok()) co_return;
+        } else if (x < 0.25 && imap.has_cap("UIDPLUS") && !e.stopping()) {
+            e.oracle.deleted(id);  // before the command: once sent, it may be gone
+            auto r =
+                co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
+            if (!r.ok()) co_return;
+            auto x2 = co_await imap.command("UID EXPUNGE", "UID EXPUNGE " + u);
+            if (!x2.ok()) co_return;
+        }
+    }
+    if (rng.chance(0.3) && !e.stopping()) {
+        auto r = co_await imap.command("SEARCH", "SEARCH UNSEEN");
+        if (!r.ok()) co_return;
+    }
+    co_await imap.logout();
+}
+
+// IMAP mobile client: login, select, IDLE for a while, DONE, fetch what is new, log out.
+awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+    Imap imap(c);
+    // (g++ 12: no co_await inside || or ?:, each gets its own statement)
+    bool up = co_await imap.greeting();
+    if (!up) co_return;
+    bool in = co_await imap.login(user);
+    if (!in) co_return;
+    auto sel = co_await imap.command("SELECT", "SELECT INBOX");
+    if (!sel.ok()) co_return;
+    auto box = parse_select(sel);
+    if (imap.has_cap("IDLE") && !e.stopping()) {
+        auto tag = imap.next_tag();
+        auto t0 = Clock::now();
+        if (!co_await c.send(tag + " IDLE\r\n")) co_return;
+        auto l = co_await c.line();
+        bool cont = l && l->rfind("+", 0) == 0;
+        c.record("IDLE", t0, cont);
+        if (!cont) {
+            if (l) c.error("IDLE refused");
+            co_return;
+        }
+        auto until =
+            Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(e.cfg.idle_seconds * (0.5 + rng.u())));
+        while (Clock::now() < until && !e.stopping()) {
+            if (!co_await c.wait_data(until)) co_return;
+            while (c.has_line()) {
+                auto u = co_await c.line();  // untagged updates (EXISTS, EXPUNGE, FETCH)
+                if (!u) co_return;
+            }
+        }
+        t0 = Clock::now();
+        if (!co_await c.send("DONE\r\n")) co_return;
+        for (;;) {
+            Untagged u;
+            if (!co_await imap.response(u)) co_return;
+            if (u.text.rfind(tag + " ", 0) == 0) {
+                bool ok = u.text.compare(tag.size() + 1, 2, "OK") == 0;
+                c.record("DONE", t0, ok);
+                if (!ok) c.error("IDLE ended with an error");
+                break;
+            }
+        }
+    }
+    auto from = std::max<std::uint64_t>(box.uidnext, 1);
+    auto r = co_await imap.command("UID FETCH", "UID FETCH " + std::to_string(from) +
+                                                    ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" +
+                                                    std::string(kIdHeader) + ")])");
+    if (!r.ok()) co_return;
+    for (auto& [uid, id] : fetched_ids(r))
+        e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id);
+    co_await imap.logout();
+}
+
+// POP3 fetcher (leaves mail on the server, as most do): login, STAT, UIDL, RETR the newest few.
+awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+    auto t0 = Clock::now();
+    if (!co_await pop3_status(c, "CONNECT", t0)) co_return;
+    if (!co_await pop3_simple(c, "USER", "USER " + user.login)) co_return;
+    if (!co_await pop3_simple(c, "PASS", "PASS " + user.password)) co_return;
+    t0 = Clock::now();
+    if (!co_await c.send("STAT\r\n")) co_return;
+    auto st = co_await pop3_status(c, "STAT", t0);
+    if (!st) co_return;
+    auto count = number_after(*st, "+OK ").value_or(0);
+    auto uidl = co_await pop3_multi(c, "UIDL", "UIDL");
+    if (!uidl) co_return;
+    auto fetch = std::min<std::uint64_t>(count, 1 + rng.below(3));
+    for (std::uint64_t i = 0; i < fetch && !e.stopping(); ++i) {
+        auto msg = co_await pop3_multi(c, "RETR", "RETR " + std::to_string(count - i));
+        if (!msg) co_return;
+    }
+    if (!co_await pop3_simple(c, "QUIT", "QUIT")) co_return;
+    c.close_clean();
+}
+
+// SMTP sender: EHLO, then per message MAIL/RCPT/DATA pipelined when offered, the message to a
+// random member of the population; QUIT.
+awaitable<void> sender(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+    auto t0 = Clock::now();
+    auto greet = co_await smtp_reply(c);
+    smtp_judge(c, "CONNECT", t0, greet, 220);
+    if (greet.code != 220) co_return;
+    t0 = Clock::now();
+    if (!co_await c.send("EHLO load.millipost\r\n")) co_return;
+    auto ehlo = co_await smtp_reply(c);
+    smtp_judge(c, "EHLO", t0, ehlo, 250);
+    if (ehlo.code != 250) co_return;
+    bool pipelining = false;
+    for (auto& l : ehlo.lines)
+        if (l.size() >= 14 && lower(l.substr(4, 10)) == "pipelining") pipelining = true;
+    auto n = 1 + rng.below(std::max<std::uint64_t>(e.cfg.messages_per_session, 1));
+    for (std::uint64_t m = 0; m < n && !e.stopping(); ++m) {
+        auto rcpt = e.population.user(rng.below(e.cfg.users));
+        auto index = e.msg_index.fetch_add(1, std::memory_order_relaxed);
+        auto msg = make_message(e.cfg.seed, e.cfg.run_id, index, user.address, rcpt.address);
+        std::string mail = "MAIL FROM:<" + user.address + ">\r\n";
+        std::string to = "RCPT TO:<" + rcpt.address + ">\r\n";
+        std::string data = "DATA\r\n";
+        SmtpReply rm, rr, rd;
+        auto tm = Clock::now();
+        if (pipelining) {
+            if (!co_await c.send(mail + to + data)) co_return;
+            rm = co_await smtp_reply(c);
+            smtp_judge(c, "MAIL", tm, rm, 250);
+            rr = co_await smtp_reply(c);
+            smtp_judge(c, "RCPT", tm, rr, 250);
+            rd = co_await smtp_reply(c);
+            smtp_judge(c, "DATA", tm, rd, 354);
+        } else {
+            if (!co_await c.send(mail)) co_return;
+            rm = co_await smtp_reply(c);
+            smtp_judge(c, "MAIL", tm, rm, 250);
+            if (rm.code != 250) co_return;
+            tm = Clock::now();
+            if (!co_await c.send(to)) co_return;
+            rr = co_await smtp_reply(c);
+            smtp_judge(c, "RCPT", tm, rr, 250);
+            if (rr.code / 100 != 2) co_return;
+            tm = Clock::now();
+            if (!co_await c.send(data)) co_return;
+            rd = co_await smtp_reply(c);
+            smtp_judge(c, "DATA", tm, rd, 354);
+        }
+        if (rd.code != 354) co_return;  // the error is recorded; the session gives up
+        auto t1 = Clock::now();
+        if (!co_await c.send(dot_stuff(msg.bytes))) co_return;
+        auto done = co_await smtp_reply(c);
+        smtp_judge(c, "MESSAGE", t1, done, 250);
+        if (done.code / 100 != 2) co_return;
+        e.oracle.delivered(rcpt.index, msg.id);
+        if (m + 1 < n) co_await e.think(rng, c.shard());
+    }
+    t0 = Clock::now();
+    if (!co_await c.send("QUIT\r\n")) co_return;
+    auto bye = co_await smtp_reply(c);
+    smtp_judge(c, "QUIT", t0, bye, 221);
+    if (bye.code == 221) c.close_clean();
+}
+
+// ---- sessions, arrivals, verification ---------------------------------------------------------
+
+awaitable<void> Engine::session(unsigned shard, Profile p, std::uint64_t user_index) {
+    auto id = session_ids.fetch_add(1, std::memory_order_relaxed);
+    Rng rng{derive(cfg.seed, id, 11)};
+    try {
+        auto user = population.user(user_index);
+        Conn c(*this, shard, kProfileProto[static_cast<std::size_t>(p)], id, true);
+        if (co_await c.connect()) {
+            switch (p) {
+                case Profile::webmail:
+                    co_await webmail(*this, c, rng, user);
+                    break;
+                case Profile::mobile:
+                    co_await mobile(*this, c, rng, user);
+                    break;
+                case Profile::pop3:
+                    co_await pop3(*this, c, rng, user);
+                    break;
+                case Profile::sender:
+                    co_await sender(*this, c, rng, user);
+                    break;
+            }
+        }
+    } catch (const std::exception& ex) {
+        std::lock_guard l(shards[shard]->mu);
+        ++shards[shard]->errors[std::string("engine: ") + ex.what()];
+    }
+    active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+awaitable<void> Engine::closed_worker(unsigned shard) {
+    Rng rng{derive(cfg.seed, shard, 13) ^ mix(session_ids.load())};
+    while (!stopping()) {
+        if (!claim_session()) break;
+        auto p = pick_profile(rng);
+        auto u = rng.below(cfg.users);
+        co_await session(shard, p, u);
+    }
+}
+
+awaitable<void> Engine::arrivals() {
+    double rate = static_cast<double>(cfg.users) * cfg.rate_per_user_per_hour / 3600.0;
+    Arrivals gaps(rate, derive(cfg.seed, 0, 17));
+    Rng rng{derive(cfg.seed, 0, 19)};
+    auto next = Clock::now();
+    unsigned rr = 0;
+    while (!stopping() && rate > 0) {
+        next += std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(gaps.next_gap()));
+        co_await sleep(*shards[0], next - Clock::now());
+        if (stopping()) break;
+        if (!claim_session()) break;
+        auto shard = rr++ % static_cast<unsigned>(ctxs.size());
+        asio::co_spawn(*ctxs[shard], session(shard, pick_profile(rng), rng.below(cfg.users)),
+                       asio::detached);
+    }
+    generating = false;
+}
+
+// Logs in as each recipient, lists the ids in INBOX and Archive, and holds them to what SMTP
+// acknowledged: present exactly once, or absent because a session deleted it.
+awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std::uint64_t>> users,
+                                 std::shared_ptr<std::atomic<std::size_t>> next,
+                                 std::shared_ptr<std::atomic<unsigned>> running) {
+    auto expected = oracle.expected();
+    for (;;) {
+        auto i = next->fetch_add(1);
+        if (i >= users->size() || stop_.load()) break;
+        auto index = (*users)[i];
+        auto user = population.user(index);
+        std::map<std::string, std::vector<std::string>> where;  // id -> mailboxes holding it
+        bool complete = false;
+        try {
+            Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
+            Imap imap(c);
+            bool up = co_await c.connect();
+            if (up) up = co_await imap.greeting();
+            if (up) up = co_await imap.login(user);
+            if (up) {
+                complete = true;
+                for (const char* mb : {"INBOX", kArchive}) {
+                    auto sel = co_await imap.command("EXAMINE", std::string("EXAMINE ") + mb,
+                                                     std::string(mb) != "INBOX");
+                    if (!sel.ok()) {
+                        if (sel.status != "NO") complete = false;
+                        continue;
+                    }
+                    auto box = parse_select(sel);
+                    if (!box.exists) continue;
+                    auto r = co_await imap.command("UID FETCH",
+                                                   "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (" +
+                                                       std::string(kIdHeader) + ")])");
+                    if (!r.ok()) {
+                        complete = false;
+                        break;
+                    }
+                    for (auto& [uid, id] : fetched_ids(r)) {
+                        oracle.seen(user.login, mb, box.uidvalidity, uid, id);
+                        where[id].push_back(mb);
+                    }
+                }
+                co_await imap.logout();
+            }
+        } catch (const std::exception& ex) {
+            std::lock_guard l(shards[shard]->mu);
+            ++shards[shard]->errors[std::string("verify: ") + ex.what()];
+            complete = false;
+        }
+        if (!complete) {
+            oracle.violation("unverified", user.login, "", "", "could not list the mailboxes");
+            continue;
+        }
+        for (auto& id : expected[index]) {
+            auto it = where.find(id);
+            auto n = it == where.end() ? 0 : it->second.size();
+            if (n == 1 || (n == 0 && oracle.was_deleted(id))) {
+                verified.fetch_add(1);
+            } else if (n == 0) {
+                oracle.violation(
+                    "lost", user.login, "INBOX", id,
+                    "acknowledged by SMTP 250, absent from INBOX and " + std::string(kArchive));
+            } else {
+                std::string boxes;
+                for (auto& b : it->second)
+                    boxes += (boxes.empty() ? "" : ", ") + b;
+                oracle.violation(
+                    "duplicate", user.login, it->second.front(), id,
+                    "delivered once, found " + std::to_string(n) + " times (" + boxes + ")");
+            }
+        }
+        // Ids of this run that nobody sent to this user.
+        std::set<std::string> mine(expected[index].begin(), expected[index].end());
+        auto prefix = std::to_string(cfg.seed) + "." + cfg.run_id + ".";
+        for (auto& [id, boxes] : where)
+            if (id.rfind(prefix, 0) == 0 && !mine.count(id))
+                oracle.violation("unexpected", user.login, boxes.front(), id,
+                                 "this run never sent it to " + user.login);
+    }
+    running->fetch_sub(1);
+}
+
+// ---- the run ----------------------------------------------------------------------------------
+
+struct ProcSample {
+    double cpu_seconds = 0;
+    std::uint64_t rss_bytes = 0;
+    bool ok = false;
+};
+
+// utime + stime and RSS of a process from /proc/PID/stat (proc(5): fields 14, 15 and 24).
+ProcSample sample_proc(long pid) {
+    ProcSample s;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto close = text.rfind(')');
+    if (close == std::string::npos) return s;
+    std::istringstream in(text.substr(close + 2));
+    std::vector<std::string> fields;
+    for (std::string w; in >> w;)
+        fields.push_back(w);
+    if (fields.size() < 22) return s;  // fields[0] is field 3 (state)
+    double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    s.cpu_seconds = (std::stod(fields[11]) + std::stod(fields[12])) / tick;
+    s.rss_bytes = std::stoull(fields[21]) * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    s.ok = true;
+    return s;
+}
+
+double thread_cpu_seconds() {
+    rusage ru{};
+    ::getrusage(RUSAGE_THREAD, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+std::string iso_now() {
+    char buf[32];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* stop) {
+    auto started_at = iso_now();
+    auto t0 = Clock::now();
+    auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(cfg.duration));
+    double main_cpu0 = thread_cpu_seconds();
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (auto& c : ctxs)
+        guards.emplace_back(c->get_executor());
+    std::atomic<double> io_cpu{0};
+    std::vector<std::thread> threads;
+    for (auto& c : ctxs)
+        threads.emplace_back([&io_cpu, ctx = c.get()] {
+            ctx->run();
+            double mine = thread_cpu_seconds();
+            double cur = io_cpu.load();
+            while (!io_cpu.compare_exchange_weak(cur, cur + mine)) {
+            }
+        });
+
+    if (cfg.open) {
+        asio::co_spawn(*ctxs[0], arrivals(), asio::detached);
+    } else {
+        generating = false;
+        auto n = std::max<std::uint64_t>(cfg.sessions, 1);
+        for (std::uint64_t i = 0; i < n; ++i) {
+            auto shard = static_cast<unsigned>(i % ctxs.size());
+            asio::co_spawn(*ctxs[shard], closed_worker(shard), asio::detached);
+        }
+    }
+
+    std::optional<ProcSample> proc0, proc_prev;
+    std::uint64_t max_rss = 0;
+    if (cfg.target_pid) {
+        auto s = sample_proc(*cfg.target_pid);
+        if (s.ok) proc0 = proc_prev = s;
+    }
+    json::array timeline;
+    bool interrupted = false;
+    auto last_tick = t0;
+    std::uint64_t tick = 0;
+    auto take_tick = [&](bool final) {
+        auto now = Clock::now();
+        double dt = std::chrono::duration<double>(now - last_tick).count();
+        if (final && dt < 0.2) return;  // a sliver at the end says nothing
+        last_tick = now;
+        std::uint64_t cmds = 0, errs = 0;
+        Histogram lat;
+        for (auto& s : shards) {
+            std::lock_guard l(s->mu);
+            cmds += s->sec_commands;
+            errs += s->sec_errors;
+            lat.merge(s->sec_latency);
+            s->sec_commands = s->sec_errors = 0;
+            s->sec_latency.clear();
+        }
+        json::object row{{"t", static_cast<double>(tick++)},
+                         {"commands", cmds},
+                         {"errors", errs},
+                         {"sessions_active", active.load()},
+                         {"p50_us", lat.quantile(0.5)},
+                         {"p99_us", lat.quantile(0.99)}};
+        if (proc_prev) {
+            auto s = sample_proc(*cfg.target_pid);
+            if (s.ok) {
+                row["target_cpu"] = dt > 0 ? (s.cpu_seconds - proc_prev->cpu_seconds) / dt : 0.0;
+                row["target_rss_bytes"] = s.rss_bytes;
+                max_rss = std::max(max_rss, s.rss_bytes);
+                proc_prev = s;
+            }
+        }
+        timeline.push_back(row);
+        if (progress && !final) {
+            std::uint64_t total_errors = 0;
+            for (auto& s : shards) {
+                std::lock_guard l(s->mu);
+                for (auto& [k, n] : s->errors)
+                    total_errors += n;
+            }
+            std::uint64_t nb;
+            {
+                std::lock_guard l(mu);
+                nb = breaches;
+            }
+            json::object live{{"t", std::chrono::duration<double>(now - t0).count()},
+                              {"sessions", started.load()},
+                              {"sessions_active", active.load()},
+                              {"commands", commands.load()},
+                              {"errors", total_errors},
+                              {"breaches", nb},
+                              {"delivered", oracle.delivered_count()},
+                              {"commands_per_s", dt > 0 ? static_cast<double>(cmds) / dt : 0.0},
+                              {"p99_us", lat.quantile(0.99)}};
+            if (!progress(live)) interrupted = true;
+        }
+    };
+
+    // Traffic phase: until the deadline, a stop request, or (open loop with max_sessions, or
+    // max_commands) the work runs out.
+    for (;;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        auto now = Clock::now();
+        if (stop && stop->load()) interrupted = true;
+        if (now - last_tick >= std::chrono::seconds(1)) take_tick(false);
+        if (interrupted || now >= deadline || stopping()) break;
+        if (cfg.max_sessions && started.load() >= cfg.max_sessions && !generating.load() &&
+            active.load() == 0)
+            break;
+        if (!cfg.open && cfg.max_sessions && active.load() == 0 &&
+            started.load() >= cfg.max_sessions)
+            break;
+    }
+    auto traffic_end = Clock::now();
+    request_stop();
+    // Drain: sessions see the flag at their next step and log out.
+    auto drain_until = Clock::now() + kDrainGrace;
+    while ((active.load() > 0 || generating.load()) && Clock::now() < drain_until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (Clock::now() - last_tick >= std::chrono::seconds(1)) take_tick(false);
+        if (stop && stop->load()) interrupted = true;
+    }
+    take_tick(true);
+    double traffic_seconds = std::chrono::duration<double>(traffic_end - t0).count();
+
+    // Verification phase (skipped when interrupted: the user asked to stop).
+    std::string verification = "skipped";
+    if (cfg.verify && !interrupted && cfg.targets.count("imap") && active.load() == 0) {
+        stop_ = false;         // sessions of the verifier run to completion ...
+        cfg.max_commands = 0;  // ... whatever the traffic's command bound was
+        auto expected = oracle.expected();
+        auto users = std::make_shared<std::vector<std::uint64_t>>();
+        for (auto& [u, ids] : expected)
+            users->push_back(u);
+        auto next = std::make_shared<std::atomic<std::size_t>>(0);
+        auto running = std::make_shared<std::atomic<unsigned>>(0);
+        unsigned n = std::min<unsigned>(kVerifiers, static_cast<unsigned>(users->size()));
+        running->store(n);
+        for (unsigned i = 0; i < n; ++i) {
+            auto shard = i % static_cast<unsigned>(ctxs.size());
+            asio::co_spawn(*ctxs[shard], verifier(shard, users, next, running), asio::detached);
+        }
+        while (running->load() > 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (stop && stop->load()) {
+                interrupted = true;
+                request_stop();
+            }
+            if (progress && Clock::now() - last_tick >= std::chrono::seconds(1)) {
+                last_tick = Clock::now();
+                json::object live{{"t", std::chrono::duration<double>(last_tick - t0).count()},
+                                  {"phase", "verify"},
+                                  {"verified", verified.load()},
+                                  {"delivered", oracle.delivered_count()}};
+                if (!progress(live)) {
+                    interrupted = true;
+                    request_stop();
+                }
+            }
+        }
+        verification = interrupted ? "interrupted" : "done";
+        request_stop();
+    } else if (cfg.verify && !cfg.targets.count("imap")) {
+        verification = "skipped: no imap target";
+    }
+
+    guards.clear();
+    for (auto& c : ctxs)
+        c->stop();  // sessions that outlived the grace are abandoned
+    for (auto& t : threads)
+        t.join();
+    double engine_cpu = io_cpu.load() + (thread_cpu_seconds() - main_cpu0);
+
+    // Results (load-schema.md).
+    std::map<std::string, CmdStats> cmds;
+    std::map<std::string, std::uint64_t> errors, refusals;
+    std::uint64_t total_cmds = 0, total_errs = 0;
+    for (auto& s : shards) {
+        std::lock_guard l(s->mu);
+        for (auto& [k, v] : s->cmds) {
+            auto& d = cmds[k];
+            d.count += v.count;
+            d.errors += v.errors;
+            d.latency.merge(v.latency);
+        }
+        for (auto& [k, n] : s->errors)
+            errors[k] += n;
+        for (auto& [k, n] : s->refusals)
+            refusals[k] += n;
+    }
+    json::object jcmds;
+    for (auto& [k, v] : cmds) {
+        total_cmds += v.count;
+        jcmds[k] = json::object{{"count", v.count},
+                                {"errors", v.errors},
+                                {"latency_us", v.latency.summary_json()},
+                                {"histogram", v.latency.to_json()}};
+    }
+    json::object jerrs;
+    for (auto& [k, n] : errors) {
+        jerrs[k] = n;
+        total_errs += n;
+    }
+    json::object target{
+        {"pid", cfg.target_pid ? json::value(*cfg.target_pid) : json::value(nullptr)}};
+    if (proc0 && proc_prev) {
+        target["cpu_seconds"] = proc_prev->cpu_seconds - proc0->cpu_seconds;
+        target["max_rss_bytes"] = max_rss;
+    } else {
+        target["cpu_seconds"] = nullptr;
+        target["max_rss_bytes"] = nullptr;
+    }
+    std::uint64_t nb;
+    json::array blist;
+    {
+        std::lock_guard l(mu);
+        nb = breaches;
+        blist = breach_list;
+    }
+    json::object r;
+    r["tool"] = "millipost load";
+    r["version"] = 1;
+    r["seed"] = cfg.seed;
+    r["started"] = started_at;
+    r["seconds"] = traffic_seconds;
+    r["config"] = cfg.echo;
+    r["totals"] = json::object{{"sessions", started.load()},
+                               {"commands", total_cmds},
+                               {"errors", total_errs},
+                               {"contract_breaches", nb},
+                               {"oracle_violations", oracle.violation_count()},
+                               {"messages_delivered", oracle.delivered_count()},
+                               {"messages_verified", verified.load()}};
+    r["commands"] = std::move(jcmds);
+    r["timeline"] = std::move(timeline);
+    r["errors"] = std::move(jerrs);
+    json::object jrefusals;
+    for (auto& [k, n] : refusals)
+        jrefusals[k] = n;
+    r["refusals"] = std::move(jrefusals);  // allowed answers that ended a session early
+    r["breaches"] = std::move(blist);
+    r["violations"] = oracle.violations();
+    r["target"] = std::move(target);
+    r["verification"] = verification;
+    r["engine"] =
+        json::object{{"io_threads", ctxs.size()},
+                     {"cpu_seconds", engine_cpu},
+                     {"cpu_ms_per_1000_commands",
+                      total_cmds ? engine_cpu * 1e6 / static_cast<double>(total_cmds) : 0.0}};
+    r["interrupted"] = interrupted;
+    return r;
+}
+
+}  // namespace
+
+// ---- public helpers ---------------------------------------------------------------------------
+
+Target parse_target(std::string_view url) {
+    Target t;
+    auto sep = url.find("://");
+    std::string_view rest = url;
+    if (sep != std::string_view::npos) {
+        auto scheme = lower(std::string(url.substr(0, sep)));
+        if (scheme == "pop") scheme = "pop3";
+        if (scheme != "smtp" && scheme != "imap" && scheme != "pop3")
+            throw std::invalid_argument("target: unknown scheme in " + std::string(url));
+        t.protocol = scheme;
+        rest = url.substr(sep + 3);
+    }
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) rest = rest.substr(0, slash);
+    std::string host;
+    std::string_view port;
+    if (!rest.empty() && rest.front() == '[') {  // [v6]:port
+        auto close = rest.find(']');
+        if (close == std::string_view::npos)
+            throw std::invalid_argument("target: bad address in " + std::string(url));
+        host = std::string(rest.substr(1, close - 1));
+        if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+    } else {
+        auto colon = rest.rfind(':');
+        host = std::string(rest.substr(0, colon));
+        if (colon != std::string_view::npos) port = rest.substr(colon + 1);
+    }
+    if (host.empty()) throw std::invalid_argument("target: no host in " + std::string(url));
+    t.host = host;
+    if (!port.empty()) {
+        unsigned long p = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9')
+                throw std::invalid_argument("target: bad port in " + std::string(url));
+            p = p * 10 + static_cast<unsigned long>(c - '0');
+            if (p > 65535) throw std::invalid_argument("target: bad port in " + std::string(url));
+        }
+        if (p == 0) throw std::invalid_argument("target: bad port in " + std::string(url));
+        t.port = static_cast<std::uint16_t>(p);
+    }
+    if (t.protocol.empty()) {
+        switch (t.port) {
+            case 25:
+            case 587:
+            case 2525:
+                t.protocol = "smtp";
+                break;
+            case 110:
+                t.protocol = "pop3";
+                break;
+            case 143:
+                t.protocol = "imap";
+                break;
+            default:
+                throw std::invalid_argument("target: say smtp://, imap:// or pop3:// for " +
+                                            std::string(url));
+        }
+    }
+    if (t.port == 0) t.port = t.protocol == "smtp" ? 25 : t.protocol == "imap" ? 143 : 110;
+    return t;
+}
+
+boost::asio::ip::address_v4 source_address(std::uint64_t n) {
+    // 2^24 - 2 usable addresses: 127.0.0.1 .. 127.255.255.254.
+    constexpr std::uint64_t kUsable = (std::uint64_t{1} << 24) - 2;
+    auto host = static_cast<std::uint32_t>(n % kUsable + 1);
+    return boost::asio::ip::address_v4((std::uint32_t{127} << 24) | host);
+}
+
+Arrivals::Arrivals(double rate_per_second, std::uint64_t seed)
+    : rate_(rate_per_second), state_(seed) {
+    if (!(rate_ > 0)) throw std::invalid_argument("arrivals: rate must be positive");
+}
+
+double Arrivals::next_gap() {
+    return -std::log(1.0 - uniform01(state_)) / rate_;
+}
+
+json::object run_load(const json::object& config, const ProgressFn& progress,
+                      const std::atomic<bool>* stop) {
+    Engine e(parse_config(config));
+    return e.run(progress, stop);
+}
+
+}  // namespace millipost::sim
