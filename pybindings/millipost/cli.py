@@ -235,7 +235,7 @@ def _load_exit(results) -> int:
 def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
     import signal
 
-    from .loadsim import LoadError, Results, engine, load
+    from .loadsim import LoadError, Results, build_config, engine, load
 
     kwargs = dict(users=args.users, duration=args.duration, seed=args.seed, profile=args.profile,
                   mode=args.mode, sessions=args.sessions, rate=args.rate, domain=args.domain,
@@ -265,6 +265,8 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
             print("millipost load: give target URLs (imap://HOST:PORT pop3://... smtp://...) or "
                   "--reference", file=sys.stderr)
             return 2
+        # Arguments and profile first (their errors are the user's to fix), then the engine.
+        build_config(targets or ["imap://-", "pop3://-", "smtp://-"], **kwargs)
         engine()  # fail before provisioning when the engine is missing
     except LoadError as e:
         print(f"millipost load: {e}", file=sys.stderr)

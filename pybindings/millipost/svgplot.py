@@ -2,7 +2,9 @@
 histograms. No JavaScript and no external assets, so that a report opens offline from a CI
 artifact and still shows its plots; the charts are plain SVG elements a browser draws itself.
 
-Every series is a ``<g class="series" data-series="NAME">`` group, so that a test (or a person
+The ``<svg>`` elements have no ``xmlns``: inline in HTML5 the parser puts them in the SVG
+namespace itself, and the page then holds no URL at all. Every series is a
+``<g class="series" data-series="NAME">`` group, so that a test (or a person
 reading the source) can find what a chart plots.
 """
 from __future__ import annotations
@@ -93,7 +95,7 @@ class _Axis:
 def _frame(title: str, x: _Axis, y: _Axis, x_label: str, y_label: str,
            x_fmt: Callable[[float], str], y_fmt: Callable[[float], str], width: int,
            height: int) -> list[str]:
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+    out = [f'<svg class="chart" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="{html.escape(title)}">',
            f'<title>{html.escape(title)}</title>',
@@ -120,21 +122,34 @@ def _frame(title: str, x: _Axis, y: _Axis, x_label: str, y_label: str,
     return out
 
 
-def _legend(names: Sequence[str], width: int) -> list[str]:
+def _legend_width(names: Sequence[str]) -> float:
+    return sum(22 + 7.5 * len(n) for n in names)
+
+
+def _top(title: str, names: Sequence[str], width: int) -> tuple[float, float]:
+    """(legend baseline row y, plot top): the legend shares the title's row when both fit,
+    else it gets a row of its own below the title."""
+    if _LEFT + 8.5 * len(title) + 16 + _legend_width(names) <= width - _RIGHT:
+        return 8.0, _TOP
+    return 22.0, _TOP + 16
+
+
+def _legend(names: Sequence[str], width: int, y: float = 8.0) -> list[str]:
     out, x = [], width - _RIGHT
     # Right-aligned, laid out from the right so long names do not run off the chart.
     items = []
     for i, name in reversed(list(enumerate(names))):
-        w = 18 + 7 * len(name)
+        w = _legend_width([name])
         x -= w
-        items.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{colour(i)}"/>'
-                     f'<text x="{x + 14}" y="17" class="lg">{html.escape(name)}</text>')
+        items.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="10" height="10" '
+                     f'fill="{colour(i)}"/><text x="{x + 14:.0f}" y="{y + 9:.0f}" class="lg">'
+                     f'{html.escape(name)}</text>')
     out.append('<g class="legend">' + "".join(reversed(items)) + "</g>")
     return out
 
 
 def empty_chart(title: str, why: str = "no data", width: int = _W, height: int = 80) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart empty" width="{width}" '
+    return (f'<svg class="chart empty" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="{html.escape(title)}"><title>{html.escape(title)}</title>'
             f'<text x="{_LEFT}" y="16" class="ct">{html.escape(title)}</text>'
@@ -161,8 +176,9 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], title: str, x_labe
     yhi = max(ys)
     if not log_y and yhi > ylo:
         yhi += (yhi - ylo) * 0.05
+    legend_y, top = _top(title, [n for n, _ in clean], width)
     x = _Axis(min(xs), max(xs), log_x, (_LEFT, width - _RIGHT))
-    y = _Axis(ylo, yhi, log_y, (height - _BOTTOM, _TOP))
+    y = _Axis(ylo, yhi, log_y, (height - _BOTTOM, top))
     out = _frame(title, x, y, x_label, y_label, x_fmt, y_fmt, width, height)
     for i, (name, pts) in enumerate(clean):
         pts = sorted(pts)
@@ -173,7 +189,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], title: str, x_labe
                    f'stroke-width="1.6"{dash}/>'
                    + (f'<circle cx="{x(pts[0][0]):.1f}" cy="{y(pts[0][1]):.1f}" r="2" '
                       f'fill="{colour(i)}"/>' if len(pts) == 1 else "") + "</g>")
-    out += _legend([n for n, _ in clean], width)
+    out += _legend([n for n, _ in clean], width, legend_y)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -188,14 +204,15 @@ def bucket_width(lower: float, sub_buckets: int = 16) -> float:
 
 
 def histogram_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], title: str,
-                    x_label: str = "latency (ms, log scale)", y_label: str = "% of commands per octave",
+                    x_label: str = "latency (ms, log scale)",
+                    y_label: str = "% of commands per octave",
                     sub_buckets: int = 16, width: int = _W, height: int = _H,
-                    scale: float = 1e-3) -> str:
+                    scale: float = 1e-3, bins_per_octave: int = 4) -> str:
     """Latency distributions as filled step outlines over a log x axis. Each series is a list
-    of (bucket_lower_us, count). The height of a bucket is its share of the series' commands
-    divided by its width in octaves (doublings of latency): log-linear buckets differ in width,
-    and a density keeps wide and narrow buckets, and runs of different sizes, comparable.
-    ``scale`` converts microseconds to the axis unit (default milliseconds)."""
+    of (bucket_lower_us, count), regrouped into bins of 1/``bins_per_octave`` of a doubling of
+    latency. A bin's height is its share of the series' commands per octave (a density, so that
+    runs of different sizes and bin widths compare). ``scale`` converts microseconds to the
+    axis unit (default milliseconds)."""
     lines = []
     for name, buckets in series:
         b = sorted((float(lo), float(c)) for lo, c in buckets if c > 0)
@@ -203,14 +220,19 @@ def histogram_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
         if not total:
             lines.append((name, []))
             continue
-        pts = []
+        # Regrouped into bins of equal width in log-latency (bins_per_octave per doubling):
+        # the engine's buckets are finer than a chart can show, and a few samples per bucket
+        # draw noise rather than a shape.
+        bins: dict[int, float] = {}
         for lo, c in b:
-            w = bucket_width(lo, sub_buckets)
-            hi = lo + w
-            lo_s, hi_s = max(lo, 0.5) * scale, hi * scale
-            octaves = math.log2(hi_s / lo_s)
-            density = 100.0 * (c / total) / max(octaves, 1e-9)
-            pts.append((lo_s, hi_s, density))
+            mid = max(lo, 0.5) + bucket_width(lo, sub_buckets) / 2
+            i = math.floor(math.log2(mid) * bins_per_octave)
+            bins[i] = bins.get(i, 0.0) + c
+        pts = []
+        for i in sorted(bins):
+            lo_s = 2.0 ** (i / bins_per_octave) * scale
+            hi_s = 2.0 ** ((i + 1) / bins_per_octave) * scale
+            pts.append((lo_s, hi_s, 100.0 * bins[i] / total * bins_per_octave))
         # Steps: a flat top per bucket, down to zero where buckets are not adjacent.
         step = []
         for i, (lo_s, hi_s, d) in enumerate(pts):
@@ -225,8 +247,10 @@ def histogram_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
     if not xs:
         return empty_chart(title)
     ys = [y for _, pts in lines for _, y in pts]
+    names = [n for n, _ in lines] if len(lines) > 1 else []
+    legend_y, top = _top(title, names, width)
     x = _Axis(min(xs), max(xs), True, (_LEFT, width - _RIGHT))
-    y = _Axis(0.0, max(ys) * 1.05 or 1.0, False, (height - _BOTTOM, _TOP))
+    y = _Axis(0.0, max(ys) * 1.05 or 1.0, False, (height - _BOTTOM, top))
     out = _frame(title, x, y, x_label, y_label, fmt_number, fmt_number, width, height)
     for i, (name, pts) in enumerate(lines):
         if not pts:
@@ -236,7 +260,7 @@ def histogram_chart(series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
         out.append(f'<g class="series" data-series="{html.escape(name)}">'
                    f'<polygon points="{path}" fill="{colour(i)}"{fill} stroke="{colour(i)}" '
                    f'stroke-width="1.2"/></g>')
-    if len(lines) > 1:
-        out += _legend([n for n, _ in lines], width)
+    if names:
+        out += _legend(names, width, legend_y)
     out.append("</svg>")
     return "\n".join(out)
