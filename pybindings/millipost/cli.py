@@ -273,14 +273,17 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
         return 2
     # SIGTERM stops a run as Ctrl-C does (partial results, report written). SIGINT is set
     # explicitly: a shell starts background jobs with it ignored.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    saved = {sig: signal.signal(sig, signal.default_int_handler)
+             for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         results = load(targets or None, reference=reference, target_pid=args.target_pid,
                        progress=not args.quiet, **kwargs)
     except LoadError as e:
         print(f"millipost load: {e}", file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in saved.items():  # main() may be called in-process (tests)
+            signal.signal(sig, handler)
     print(results.summary())
     if args.json:
         print(f"JSON results: {results.write_json(args.json)}")

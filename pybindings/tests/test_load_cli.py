@@ -474,3 +474,37 @@ def test_load_reference_end_to_end(tmp_path):
     # Repeatable from its own results.
     r2 = run(tool("millipost"), "report", str(out))
     assert r2.returncode == 0, r2.stderr
+
+
+# --- the load command's exit status and --repeat (in-process, FAKE ENGINE) --------------------
+
+def test_cli_load_exit_status_and_repeat(monkeypatch, tmp_path, capsys):
+    from millipost import cli
+
+    calls: list = []
+    monkeypatch.setattr(_core, "run_load", fake_engine(calls), raising=False)
+    targets = ["imap://127.0.0.1:1", "pop3://127.0.0.1:2", "smtp://127.0.0.1:3"]
+    out = tmp_path / "run.json"
+    assert cli.main(["load", *targets, "--users", "77", "--duration", "2s", "--seed", "5",
+                     "--mode", "closed", "--sessions", "9", "--json", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "IMAP UID FETCH" in text and "JSON results:" in text
+    first = calls[-1][0]
+    assert (first["users"], first["seed"], first["mode"], first["sessions"]) == (77, 5,
+                                                                                 "closed", 9)
+    # --repeat takes everything from the results; a flag given overrides.
+    assert cli.main(["load", "--repeat", str(out), "--duration", "1s", "-q"]) == 0
+    again = calls[-1][0]
+    assert again["duration"] == 1.0
+    assert {k: v for k, v in again.items() if k != "duration"} == \
+        {k: v for k, v in first.items() if k != "duration"}
+
+    def with_violation(config, progress):
+        r = fixture_results(violations=1)
+        r["config"] = config
+        return r
+    monkeypatch.setattr(_core, "run_load", with_violation, raising=False)
+    assert cli.main(["load", *targets, "--duration", "1", "-q"]) == 1
+    assert "VIOLATION lost" in capsys.readouterr().out
+    monkeypatch.setattr(_core, "run_load", fake_engine([], interrupt_at=1), raising=False)
+    assert cli.main(["load", *targets, "--duration", "1", "-q"]) == 130
