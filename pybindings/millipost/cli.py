@@ -482,8 +482,8 @@ def main(argv: list[str] | None = None) -> int:
                "130 interrupted by Ctrl-C (or SIGTERM) without violations: the partial\n"
                "results are still summarised and written.")
     p.add_argument("urls", nargs="*", metavar="URL",
-                   help="target servers: imap[s]://HOST:PORT, pop3[s]://..., smtp[s]://... "
-                        "(submission and inbound MX), lmtp://...")
+                   help="target servers: imap://HOST:PORT, pop3://HOST:PORT, smtp://HOST:PORT "
+                        "(plain TCP)")
     p.add_argument("--reference", action="store_true",
                    help="start the reference server in-process (SQLite, temporary directory) "
                         "and provision the population into it")
@@ -498,8 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="open: Poisson session arrivals at the population's rate (default); "
                         "closed: --sessions sessions back to back, as fast as the target allows")
     p.add_argument("--sessions", type=int, metavar="N",
-                   help="closed loop: concurrent sessions (default min(users, 64)); open loop: "
-                        "cap on concurrent sessions")
+                   help="closed loop: concurrent sessions (default min(users, 64))")
     p.add_argument("--rate", type=float, metavar="R",
                    help="open loop: session arrivals per second (default: users x the "
                         "profile's rate_per_user_per_hour / 3600)")

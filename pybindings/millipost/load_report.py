@@ -97,8 +97,6 @@ def repeat_command(r: Mapping, profile_file: str = "PROFILE.toml") -> str:
              "--seed", str(r.get("seed", c.get("seed"))), "--mode", str(c.get("mode", "open"))]
     if c.get("mode") == "closed" and c.get("sessions"):
         argv += ["--sessions", str(c["sessions"])]
-    if c.get("mode") == "open" and c.get("sessions"):
-        argv += ["--sessions", str(c["sessions"])]
     if c.get("mode") == "open" and c.get("rate"):
         argv += ["--rate", f"{c['rate']:.6g}"]
     if c.get("domain") not in (None, "localhost"):

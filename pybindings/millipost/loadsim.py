@@ -30,7 +30,14 @@ DEFAULT_CLOSED_SESSIONS = 64
 #: calls; this only throttles drawing).
 PROGRESS_REDRAW = 0.2
 
-_SCHEMES = ("imap", "imaps", "pop3", "pop3s", "smtp", "smtps", "submission", "lmtp")
+#: URL schemes the engine connects to (plain TCP; TLS targets are not supported yet).
+_SCHEMES = ("imap", "pop3", "smtp")
+
+#: The engine's behaviour names (sim/engine.cpp kProfileNames); a profile kind maps to one.
+#: The engine's sender delivers to local users without authenticating, which is MX traffic as
+#: much as submission, so both kinds drive it.
+ENGINE_PROFILE = {"webmail": "webmail", "mobile": "mobile", "pop3": "pop3", "sender": "sender",
+                  "mx": "sender"}
 
 
 class LoadError(RuntimeError):
@@ -66,9 +73,7 @@ def _check_target(url: str) -> str:
 
 
 def _protocol_of(url: str) -> str:
-    scheme = url.split("://", 1)[0]
-    return {"imaps": "imap", "pop3s": "pop3", "smtps": "smtp", "submission": "smtp",
-            "lmtp": "smtp"}.get(scheme, scheme)
+    return url.split("://", 1)[0]
 
 
 def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str | float = "30s",
@@ -104,6 +109,9 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
     if sessions is not None and (isinstance(sessions, bool) or not isinstance(sessions, int)
                                  or sessions < 1):
         raise LoadError(f"sessions must be a positive integer, not {sessions!r}")
+    if sessions is not None and mode != "closed":
+        raise LoadError("sessions applies to closed-loop runs (mode='closed'); an open-loop "
+                        "run's concurrency is what its arrival rate and the target make it")
     per_hour = prof["load"]["rate_per_user_per_hour"]
     if rate is not None:
         if mode != "open":
@@ -129,14 +137,63 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
         "password": password,
         "duration": seconds,
         "rate_per_user_per_hour": per_hour,
-        # Open loop: Poisson arrivals of `rate` sessions per second (`sessions`, when given,
-        # caps how many are open at once; arrivals beyond it count as "overload" errors).
-        # Closed loop: `sessions` sessions, each starting again when it ends.
+        # Open loop: Poisson arrivals of `rate` sessions per second. Closed loop: `sessions`
+        # sessions, each starting again when it ends.
         "rate": rate if mode == "open" else None,
         "sessions": sessions,
         "target_pid": target_pid,
         "profile": prof,
     }
+
+
+def _weighted_mean(pairs) -> Optional[float]:
+    pairs = [(w, v) for w, v in pairs if w > 0]
+    total = sum(w for w, _ in pairs)
+    return sum(w * v for w, v in pairs) / total if total else None
+
+
+def engine_config(config: Mapping) -> dict:
+    """The configuration in the keys the engine reads (sim/engine.cpp, parse_config; it
+    rejects keys it does not know). The engine's first version has four behaviours and one
+    set of timing parameters for all of them, so the profile is condensed: weights summed per
+    engine behaviour, think time and messages per session averaged by weight, the IDLE hold of
+    the mobile profiles. The rest of the profile (per-behaviour command weights, message sizes,
+    pre-populated mailboxes) is validated and recorded in the results but not yet used."""
+    prof = config["profile"]
+    active = [q for q in prof["profiles"].values() if q["weight"] > 0]
+    weights = {name: 0.0 for name in ("webmail", "mobile", "pop3", "sender")}
+    for q in active:
+        weights[ENGINE_PROFILE[q["kind"]]] += q["weight"]
+    out = {
+        "targets": list(config["targets"]),
+        "mode": config["mode"],
+        "users": config["users"],
+        "seed": config["seed"],
+        "duration": config["duration"],
+        "domain": config["domain"],
+        "password": config["password"],
+        "target_pid": config["target_pid"],
+        "profiles": weights,
+        "timeout": prof["load"]["reply_timeout_s"],
+    }
+    if config["mode"] == "open":
+        # The engine derives its arrival rate from users x rate_per_user_per_hour.
+        out["rate_per_user_per_hour"] = config["rate"] * 3600.0 / config["users"]
+    else:
+        out["sessions"] = config["sessions"]
+    think = _weighted_mean((q["weight"], q["think_time_s"]) for q in active)
+    if think is not None:
+        out["think_ms"] = think * 1000.0
+    idle = _weighted_mean((q["weight"], q["idle_hold_s"]) for q in active
+                          if q["kind"] == "mobile")
+    if idle is not None:
+        out["idle_seconds"] = idle
+    # The engine sends 1 + uniform[0, n) messages a session (mean (n + 1) / 2).
+    per = _weighted_mean((q["weight"], q["actions_mean"]) for q in active
+                         if q["kind"] in ("sender", "mx"))
+    if per is not None:
+        out["messages_per_session"] = max(1, round(2 * per - 1))
+    return out
 
 
 class Results(dict):
@@ -233,9 +290,9 @@ def engine() -> Callable:
 class LiveStatus:
     """Turns the engine's progress callbacks into rates for a progress bar (and for tests).
 
-    The engine passes a dict with ``t`` (elapsed seconds), cumulative ``totals`` (the keys of
-    the results' totals) and ``sessions_active``; flat dicts (totals at the top level) are
-    accepted too."""
+    The engine passes ``{"t", "sessions", "sessions_active", "commands", "errors", "breaches",
+    "delivered", ...}`` (cumulative counts); counts nested under ``totals`` with the results'
+    key names (``contract_breaches``, ``oracle_violations``) are read too."""
 
     def __init__(self, duration: float, draw: Optional[Callable[[float, str], None]] = None):
         self.duration = duration
@@ -256,8 +313,10 @@ class LiveStatus:
         self._prev = (t, sessions, commands)
         self.last = {"t": t, "sessions": int(sessions), "commands": int(commands),
                      "errors": int(totals.get("errors", 0) or 0),
-                     "contract_breaches": int(totals.get("contract_breaches", 0) or 0),
-                     "oracle_violations": int(totals.get("oracle_violations", 0) or 0),
+                     "contract_breaches": int(totals.get("contract_breaches",
+                                                         totals.get("breaches", 0)) or 0),
+                     "oracle_violations": int(totals.get("oracle_violations",
+                                                         totals.get("violations", 0)) or 0),
                      "sessions_active": int(status.get("sessions_active", 0) or 0)}
         now = time.monotonic()
         if self.draw is not None and now - self._drawn >= PROGRESS_REDRAW:
@@ -353,14 +412,19 @@ def _run(run: Callable, config: dict, progress: bool) -> Results:
     # engine calls back into it, and that KeyboardInterrupt is what stops the engine cleanly.
     status = LiveStatus(seconds, draw if bar else None)
     try:
-        raw = run(config, status)
+        raw = run(engine_config(config), status)
+    except ValueError as e:  # the engine's verdict on a configuration that got past ours
+        raise LoadError(f"the load engine rejected the configuration: {e}") from None
     finally:
         if bar:
             bar.close()
     if not isinstance(raw, Mapping):
         raise LoadError(f"the load engine returned {type(raw).__name__}, not a results dict")
     results = Results(raw)
-    results.setdefault("config", config)
+    # The results carry the whole configuration (profile included) so that a run can be
+    # repeated; what the engine made of it (its keys after defaults) goes along as "engine".
+    echoed = results.get("config")
+    results["config"] = dict(config, engine=echoed if isinstance(echoed, Mapping) else None)
     results.setdefault("seed", config["seed"])
     return results
 

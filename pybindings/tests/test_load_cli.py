@@ -26,7 +26,15 @@ import pytest
 
 import millipost
 from millipost import _core, load_report, profile as prof, svgplot
-from millipost.loadsim import LiveStatus, LoadError, Results, build_config, parse_duration
+from millipost.loadsim import (LiveStatus, LoadError, Results, build_config, engine_config,
+                               parse_duration)
+
+#: The configuration keys the engine accepts (sim/engine.cpp, parse_config: it rejects others).
+ENGINE_KEYS = {"targets", "mode", "users", "rate_per_user_per_hour", "sessions", "duration",
+               "max_sessions", "max_commands", "seed", "run_id", "io_threads", "password",
+               "domain", "prefix", "profiles", "think_ms", "idle_seconds", "timeout",
+               "messages_per_session", "contracts", "contracts_dir", "target_pid", "verify",
+               "spread_sources"}
 
 COMMANDS = {
     "IMAP LOGIN": (900, 0.6), "IMAP SELECT": (700, 0.8), "IMAP UID FETCH": (4000, 1.5),
@@ -229,6 +237,10 @@ def test_build_config_closed_loop_and_errors():
         build_config(["imap://h:1", "smtp://h:3"])
     with pytest.raises(LoadError, match="scheme"):
         build_config(["http://h:1"])
+    with pytest.raises(LoadError, match="scheme"):
+        build_config(["imaps://h:1", "pop3://h:2", "smtp://h:3"])  # no TLS in the engine yet
+    with pytest.raises(LoadError, match="sessions applies to closed-loop"):
+        build_config(t, sessions=5)
     with pytest.raises(LoadError, match="rate applies to open-loop"):
         build_config(t, mode="closed", rate=5)
     with pytest.raises(LoadError, match="users"):
@@ -236,6 +248,30 @@ def test_build_config_closed_loop_and_errors():
     # A profile without POP3 needs no POP3 target.
     c = build_config(["imap://h:1", "smtp://h:3"], profile={"profiles": {"pop3": {"weight": 0}}})
     assert c["profile"]["profiles"]["pop3"]["weight"] == 0
+
+
+def test_engine_config_condenses_the_profile():
+    t = ["imap://h:1", "pop3://h:2", "smtp://h:3"]
+    c = build_config(t, users=3600, seed=4, profile={"profiles": {
+        "mx": {"weight": 5, "actions_mean": 3}, "sender": {"weight": 15, "actions_mean": 3},
+        "extra": {"kind": "mobile", "weight": 10, "idle_hold_s": 100}}})
+    e = engine_config(c)
+    assert set(e) <= ENGINE_KEYS
+    assert e["profiles"] == {"webmail": 40.0, "mobile": 40.0, "pop3": 10.0, "sender": 20.0}
+    assert math.isclose(e["rate_per_user_per_hour"], 4.0) and "sessions" not in e
+    assert math.isclose(e["idle_seconds"], (30 * 300 + 10 * 100) / 40)
+    assert e["messages_per_session"] == 5  # 1 + uniform[0, 5): mean 3
+    p = c["profile"]["profiles"]
+    think = sum(q["weight"] * q["think_time_s"] for q in p.values()) / sum(
+        q["weight"] for q in p.values())
+    assert math.isclose(e["think_ms"], think * 1000)
+    assert e["timeout"] == c["profile"]["load"]["reply_timeout_s"]
+    # --rate becomes the per-user rate the engine multiplies back.
+    e = engine_config(build_config(t, users=100, rate=5.0))
+    assert math.isclose(e["rate_per_user_per_hour"] * 100 / 3600, 5.0)
+    e = engine_config(build_config(t, users=100, mode="closed", sessions=7))
+    assert e["sessions"] == 7 and "rate_per_user_per_hour" not in e
+    assert set(e) <= ENGINE_KEYS
 
 
 # --- millipost.load() with a stand-in engine ----------------------------------------------------
@@ -274,9 +310,12 @@ def test_load_passes_config_and_writes_reports(monkeypatch, tmp_path):
                        seed=9, progress=False, json=tmp_path / "r.json",
                        html=tmp_path / "r.html")
     config, callback = calls[0]
+    assert set(config) <= ENGINE_KEYS
     assert config["users"] == 50 and config["seed"] == 9 and config["duration"] == 2.0
     assert callback is not None  # always: Ctrl-C reaches the engine through it
     assert isinstance(r, Results) and r.ok and not r.interrupted
+    # The results carry the whole configuration, and the engine's echo of its part.
+    assert r.config["profile"] == prof.default() and r.config["engine"]["users"] == 50
     assert r.totals["commands"] == sum(c["count"] for c in r.commands.values())
     assert json.loads((tmp_path / "r.json").read_text())["seed"] == 9
     assert "IMAP UID FETCH" in (tmp_path / "r.html").read_text()
@@ -299,11 +338,19 @@ def test_load_reference_starts_and_provisions_the_server(monkeypatch):
         return fixture_results(seed=config["seed"])
 
     monkeypatch.setattr(_core, "run_load", run_load, raising=False)
-    millipost.load(reference=True, users=20, duration=1, progress=False)
+    r = millipost.load(reference=True, users=20, duration=1, progress=False)
     c = seen["config"]
-    assert c["reference"] and c["target_pid"] == os.getpid()
+    assert r.config["reference"] and c["target_pid"] == os.getpid()
     assert [t.split("://")[0] for t in c["targets"]] == ["imap", "pop3", "smtp"]
     assert seen["greeting"].startswith(b"* OK")
+
+
+def test_load_engine_rejection_is_a_load_error(monkeypatch):
+    def run_load(config, progress):
+        raise ValueError("load config: unknown key x")
+    monkeypatch.setattr(_core, "run_load", run_load, raising=False)
+    with pytest.raises(LoadError, match="engine rejected the configuration: load config"):
+        millipost.load(["imap://h:1", "pop3://h:2", "smtp://h:3"], duration=1, progress=False)
 
 
 def test_live_status_rates():
@@ -315,6 +362,12 @@ def test_live_status_rates():
                             "contract_breaches": 1}, "sessions_active": 7})
     assert "20.0 sessions/s" in drawn[-1] and "300 commands/s" in drawn[-1]
     assert "1 breaches" in drawn[-1] and "7 open" in drawn[-1]
+    # The engine's own flat form.
+    s.__dict__["_drawn"] = 0.0
+    s({"t": 4.0, "sessions": 50, "sessions_active": 2, "commands": 1000, "errors": 3,
+       "breaches": 4, "delivered": 9})
+    assert "10.0 sessions/s" in drawn[-1] and "300 commands/s" in drawn[-1]
+    assert "4 breaches" in drawn[-1] and "3 errors" in drawn[-1]
 
 
 # --- reports (RENDERING FIXTURES) -----------------------------------------------------------
