@@ -157,9 +157,12 @@ def summary(r: Mapping) -> str:
     tg = r.get("target") or {}
     if tg.get("pid"):
         cpu = tg.get("cpu_seconds")
-        out.append(f"target pid {tg['pid']}: cpu {cpu:,.1f} s"
-                   + (f" ({100 * cpu / seconds:.0f}% of a core)" if cpu and seconds else "")
-                   + f", max rss {_mib(tg.get('max_rss_bytes'))}")
+        if isinstance(cpu, (int, float)):
+            out.append(f"target pid {tg['pid']}: cpu {cpu:,.1f} s"
+                       + (f" ({100 * cpu / seconds:.0f}% of a core)" if seconds else "")
+                       + f", max rss {_mib(tg.get('max_rss_bytes'))}")
+        else:  # the engine could not read the process (gone, or not on this machine)
+            out.append(f"target pid {tg['pid']}: not sampled")
     text, _ = verdict(r)
     out.append(text)
     return "\n".join(out)

@@ -407,6 +407,12 @@ def test_html_report_of_partial_results():
     page = load_report.render(r)
     assert_self_contained(page)
     assert "INTERRUPTED" in page and "no data" in page
+    # A target the engine could not sample: null figures.
+    r["target"] = {"pid": 99, "cpu_seconds": None, "max_rss_bytes": None}
+    assert "target pid 99: not sampled" in load_report.summary(r)
+    assert_self_contained(load_report.render(r))
+    assert "target max rss" in load_report.compare([("a", r), ("b", fixture_results())])
+    assert_self_contained(load_report.render_compare([("a", r), ("b", fixture_results())]))
 
 
 def test_terminal_summary():
