@@ -413,6 +413,8 @@ def _run(run: Callable, config: dict, progress: bool) -> Results:
     status = LiveStatus(seconds, draw if bar else None)
     try:
         raw = run(engine_config(config), status)
+        if bar and status.last and not (isinstance(raw, Mapping) and raw.get("interrupted")):
+            bar.update(bar.total, status.text())  # the engine's last call is before the end
     except ValueError as e:  # the engine's verdict on a configuration that got past ours
         raise LoadError(f"the load engine rejected the configuration: {e}") from None
     finally:
