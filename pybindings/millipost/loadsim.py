@@ -14,12 +14,11 @@ server in this process and provisions the population into it, runs the C++ engin
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from . import profile as profiles
 
@@ -429,7 +428,3 @@ def _run(run: Callable, config: dict, progress: bool) -> Results:
     results["config"] = dict(config, engine=echoed if isinstance(echoed, Mapping) else None)
     results.setdefault("seed", config["seed"])
     return results
-
-
-def now_stamp() -> str:
-    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -15,7 +15,7 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 #: The profile file format version this module reads.
 VERSION = 1
