@@ -98,7 +98,9 @@ def repeat_command(r: Mapping, profile_file: str = "PROFILE.toml") -> str:
     if c.get("mode") == "closed" and c.get("sessions"):
         argv += ["--sessions", str(c["sessions"])]
     if c.get("mode") == "open" and c.get("rate"):
-        argv += ["--rate", f"{c['rate']:.6g}"]
+        derived = (c.get("users") or 0) * (c.get("rate_per_user_per_hour") or 0) / 3600.0
+        if not math.isclose(c["rate"], derived, rel_tol=1e-9):  # only a rate given explicitly
+            argv += ["--rate", repr(float(c["rate"]))]
     if c.get("domain") not in (None, "localhost"):
         argv += ["--domain", c["domain"]]
     if c.get("profile"):

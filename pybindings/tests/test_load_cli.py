@@ -394,6 +394,10 @@ def test_html_report_plots_and_tables():
     assert len(line.split()) == len(r["timeline"])
     # Repeatable: the seed, the command line and the configuration are in the page.
     assert "--seed 7" in page and "rate_per_user_per_hour" in page
+    assert "--rate" not in load_report.repeat_command(r)  # derived from the population
+    r2 = dict(r, config=build_config(r["config"]["targets"], users=10, rate=2.5))
+    assert "--users 10 --duration 30s --seed 7 --mode open --rate 2.5 " in \
+        load_report.repeat_command(r2) + " "
     assert "FAILED: 2 oracle violation(s), 1 contract breach(es)" in page
     # Untrusted bytes are escaped.
     assert "<script>" not in page and "&lt;script&gt;" in page
