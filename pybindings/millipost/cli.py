@@ -1,4 +1,4 @@
-"""The millipost command: serve, provision, demo, conform, contract."""
+"""The millipost command: serve, provision, demo, conform, contract, load, report."""
 from __future__ import annotations
 
 import argparse
@@ -250,6 +250,103 @@ def cmd_contract_list(args: argparse.Namespace, rest: list[str]) -> int:
     return status
 
 
+def _load_exit(results) -> int:
+    """0: no violation or breach; 1: oracle violations or contract breaches; 130: interrupted
+    by Ctrl-C without any (docs/load.md, "Exit status")."""
+    if not results.ok:
+        return 1
+    return 130 if results.interrupted else 0
+
+
+def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
+    import signal
+
+    from .loadsim import LoadError, Results, build_config, engine, load
+
+    kwargs = dict(users=args.users, duration=args.duration, seed=args.seed, profile=args.profile,
+                  mode=args.mode, sessions=args.sessions, rate=args.rate, domain=args.domain,
+                  password=args.password)
+    targets, reference = list(args.urls), args.reference
+    try:
+        if args.repeat:
+            # The run's own configuration; flags given on the command line still win.
+            cfg = Results.from_file(args.repeat).config
+            given = {k for k in kwargs if getattr(args, k) is not None}
+            for key in ("users", "duration", "seed", "mode", "sessions", "rate", "domain",
+                        "password", "profile"):
+                if key not in given and cfg.get(key) is not None:
+                    kwargs[key] = cfg[key]
+            if not targets and not reference:
+                reference = bool(cfg.get("reference"))
+                targets = [] if reference else list(cfg.get("targets", []))
+        defaults = {"users": 1000, "duration": "30s", "seed": 1, "mode": "open",
+                    "domain": "localhost"}
+        for k, v in defaults.items():
+            if kwargs[k] is None:
+                kwargs[k] = v
+        if reference and targets:
+            print("millipost load: give target URLs or --reference, not both", file=sys.stderr)
+            return 2
+        if not reference and not targets:
+            print("millipost load: give target URLs (imap://HOST:PORT pop3://... smtp://...) or "
+                  "--reference", file=sys.stderr)
+            return 2
+        # Arguments and profile first (their errors are the user's to fix), then the engine.
+        build_config(targets or ["imap://-", "pop3://-", "smtp://-"], **kwargs)
+        engine()  # fail before provisioning when the engine is missing
+    except LoadError as e:
+        print(f"millipost load: {e}", file=sys.stderr)
+        return 2
+    # SIGTERM stops a run as Ctrl-C does (partial results, report written). SIGINT is set
+    # explicitly: a shell starts background jobs with it ignored.
+    saved = {sig: signal.signal(sig, signal.default_int_handler)
+             for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        results = load(targets or None, reference=reference, target_pid=args.target_pid,
+                       progress=not args.quiet, **kwargs)
+    except LoadError as e:
+        print(f"millipost load: {e}", file=sys.stderr)
+        return 2
+    finally:
+        for sig, handler in saved.items():  # main() may be called in-process (tests)
+            signal.signal(sig, handler)
+    print(results.summary())
+    if args.json:
+        print(f"JSON results: {results.write_json(args.json)}")
+    if args.html is not None:
+        print(f"HTML report: {results.write_html(args.html or None)}")
+    return _load_exit(results)
+
+
+def cmd_report(args: argparse.Namespace, rest: list[str]) -> int:
+    from . import load_report
+    from .loadsim import LoadError, Results
+
+    runs = []
+    for path in args.results:
+        try:
+            runs.append((os.path.basename(path), Results.from_file(path)))
+        except (LoadError, OSError) as e:
+            print(f"millipost report: {e}", file=sys.stderr)
+            return 2
+    if len(runs) == 1:
+        print(load_report.summary(runs[0][1]))
+        page = load_report.render(runs[0][1]) if args.html is not None else None
+        kind = "load"
+    else:
+        print(load_report.compare(runs))
+        page = load_report.render_compare(runs) if args.html is not None else None
+        kind = "compare"
+    if page is not None:
+        path = args.html or load_report.default_path(kind)
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page)
+        print(f"HTML report: {path}")
+    return 0 if all(r.ok for _, r in runs) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="millipost",
@@ -389,6 +486,88 @@ def main(argv: list[str] | None = None) -> int:
                                     "source tree's, $MILLIPOST_CONTRACTS) with its states and "
                                     "request types; exit 1 if one does not load.")
     c.set_defaults(func=cmd_contract_list)
+
+    p = sub.add_parser(
+        "load", help="drive mail servers with a synthetic population's traffic and report how "
+                     "they held up",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Simulates the mail traffic of a population of USERS synthetic users (webmail\n"
+                    "readers, mobile IDLE clients, POP3 fetchers, SMTP senders, inbound MX; each\n"
+                    "user checks mail every 15 minutes on average) against the target servers\n"
+                    "for DURATION, checking every session against the protocol contracts and\n"
+                    "every mailbox against an oracle (nothing lost, nothing duplicated, flags\n"
+                    "consistent). Shows live rates, then a summary per command (count,\n"
+                    "p50/p90/p99/p999/max latency, errors). See docs/load.md.",
+        epilog="examples:\n"
+               "  millipost load --reference --users 100000 --duration 30s --seed 7 --html\n"
+               "  millipost load imap://127.0.0.1:143 pop3://127.0.0.1:110 smtp://127.0.0.1:25 \\\n"
+               "      --users 2000 --password pass --duration 1m --json dovecot.json\n"
+               "  millipost load --reference --mode closed --sessions 200 --duration 20s\n"
+               "  millipost load --repeat reports/out/run.json\n"
+               "  millipost report millipost.json dovecot.json --html\n"
+               "\n"
+               "Users are user0 .. user<N-1>@DOMAIN with passwords derived from the seed\n"
+               "(--password: one shared password). Every protocol the profile uses needs a\n"
+               "URL (a profile can set a behaviour's weight to 0).\n"
+               "\n"
+               "exit status: 0 no oracle violation and no contract breach; 1 violations or\n"
+               "breaches; 2 the run could not start (bad arguments or profile, no engine);\n"
+               "130 interrupted by Ctrl-C (or SIGTERM) without violations: the partial\n"
+               "results are still summarised and written.")
+    p.add_argument("urls", nargs="*", metavar="URL",
+                   help="target servers: imap://HOST:PORT, pop3://HOST:PORT, smtp://HOST:PORT "
+                        "(plain TCP)")
+    p.add_argument("--reference", action="store_true",
+                   help="start the reference server in-process (SQLite, temporary directory) "
+                        "and provision the population into it")
+    p.add_argument("--users", type=int, default=None, help="population size (default 1000)")
+    p.add_argument("--duration", default=None,
+                   help="run time: 30, 30s, 5m, 1h, 1m30s (default 30s)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the population, behaviour and messages (default 1)")
+    p.add_argument("--profile", metavar="FILE",
+                   help="TOML profile merged over the built-in mix (docs/load.md)")
+    p.add_argument("--mode", choices=("open", "closed"), default=None,
+                   help="open: Poisson session arrivals at the population's rate (default); "
+                        "closed: --sessions sessions back to back, as fast as the target allows")
+    p.add_argument("--sessions", type=int, metavar="N",
+                   help="closed loop: concurrent sessions (default min(users, 64))")
+    p.add_argument("--rate", type=float, metavar="R",
+                   help="open loop: session arrivals per second (default: users x the "
+                        "profile's rate_per_user_per_hour / 3600)")
+    p.add_argument("--domain", default=None, help="mail domain of the users (default localhost)")
+    p.add_argument("--password", help="one shared password instead of derived ones")
+    p.add_argument("--target-pid", type=int, metavar="PID",
+                   help="sample this process's CPU and memory as the target's (with "
+                        "--reference: this process)")
+    p.add_argument("--repeat", metavar="RESULTS.json",
+                   help="repeat the run whose JSON results these are (seed, configuration, "
+                        "profile); other flags override")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--html", metavar="FILE", nargs="?", const="",
+                   help="write a self-contained HTML report with plots (default FILE: "
+                        "reports/out/load-<timestamp>.html)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser(
+        "report", help="summarise a load run's JSON results or compare several side by side",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="With one results file: its summary (and HTML report). With several: a "
+                    "side-by-side comparison, per command throughput and p99 latency with "
+                    "ratios to the first run (A), totals, target CPU and memory; the HTML "
+                    "report overlays the runs' plots.",
+        epilog="exit status: 0 when no run had oracle violations or contract breaches, 1 when "
+               "one had, 2 when a file could not be read\n"
+               "example:\n"
+               "  millipost report millipost.json dovecot.json --html reports/out/vs.html")
+    p.add_argument("results", nargs="+", metavar="RESULTS.json",
+                   help="JSON results of millipost load (--json)")
+    p.add_argument("--html", metavar="FILE", nargs="?", const="",
+                   help="write a self-contained HTML report (default FILE: "
+                        "reports/out/load-<timestamp>.html for one run, "
+                        "reports/out/compare-<timestamp>.html for several)")
+    p.set_defaults(func=cmd_report)
 
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "serve":

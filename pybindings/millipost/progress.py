@@ -6,8 +6,10 @@ import time
 
 
 class Progress:
-    def __init__(self, total: int, label: str, stream=None, unit: str = "items"):
+    def __init__(self, total: int, label: str, stream=None, unit: str = "items",
+                 rate: bool = True):
         self.total = max(total, 1)
+        self.rate = rate  # False: no done/s figure (when `extra` has better rates)
         self.label = label
         self.unit = unit
         self.stream = stream or sys.stderr
@@ -23,9 +25,9 @@ class Progress:
         frac = min(done / self.total, 1.0)
         width = 30
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        rate = done / max(now - self.start, 1e-9)
+        rate = f"{done / max(now - self.start, 1e-9):,.0f}/s " if self.rate else ""
         self.stream.write(f"\r{self.label} [{bar}] {done:,}/{self.total:,} {self.unit} "
-                          f"{rate:,.0f}/s {extra}   ")
+                          f"{rate}{extra}   ")
         self.stream.flush()
 
     def close(self) -> float:
