@@ -478,6 +478,10 @@ std::string message_uid(std::uint64_t seed, std::uint64_t index) {
     return buf;
 }
 
+std::string message_id(std::uint64_t seed, std::uint64_t index) {
+    return "<" + message_uid(seed, index) + "@sim.millipost>";
+}
+
 std::size_t message_size(std::uint64_t seed, std::uint64_t index) {
     return planned_size(make_plan(seed, index));
 }
@@ -486,7 +490,7 @@ GeneratedMessage generate_message(const MessageSpec& spec) {
     auto plan = make_plan(spec.seed, spec.index);
     GeneratedMessage g;
     g.id = message_uid(spec.seed, spec.index);
-    g.message_id = "<" + g.id + "@sim.millipost>";
+    g.message_id = message_id(spec.seed, spec.index);
     auto& out = g.bytes;
     out.reserve(planned_size(plan) + 1024);
 

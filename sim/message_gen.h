@@ -49,5 +49,7 @@ std::size_t message_size(std::uint64_t seed, std::uint64_t index);
 
 // The X-Millipost-Id of (seed, index): "<seed hex>.<index hex>", unique and reversible.
 std::string message_uid(std::uint64_t seed, std::uint64_t index);
+// The Message-ID of (seed, index), angle brackets included (to reply to it without generating it).
+std::string message_id(std::uint64_t seed, std::uint64_t index);
 
 }  // namespace millipost::sim
