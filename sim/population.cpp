@@ -188,8 +188,8 @@ std::uint64_t Population::populate_mailboxes(
                     it.spec.in_reply_to = message_id(
                         seed_, message_index(next_user, k - static_cast<std::uint32_t>(back)));
                 }
-                // The newest tenth is unread; of the rest a few are flagged.
-                bool unread = box != 2 && made >= count - count / 10;
+                // The newest tenth (at least one) is unread; a few are flagged.
+                bool unread = box != 2 && made >= count - (count + 9) / 10;
                 bool flagged = (h >> 50) % 33 == 0;
                 it.flags = unread ? (flagged ? "\\Flagged" : "")
                                   : (flagged ? "\\Flagged \\Seen" : "\\Seen");
