@@ -666,6 +666,7 @@ std::vector<Delivered> SqliteStore::deliver(std::span<const UserId> recipients,
 std::size_t SqliteStore::bulk_append(std::span<const BulkMessage> messages) {
     if (messages.empty()) return 0;
     auto db = lease();
+    BulkLoad bulk(*db);
     sqlite::Transaction tx(*db);
     // The special-use attribute of the usual names, for mailboxes created here.
     auto special = [](std::string_view n) -> std::string_view {
@@ -766,6 +767,7 @@ std::size_t SqliteStore::bulk_append(std::span<const BulkMessage> messages) {
         i = j;
     }
     tx.commit();
+    bulk.durable();
     return done;
 }
 
