@@ -150,6 +150,12 @@ constexpr std::array<std::string_view, 24> kNames = {
     "محمد علي",       "Grace Hopper",     "Alan Turing",    "Priya Sharma",   "O'Brien, Pat",
     "Dr. Ann Smith",  "François Müller",  "Đorđe Petrović", "Yusuf Okafor"};
 
+// ASCII classes without <cctype>, whose answers depend on the process's locale (the Python
+// extension runs under whatever locale Python set): output must not.
+bool ascii_alnum(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
 bool is_ascii(std::string_view s) {
     return std::all_of(s.begin(), s.end(),
                        [](char c) { return static_cast<unsigned char>(c) < 128; });
@@ -241,7 +247,7 @@ std::string encoded_words(std::string_view text, bool q) {
 std::string phrase(std::string_view name, bool q) {
     if (!is_ascii(name)) return encoded_words(name, q);
     bool atoms = std::all_of(name.begin(), name.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == ' ' || c == '\'' || c == '-';
+        return ascii_alnum(static_cast<unsigned char>(c)) || c == ' ' || c == '\'' || c == '-';
     });
     if (atoms) return std::string(name);
     std::string out = "\"";
@@ -453,7 +459,7 @@ std::string filename_params(const std::string& base, bool png, bool ascii) {
     if (ascii) return "filename=\"" + name + "\"";
     std::string out = "filename*=UTF-8''";
     for (unsigned char c : name) {
-        if (std::isalnum(c) || c == '.' || c == '-' || c == '_') {
+        if (ascii_alnum(c) || c == '.' || c == '-' || c == '_') {
             out.push_back(static_cast<char>(c));
         } else {
             out.push_back('%');
@@ -503,7 +509,8 @@ GeneratedMessage generate_message(const MessageSpec& spec) {
         if (i) subject.push_back(' ');
         subject += words[sr.below(words.size())];
     }
-    if (ascii) subject[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(subject[0])));
+    if (ascii && subject[0] >= 'a' && subject[0] <= 'z')
+        subject[0] = static_cast<char>(subject[0] - 32);
     bool q = sr.below(3) == 0;
 
     out += "Date: " + rfc5322_date(spec.seed, spec.index) + "\r\n";
