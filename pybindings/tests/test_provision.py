@@ -104,6 +104,23 @@ def test_populate_mailboxes_through_the_store(tmp_path):
                                  ["INBOX", "Archive", "Sent"])
             assert sum(counts.values()) == 25, counts
             assert counts["INBOX"] >= 15
+        # Bulk-loaded mail raises no events; SEARCH indexes it when it first searches. Every
+        # text part ends with the generator's signature line.
+        c = imaplib.IMAP4(server.host, server.imap_port, timeout=TIMEOUT)
+        c.login(pop[7].login, pop[7].password)
+        typ, data = c.select("INBOX", readonly=True)
+        inbox = int(data[0])
+        typ, data = c.search(None, "BODY", '"millipost load simulator"')
+        assert typ == "OK" and len(data[0].split()) == inbox > 0
+        # Each message k of user 7 carries its own X-Millipost-Id: exactly the INBOX ones match.
+        hits = 0
+        for k in range(25):
+            uid = _core.message_uid(4, _core.Population.message_index(7, k))
+            typ, data = c.search(None, "HEADER", "X-Millipost-Id", f'"{uid}"')
+            assert typ == "OK" and len(data[0].split()) <= 1
+            hits += len(data[0].split())
+        assert hits == inbox
+        c.logout()
         # Varied counts: each user gets what the population says, capped sizes respected.
         added = server.populate_mailboxes(pop, 0, 4, messages=30, vary=True,
                                           max_message_size=20000)
