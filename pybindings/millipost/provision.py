@@ -19,8 +19,9 @@ formatted with ``login``, ``password``, ``address``, ``name``, ``index`` and ``d
 **Mail over the protocol**: ``populate_over_protocol(url, population, ...)`` APPENDs N
 generated messages to each user's INBOX over IMAP (``imap://host:port``, ``imaps://``), or
 sends them over SMTP (``smtp://host:port``), as the users' own mail would arrive. Message k of
-user i is the generator's message ``(population.seed, Population.message_index(i, k))``, the
-same one the store path gives, with its ``X-Millipost-Id``.
+user i is the generator's message ``(population.seed, Population.message_index(i, k))`` with
+that ``X-Millipost-Id``, as on the store path; the sender (a contact chosen here) and the
+mailbox (always one) differ from the store path's choices, so the bytes do too.
 """
 from __future__ import annotations
 
