@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "contracts/contract.h"
 #include "engine.h"
+#include "message_gen.h"
 #include "population.h"
 #include "service.h"
 
@@ -319,6 +320,23 @@ PYBIND11_MODULE(_core, m) {
             },
             py::arg("population"), py::arg("first"), py::arg("last"), py::arg("progress") = nullptr)
         .def(
+            "populate_mailboxes",
+            [](Service& s, const sim::Population& p, std::uint64_t first, std::uint64_t last,
+               std::uint32_t messages, bool vary, std::size_t max_message_size,
+               std::function<void(std::uint64_t, std::uint64_t)> progress) {
+                std::function<void(std::uint64_t, std::uint64_t)> cb;
+                if (progress)
+                    cb = [progress](std::uint64_t users, std::uint64_t added) {
+                        py::gil_scoped_acquire gil;
+                        progress(users, added);
+                    };
+                sim::MailboxPlan plan{messages, vary, max_message_size};
+                py::gil_scoped_release release;
+                return p.populate_mailboxes(s.store(), first, last, plan, 0, cb);
+            },
+            py::arg("population"), py::arg("first"), py::arg("last"), py::arg("messages"),
+            py::arg("vary") = false, py::arg("max_message_size") = 0, py::arg("progress") = nullptr)
+        .def(
             "mailbox_uids",
             [](Service& s, const std::string& login, const std::string& mailbox) {
                 py::gil_scoped_release release;
@@ -354,8 +372,15 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("seed", &sim::Population::seed)
         .def_property_readonly("size", &sim::Population::size)
         .def_property_readonly("domain", &sim::Population::domain)
-        .def("user",
-             [](const sim::Population& p, std::uint64_t i) { return user_dict(p.user(i)); });
+        .def("user", [](const sim::Population& p, std::uint64_t i) { return user_dict(p.user(i)); })
+        .def(
+            "mailbox_messages",
+            [](const sim::Population& p, std::uint64_t i, std::uint32_t messages, bool vary) {
+                return p.mailbox_messages(i, sim::MailboxPlan{messages, vary, 0});
+            },
+            py::arg("index"), py::arg("messages"), py::arg("vary") = false)
+        .def_static("message_index", &sim::Population::message_index, py::arg("user"),
+                    py::arg("k"));
 
     m.def("run_load", &run_load, py::arg("config"), py::arg("progress") = py::none(),
           "Runs the load engine (sim/engine.h) with a configuration dict; progress(dict) is "
@@ -363,6 +388,27 @@ PYBIND11_MODULE(_core, m) {
           "KeyboardInterrupt in progress (or Ctrl-C) stops it with \"interrupted\": true; a bad "
           "configuration is a ValueError.");
     m.def("verify_password", &auth::verify_password, py::arg("stored"), py::arg("password"));
+
+    // The load simulator's message generator (sim/message_gen.h), for tests and Python tools.
+    m.def(
+        "generate_message",
+        [](std::uint64_t seed, std::uint64_t index, std::string from, std::string to,
+           std::optional<std::string> in_reply_to) {
+            sim::MessageSpec spec{seed, index, std::move(from), std::move(to),
+                                  std::move(in_reply_to)};
+            sim::GeneratedMessage g;
+            {
+                py::gil_scoped_release release;
+                g = sim::generate_message(spec);
+            }
+            return py::make_tuple(py::bytes(g.bytes), g.id, g.message_id);
+        },
+        py::arg("seed"), py::arg("index"), py::arg("from_addr"), py::arg("to_addr"),
+        py::arg("in_reply_to") = py::none(),
+        "(bytes, X-Millipost-Id, Message-ID) of message (seed, index), deterministic");
+    m.def("message_size", &sim::message_size, py::arg("seed"), py::arg("index"));
+    m.def("message_uid", &sim::message_uid, py::arg("seed"), py::arg("index"));
+    m.def("message_id", &sim::message_id, py::arg("seed"), py::arg("index"));
 
     auto contracts = m.def_submodule("contracts");
     bind_contracts(contracts);

@@ -32,6 +32,17 @@ struct SimUser {
     std::string name;      // display name
 };
 
+// How provisioning fills mailboxes (Population::populate_mailboxes).
+struct MailboxPlan {
+    std::uint32_t messages = 100;  // per user: exactly, or the median when `vary`
+    // Vary the count per user: lognormal around `messages` (sigma 1, capped at 20x), so a few
+    // users have huge mailboxes, as in real populations.
+    bool vary = false;
+    // When non-zero, messages whose planned size (message_size) is larger are skipped: a
+    // store of millions of messages without the multi-megabyte tail.
+    std::size_t max_message_size = 0;
+};
+
 class Population {
   public:
     Population(std::uint64_t seed, std::uint64_t size, std::optional<std::string> password = {},
@@ -47,6 +58,24 @@ class Population {
     std::size_t provision(store::MailStore& store, std::uint64_t first, std::uint64_t last,
                           unsigned threads = 0,
                           const std::function<void(std::uint64_t)>& progress = {}) const;
+
+    // Messages user `index` gets under `plan` (deterministic).
+    std::uint32_t mailbox_messages(std::uint64_t index, const MailboxPlan& plan) const;
+    // The message generator's index of user `user`'s k-th provisioned message: unique over the
+    // population, and reversible (user = index >> 24), so the oracle knows whose it is.
+    static std::uint64_t message_index(std::uint64_t user, std::uint32_t k) {
+        return (user << 24) | k;
+    }
+
+    // Gives users [first, last) (already provisioned) generated messages: about 85% in INBOX,
+    // 10% in Archive and 5% in Sent (both created as needed), older ones \Seen, some
+    // \Flagged, one in four a reply to an earlier one. Messages are generated on `threads`
+    // threads while the previous batch is written by the store's bulk_append. Returns how many
+    // messages were added; `progress` gets (users done, messages added).
+    std::uint64_t populate_mailboxes(
+        store::MailStore& store, std::uint64_t first, std::uint64_t last, const MailboxPlan& plan,
+        unsigned threads = 0,
+        const std::function<void(std::uint64_t, std::uint64_t)>& progress = {}) const;
 
   private:
     std::uint64_t seed_;

@@ -93,14 +93,46 @@ class Server:
         return self._service.add_user(login, password)
 
     def provision(self, population: Population, first: int = 0, last: Optional[int] = None,
-                  progress: Optional[Callable[[int], None]] = None) -> int:
+                  progress: Optional[Callable[[int], None]] = None,
+                  messages_per_user: int = 0, vary: bool = False,
+                  max_message_size: Optional[int] = None,
+                  message_progress: Optional[Callable[[int, int], None]] = None) -> int:
         """Bulk-loads users [first, last) of a population; returns how many were new.
 
         Synthetic users get one-iteration secrets marked ``scram-sha-256-synthetic``: cheap to
-        make by the million, and never to be mistaken for real accounts.
+        make by the million, and never to be mistaken for real accounts. With
+        ``messages_per_user`` the mailboxes of users [first, last) are then filled as by
+        :meth:`populate_mailboxes` (``vary``, ``max_message_size`` and ``message_progress``
+        are its arguments).
         """
         last = population.size if last is None else min(last, population.size)
-        return self._service.provision(population._core, first, last, progress)
+        added = self._service.provision(population._core, first, last, progress)
+        if messages_per_user > 0:
+            self.populate_mailboxes(population, first, last, messages=messages_per_user,
+                                    vary=vary, max_message_size=max_message_size,
+                                    progress=message_progress)
+        return added
+
+    def populate_mailboxes(self, population: Population, first: int = 0,
+                           last: Optional[int] = None, messages: int = 100, vary: bool = False,
+                           max_message_size: Optional[int] = None,
+                           progress: Optional[Callable[[int, int], None]] = None) -> int:
+        """Fills the mailboxes of provisioned users [first, last) with generated mail.
+
+        Each user gets ``messages`` messages (with ``vary``, a lognormal count with that median,
+        at most 20 times it): about 85% in INBOX, 10% in Archive, 5% in Sent, older ones \\Seen,
+        some replies to earlier ones. Message k of user i is the generator's message
+        ``(population.seed, Population.message_index(i, k))`` and carries its X-Millipost-Id.
+        ``max_message_size`` skips larger messages (the heavy tail reaches ~20 MB).
+        ``progress(users_done, messages_added)``. Not idempotent: a second call adds more.
+        Returns how many messages were added. Bulk-loaded messages raise no events; SEARCH
+        indexes them when it first searches the mailbox.
+        """
+        if messages < 0:
+            raise ValueError("messages must be >= 0")
+        last = population.size if last is None else min(last, population.size)
+        return self._service.populate_mailboxes(population._core, first, last, messages, vary,
+                                                max_message_size or 0, progress)
 
     def user_count(self) -> int:
         return self._service.user_count()

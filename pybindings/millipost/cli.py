@@ -33,15 +33,62 @@ def cmd_provision(args: argparse.Namespace, rest: list[str]) -> int:
     from .progress import Progress
 
     population = Population(args.seed, args.users, password=args.password, domain=args.domain)
+    first = args.first
+    if args.command or args.target:
+        return _provision_other(args, population)
     with Server(data_dir=args.data, smtp_port=-1, pop3_port=-1, imap_port=-1) as server:
-        bar = Progress(args.users, "provision", unit="users")
-        added = server.provision(population, progress=bar.update)
+        bar = Progress(args.users - first, "provision", unit="users")
+        added = server.provision(population, first=first,
+                                 progress=lambda n: bar.update(n))
         elapsed = bar.close()
         total = server.user_count()
-    print(f"provisioned {added:,} new users of {args.users:,} (seed {args.seed}) into {args.data} "
-          f"in {elapsed:.1f} s ({args.users / max(elapsed, 1e-9):,.0f} users/s); "
-          f"{total:,} users in the store")
+        print(f"provisioned {added:,} new users of {args.users:,} (seed {args.seed}) into "
+              f"{args.data} in {elapsed:.1f} s ({(args.users - first) / max(elapsed, 1e-9):,.0f} "
+              f"users/s); {total:,} users in the store")
+        if args.messages:
+            bar = Progress(args.users - first, "mailboxes", unit="users")
+            n = server.populate_mailboxes(population, first, messages=args.messages,
+                                          vary=args.vary, max_message_size=args.max_message_size,
+                                          progress=lambda u, m: bar.update(u, f"{m:,} messages"))
+            elapsed = bar.close()
+            print(f"populated {n:,} messages ({args.messages} per user"
+                  f"{', varied' if args.vary else ''}) in {elapsed:.1f} s "
+                  f"({n / max(elapsed, 1e-9):,.0f} messages/s)")
     return 0
+
+
+def _provision_other(args: argparse.Namespace, population) -> int:
+    """The protocol path: a per-user command and/or mail through IMAP APPEND or SMTP."""
+    from .progress import Progress
+    from .provision import populate_over_protocol, run_provision_command
+
+    status = 0
+    if args.command:
+        bar = Progress(args.users - args.first, "provision", unit="users")
+        r = run_provision_command(population, args.command, args.first, parallel=args.parallel,
+                                  progress=bar.update)
+        bar.close()
+        print(f"provisioning command: {r.ok:,} users ok, {r.failed:,} failed in "
+              f"{r.seconds:.1f} s")
+        for e in r.errors[:5]:
+            print(f"  {e}", file=sys.stderr)
+        status = 1 if r.failed else 0
+    if args.target:
+        if not args.messages:
+            print("millipost provision: --target needs --messages N", file=sys.stderr)
+            return 2
+        bar = Progress(args.users - args.first, "mailboxes", unit="users")
+        r = populate_over_protocol(args.target, population, args.first, messages=args.messages,
+                                   parallel=args.parallel,
+                                   progress=lambda u, m: bar.update(u, f"{m:,} messages"))
+        bar.close()
+        print(f"populated {r.messages:,} messages for {r.ok:,} users over {args.target} in "
+              f"{r.seconds:.1f} s ({r.messages / max(r.seconds, 1e-9):,.0f} messages/s); "
+              f"{r.failed:,} users failed")
+        for e in r.errors[:5]:
+            print(f"  {e}", file=sys.stderr)
+        status = status or (1 if r.failed else 0)
+    return status
 
 
 def cmd_demo(args: argparse.Namespace, rest: list[str]) -> int:
@@ -366,6 +413,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1, help="population seed (default 1)")
     p.add_argument("--password", help="one shared password instead of derived ones")
     p.add_argument("--domain", default="localhost", help="mail domain (default localhost)")
+    p.add_argument("--first", type=int, default=0, help="first user index (default 0)")
+    p.add_argument("--messages", type=int, default=0,
+                   help="also give every user N generated messages (INBOX, Archive, Sent)")
+    p.add_argument("--vary", action="store_true",
+                   help="vary --messages per user (lognormal with that median)")
+    p.add_argument("--max-message-size", type=int, default=0,
+                   help="skip generated messages larger than this many octets")
+    p.add_argument("--command", metavar="CMD",
+                   help="another server: run CMD per user instead of loading the store "
+                        "(placeholders {login} {password} {address} {name} {index} {domain})")
+    p.add_argument("--target", metavar="URL",
+                   help="another server: deliver --messages per user by IMAP APPEND "
+                        "(imap://host:port, imaps://) or SMTP (smtp://host:port)")
+    p.add_argument("--parallel", type=int, default=8,
+                   help="concurrent commands or sessions for --command/--target (default 8)")
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser("demo", help="the main job: server on SQLite, population, concurrent SMTP "

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -49,6 +50,54 @@ std::string format(std::string_view scheme, unsigned iters, std::string_view sal
     return r;
 }
 
+// HMAC-SHA-256 for synthetic secrets, made by the million when a population is provisioned:
+// OpenSSL 3's one-shot HMAC() and PKCS5_PBKDF2_HMAC() look the algorithm up and build a MAC
+// context on every call, which costs several times the hashing. Here the digest is fetched once
+// and a context is reused per thread; the result is the same HMAC (RFC 2104), which the
+// password tests check against verify_password's generic path.
+class FastHmac {
+  public:
+    FastHmac() : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {
+        if (!md_ || !ctx_) throw std::runtime_error("SHA-256 unavailable");
+    }
+    ~FastHmac() {
+        EVP_MD_CTX_free(ctx_);
+        EVP_MD_free(md_);
+    }
+    FastHmac(const FastHmac&) = delete;
+    FastHmac& operator=(const FastHmac&) = delete;
+
+    void sha(std::string_view a, std::string_view b, unsigned char* out) {
+        unsigned len = 0;
+        if (EVP_DigestInit_ex2(ctx_, md_, nullptr) != 1 ||
+            EVP_DigestUpdate(ctx_, a.data(), a.size()) != 1 ||
+            (!b.empty() && EVP_DigestUpdate(ctx_, b.data(), b.size()) != 1) ||
+            EVP_DigestFinal_ex(ctx_, out, &len) != 1)
+            throw std::runtime_error("SHA-256 failed");
+    }
+    std::string hmac(std::string_view key, std::string_view data) {
+        unsigned char k[64] = {};
+        if (key.size() > sizeof k) {
+            sha(key, {}, k);
+        } else {
+            std::copy(key.begin(), key.end(), k);
+        }
+        char ipad[64], opad[64];
+        for (int i = 0; i < 64; ++i) {
+            ipad[i] = static_cast<char>(k[i] ^ 0x36);
+            opad[i] = static_cast<char>(k[i] ^ 0x5c);
+        }
+        unsigned char inner[32], out[32];
+        sha(std::string_view(ipad, 64), data, inner);
+        sha(std::string_view(opad, 64), std::string_view(reinterpret_cast<char*>(inner), 32), out);
+        return std::string(reinterpret_cast<char*>(out), 32);
+    }
+
+  private:
+    EVP_MD* md_;
+    EVP_MD_CTX* ctx_;
+};
+
 }  // namespace
 
 std::string base64_encode(std::string_view raw) {
@@ -90,7 +139,19 @@ std::string make_synthetic_secret(std::string_view password, std::uint64_t salt_
     char salt[8];
     for (int i = 0; i < 8; ++i)
         salt[i] = static_cast<char>((salt_seed >> (8 * i)) & 0xff);
-    return format("scram-sha-256-synthetic", 1, std::string_view(salt, 8), password);
+    // One PBKDF2 iteration is one HMAC of the salt and INT(1) (RFC 8018 §5.2); then the SCRAM
+    // keys (RFC 5802 §3), as format() computes them.
+    thread_local FastHmac h;
+    std::string_view s(salt, 8);
+    auto salted = h.hmac(password, std::string(s) + std::string("\0\0\0\1", 4));
+    unsigned char stored[32];
+    h.sha(h.hmac(salted, "Client Key"), {}, stored);
+    auto server_key = h.hmac(salted, "Server Key");
+    std::string r = "$scram-sha-256-synthetic$1$";
+    r.append(base64_encode(s)).append("$");
+    r.append(base64_encode(std::string_view(reinterpret_cast<char*>(stored), 32)));
+    r.append("$").append(base64_encode(server_key));
+    return r;
 }
 
 std::optional<ScramSecret> parse_secret(std::string_view stored) {

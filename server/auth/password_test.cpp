@@ -37,6 +37,19 @@ TEST(Password, SyntheticSecretsAreMarkedAndCheap) {
     EXPECT_EQ(make_synthetic_secret("pw", 42), s);  // deterministic
 }
 
+// The synthetic path computes HMAC itself (for speed); verify_password uses OpenSSL's PBKDF2
+// and HMAC, so agreement here means the same SCRAM keys, long keys (hashed first) included.
+TEST(Password, SyntheticSecretsAgreeWithTheGenericPath) {
+    for (std::string pw : {std::string("a"), std::string("pencil"), std::string("pässwörd-ü"),
+                           std::string(64, 'k'), std::string(65, 'k'), std::string(200, 'x')}) {
+        for (std::uint64_t seed : {0ull, 1ull, 0xFFFFFFFFFFFFFFFFull}) {
+            auto s = make_synthetic_secret(pw, seed);
+            EXPECT_TRUE(verify_password(s, pw)) << pw.size() << " " << seed;
+            EXPECT_FALSE(verify_password(s, pw + "x"));
+        }
+    }
+}
+
 TEST(Password, RejectsMalformedSecrets) {
     for (const char* bad : {"", "pencil", "$scram-sha-256$", "$md5$1$a$b$c",
                             "$scram-sha-256$0$AAAA$AAAA$AAAA", "$scram-sha-256$x$AAAA$AAAA$AAAA"}) {

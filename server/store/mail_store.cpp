@@ -4,6 +4,8 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 namespace millipost::store {
 
@@ -49,6 +51,34 @@ void MailStore::notify(const Event& event) {
     }
     for (auto& fn : targets)
         fn(event);
+}
+
+// Generic bulk_append: append() per run of messages for the same mailbox (not atomic as a whole;
+// backends override it with one transaction).
+std::size_t MailStore::bulk_append(std::span<const BulkMessage> messages) {
+    std::size_t done = 0;
+    for (std::size_t i = 0; i < messages.size();) {
+        auto j = i;
+        while (j < messages.size() && messages[j].user == messages[i].user &&
+               messages[j].mailbox == messages[i].mailbox)
+            ++j;
+        auto mb = find_mailbox(messages[i].user, messages[i].mailbox);
+        if (!mb) mb = create_mailbox(messages[i].user, messages[i].mailbox);
+        std::vector<NewMessage> run;
+        for (auto k = i; k < j; ++k) {
+            NewMessage m{messages[k].bytes, messages[k].internaldate, {}};
+            std::string_view f = messages[k].flags;
+            while (!f.empty()) {
+                auto sp = f.find(' ');
+                if (sp != 0) m.flags.emplace_back(f.substr(0, sp));
+                f = sp == std::string_view::npos ? std::string_view() : f.substr(sp + 1);
+            }
+            run.push_back(std::move(m));
+        }
+        done += append(messages[i].user, mb->id, run).size();
+        i = j;
+    }
+    return done;
 }
 
 std::unique_ptr<MailStore> open_store(const std::string& spec) {

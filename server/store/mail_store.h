@@ -78,6 +78,15 @@ struct NewMessage {
     std::vector<std::string> flags;
 };
 
+// One message of a bulk load (bulk_append): for mailbox `mailbox` of `user`.
+struct BulkMessage {
+    UserId user = 0;
+    std::string_view mailbox;  // created when missing
+    std::string_view bytes;
+    std::int64_t internaldate = 0;
+    std::string_view flags;  // space-separated, as "\\Seen \\Flagged"
+};
+
 struct Message {
     std::uint32_t uid = 0;
     std::uint64_t size = 0;
@@ -202,6 +211,12 @@ class MailStore {
     // returns their UIDs, ascending. NotFound for an unknown mailbox.
     virtual std::vector<std::uint32_t> append(UserId user, MailboxId mailbox,
                                               std::span<const NewMessage> messages) = 0;
+    // Bulk path for pre-populating mailboxes (the load simulator's provisioning): appends every
+    // message, UIDs ascending in the order given, creating missing mailboxes, in one atomic
+    // step. Unlike append() it publishes no events: it loads a store before sessions use it
+    // (full-text search indexes what it finds missing when it first searches a mailbox).
+    // Returns how many were appended. NotFound for an unknown user.
+    virtual std::size_t bulk_append(std::span<const BulkMessage> messages);
     virtual std::vector<Message> messages(UserId user, MailboxId mailbox) = 0;
     // What changed after MODSEQ `since`, read in one snapshot. Expunged UIDs are remembered
     // (tombstones, a bounded number per mailbox) so that `vanished` is exact for a recent

@@ -157,6 +157,52 @@ TEST_F(StoreContract, BulkAddSkipsExistingAndIsDurable) {
     EXPECT_TRUE(store_->find_mailbox(u->id, "INBOX"));
 }
 
+TEST_F(StoreContract, BulkAppendContinuesUidsCreatesMailboxesAndLogsChanges) {
+    auto a = store_->add_user("a", "$");
+    auto b = store_->add_user("b", "$");
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "first\r\n", 1);
+    auto s0 = store_->state(a);
+    auto inbox = *store_->find_mailbox(a, "INBOX");
+    std::vector<BulkMessage> batch = {
+        {a, "inbox", "one\r\n", 10, "\\Seen"},
+        {a, "INBOX", "two\r\n", 11, "\\Seen \\Flagged \\Seen"},
+        {a, "Sent", "sent\r\n", 12, ""},
+        {b, "INBOX", "b1\r\n", 13, ""},
+        {a, "INBOX", "three\r\n", 14, ""},
+    };
+    EXPECT_EQ(store_->bulk_append(batch), 5u);
+    auto msgs = store_->messages(a, inbox.id);
+    ASSERT_EQ(msgs.size(), 4u);
+    EXPECT_EQ(msgs[1].uid, 2u);
+    EXPECT_EQ(msgs[3].uid, 4u);
+    EXPECT_EQ(msgs[2].flags, (std::vector<std::string>{"\\Flagged", "\\Seen"}));
+    EXPECT_GT(msgs[3].modseq, msgs[0].modseq);
+    EXPECT_EQ(store_->read_message(a, inbox.id, 4), "three\r\n");
+    auto after = *store_->find_mailbox(a, "INBOX");
+    EXPECT_EQ(after.uidnext, 5u);
+    EXPECT_EQ(after.messages, 4u);
+    EXPECT_EQ(after.size, 7u + 5 + 5 + 7);
+    EXPECT_EQ(after.highestmodseq, msgs[3].modseq);
+    auto sent = store_->find_mailbox(a, "Sent");
+    ASSERT_TRUE(sent);
+    EXPECT_EQ(sent->special_use, "\\Sent");
+    EXPECT_EQ(sent->messages, 1u);
+    // One change per message and one for the new mailbox, in order.
+    auto ch = store_->changes_since(a, s0, 100);
+    ASSERT_EQ(ch.changes.size(), 5u);
+    EXPECT_EQ(ch.changes[0].id, std::to_string(inbox.id) + ":2");
+    EXPECT_EQ(ch.changes[2].kind, Change::Kind::Mailbox);
+    EXPECT_EQ(ch.state, store_->state(a));
+    // Later deliveries continue after the bulk-loaded UIDs.
+    auto d = store_->deliver(std::vector<UserId>{a}, "INBOX", "later\r\n", 20);
+    EXPECT_EQ(d[0].uid, 5u);
+    EXPECT_EQ(store_->usage(b).messages, 1u);
+    // An unknown user fails the whole batch.
+    std::vector<BulkMessage> bad = {{a, "INBOX", "x\r\n", 1, ""}, {9999, "INBOX", "y\r\n", 1, ""}};
+    EXPECT_THROW(store_->bulk_append(bad), StoreError);
+    EXPECT_EQ(store_->find_mailbox(a, "INBOX")->messages, 5u);
+}
+
 TEST_F(StoreContract, ConcurrentDeliveriesKeepUidsUnique) {
     auto a = store_->add_user("a", "$");
     std::vector<std::thread> threads;

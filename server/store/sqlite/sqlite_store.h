@@ -41,6 +41,7 @@ class SqliteStore final : public MailStore {
                                    std::span<const std::string> flags) override;
     std::vector<std::uint32_t> append(UserId user, MailboxId mailbox,
                                       std::span<const NewMessage> messages) override;
+    std::size_t bulk_append(std::span<const BulkMessage> messages) override;
     std::vector<Message> messages(UserId user, MailboxId mailbox) override;
     MailboxDelta mailbox_changes(UserId user, MailboxId mailbox, ModSeq since) override;
     std::pair<std::uint32_t, std::uint32_t> claim_recent(UserId user, MailboxId mailbox) override;
