@@ -1,6 +1,8 @@
 // sim/engine.cpp: the load engine (see engine.h).
 #include "engine.h"
 
+#include "message_gen.h"
+
 #include "contracts/contract.h"
 #include "histogram.h"
 #include "population.h"
@@ -280,43 +282,22 @@ struct Message {
 // A small RFC 5322 message until sim/message_gen.h lands (same X-Millipost-Id header, so
 // switching to generate_message() is one line). The run id keeps ids of repeated runs against
 // one server apart.
+// A realistic message from the generator (sim/message_gen.h), its X-Millipost-Id replaced by
+// "<seed>.<run id>.<index>" so that runs against one server never share ids and the oracle can
+// tell this run's messages from earlier ones.
 Message make_message(std::uint64_t seed, const std::string& run_id, std::uint64_t index,
                      const std::string& from, const std::string& to) {
-    static constexpr std::array<const char*, 6> kSubjects = {"Quarterly report",
-                                                             "Lunch?",
-                                                             "=?UTF-8?Q?=C3=9Cberraschung?=",
-                                                             "Re: the plan",
-                                                             "Photos from the trip",
-                                                             "Minutes of the meeting"};
-    static constexpr std::array<const char*, 8> kWords = {"lorem", "ipsum", "dolor", "sit",
-                                                          "amet",  "grüße", "ñandú", "mail"};
-    Rng rng{derive(seed, index, 7)};
+    auto g = generate_message(MessageSpec{seed, index, from, to, std::nullopt});
     Message m;
     m.id = std::to_string(seed) + "." + run_id + "." + std::to_string(index);
-    std::string& b = m.bytes;
-    char date[64];
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    b += "From: <" + from + ">\r\nTo: <" + to + ">\r\n";
-    b += std::string("Subject: ") + kSubjects[rng.below(kSubjects.size())] + "\r\n";
-    b += std::string("Date: ") + date + "\r\n";
-    b += "Message-ID: <" + m.id + "@millipost.load>\r\n";
-    b += std::string(kIdHeader) + ": " + m.id + "\r\n";
-    b += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n";
-    b += "Content-Transfer-Encoding: 8bit\r\n\r\n";
-    // Heavy-ish tail: most messages a few lines, some hundreds.
-    auto lines = 1 + static_cast<std::uint64_t>(rng.exp(rng.chance(0.1) ? 300 : 15));
-    for (std::uint64_t i = 0; i < lines; ++i) {
-        if (rng.chance(0.05)) b += ".";  // exercises dot-stuffing
-        auto words = 1 + rng.below(12);
-        for (std::uint64_t w = 0; w < words; ++w) {
-            if (w) b += ' ';
-            b += kWords[rng.below(kWords.size())];
-        }
-        b += "\r\n";
-    }
+    const std::string key = std::string(kIdHeader) + ": ";
+    auto head_end = g.bytes.find("\r\n\r\n");
+    auto at = g.bytes.find(key);
+    if (at == std::string::npos || at > head_end)
+        throw std::logic_error("generated message lacks its " + std::string(kIdHeader));
+    auto value = at + key.size();
+    g.bytes.replace(value, g.bytes.find("\r\n", value) - value, m.id);
+    m.bytes = std::move(g.bytes);
     return m;
 }
 
