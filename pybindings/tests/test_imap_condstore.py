@@ -359,3 +359,28 @@ def test_resync_older_than_the_kept_tombstones_compares_uid_lists(server, raw):
     a.ok("UNSELECT")
     lines = a.ok(f"SELECT INBOX (QRESYNC ({validity} {since} 1:{n}))")
     assert f"* VANISHED (EARLIER) 1:{n - 1}" in lines, [x for x in lines if "VANISHED" in x]
+
+
+def test_notify_never_loses_a_command_that_arrives_with_an_event(server, raw):
+    """A NOTIFY session waits for input and for store events at once; a command that arrives
+    together with an event must still be read (it used to be dropped when the event won the race,
+    and the client waited forever for its tagged reply)."""
+    import threading
+
+    a, b = Session(raw, server), Session(raw, server)
+    a.ok("CREATE Race")
+    a.ok("NOTIFY SET STATUS (mailboxes Race (MessageNew))")
+    for i in range(1000):  # the race is narrow: the old code failed about one run in three at 150
+        go = threading.Barrier(2)
+
+        def append() -> None:
+            go.wait()
+            b.ok("APPEND Race", message(f"r{i}"))
+
+        t = threading.Thread(target=append)
+        t.start()
+        go.wait()
+        untagged, tagged = a.run("NOOP")  # raw's read timeout fails the test if the OK is lost
+        t.join()
+        assert tagged.startswith("OK"), (i, untagged, tagged)
+        assert all(line.startswith("* STATUS Race") for line in untagged), untagged

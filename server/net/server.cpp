@@ -2,6 +2,8 @@
 #include "net/server.h"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 
 namespace millipost::net {
 
@@ -60,29 +62,38 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
     in_.resize(old + kChunk);
     asio::steady_timer timer(socket_.get_executor());
     timer.expires_after(timeout);
-    auto read = socket_.async_read_some(asio::buffer(in_.data() + old, kChunk),
-                                        asio::as_tuple(asio::use_awaitable));
-    auto expiry = timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    std::variant<std::tuple<boost::system::error_code, std::size_t>,
-                 std::tuple<boost::system::error_code>, std::tuple<boost::system::error_code>>
-        result;
+    // A parallel group rather than `||`: when the timer or the wake-up finishes first, a read
+    // that had already completed still hands back its bytes (with `||` they were dropped: a
+    // command arriving together with a NOTIFY event was lost and its client waited forever).
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    std::size_t first = 0;  // 0 read, 1 timeout, 2 wake-up
     if (wake) {
-        auto woken = wake->async_wait(asio::as_tuple(asio::use_awaitable));
-        result = co_await (std::move(read) || std::move(expiry) || std::move(woken));
+        auto r =
+            co_await asio::experimental::make_parallel_group(
+                socket_.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
+                timer.async_wait(asio::deferred), wake->async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        first = std::get<0>(r)[0];
+        ec = std::get<1>(r);
+        n = std::get<2>(r);
     } else {
-        auto two = co_await (std::move(read) || std::move(expiry));
-        if (two.index() == 0)
-            result.emplace<0>(std::get<0>(two));
-        else
-            result.emplace<1>(std::get<1>(two));
+        auto r =
+            co_await asio::experimental::make_parallel_group(
+                socket_.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
+                timer.async_wait(asio::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        first = std::get<0>(r)[0];
+        ec = std::get<1>(r);
+        n = std::get<2>(r);
     }
-    if (result.index() != 0) {
+    if (n == 0 && first != 0) {
         in_.resize(old);
-        if (result.index() == 2 && !server_.stopping()) co_return Filled::Woken;
-        closed_ = result.index() == 1 ? Closed::Timeout : Closed::Shutdown;
+        if (first == 2 && !server_.stopping()) co_return Filled::Woken;
+        closed_ = first == 1 ? Closed::Timeout : Closed::Shutdown;
         co_return Filled::Closed;
     }
-    auto [ec, n] = std::get<0>(result);
+    if (n > 0 && first != 0) ec = {};  // the read completed; the other's win is moot
     in_.resize(old + n);
     if (ec) {
         closed_ = server_.stopping()       ? Closed::Shutdown
