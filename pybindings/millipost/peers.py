@@ -140,6 +140,10 @@ mail_location = maildir:{mail}/%u/Maildir
 default_process_limit = 1000
 default_client_limit = 4000
 mail_max_userip_connections = 10000
+# IDLE learns of new mail through inotify; when the machine runs out of inotify instances
+# (many Dovecot processes) it falls back to polling every 30 s by default, longer than any
+# client here waits. Poll every second instead.
+mailbox_idle_check_interval = 1 secs
 service imap-login {{
   inet_listener imap {{
     port = {self.imap_port}
