@@ -358,9 +358,12 @@ class Grammar::Matcher {
                     if (i >= n.min) merge(result, cur);
                     if (i == n.max || cur.empty() || aborted_) break;
                     std::vector<std::size_t> next = from_all(n.kids[0], cur);
-                    if (i >= n.min) {
-                        // Past the minimum only new positions matter: this ends "*" loops
-                        // over elements that can match the empty string.
+                    // Past the minimum only new positions matter: this ends "*" loops over
+                    // elements that can match the empty string. When every next position lies
+                    // beyond the last one found (a run moving forward, the common case) all
+                    // are new; scanning `result` each time would make a long run quadratic.
+                    if (i >= n.min && !next.empty() && !result.empty() &&
+                        next.front() <= result.back()) {
                         std::vector<std::size_t> fresh;
                         std::set_difference(next.begin(), next.end(), result.begin(), result.end(),
                                             std::back_inserter(fresh));
