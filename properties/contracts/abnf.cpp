@@ -3,7 +3,6 @@
 #include "contracts/abnf.h"
 
 #include <algorithm>
-#include <unordered_set>
 
 namespace millipost::contracts {
 
@@ -274,7 +273,7 @@ class Grammar::Parser {
 
 class Grammar::Matcher {
   public:
-    using Memo = std::unordered_map<std::uint64_t, std::vector<std::size_t>>;
+    using Memo = std::unordered_map<std::uint64_t, MatchMemoEntry>;
     Matcher(const Grammar& g, std::string_view in, Memo& memo) : g_(g), in_(in), memo_(memo) {}
 
     bool aborted() const { return aborted_; }
@@ -375,12 +374,20 @@ class Grammar::Matcher {
             }
             case Kind::ref: {
                 std::uint64_t key = static_cast<std::uint64_t>(n.rule) * (in_.size() + 1) + pos;
-                if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-                // Left recursion (a rule reaching itself at the same position) matches nothing.
-                if (!active_.insert(key).second) return {};
+                auto [it, fresh] = memo_.try_emplace(key);
+                // A reference into a node-based map survives the rehashes the recursion causes.
+                MatchMemoEntry& e = it->second;
+                // Left recursion (a rule reaching itself at the same position, its entry still
+                // open) matches nothing.
+                if (!fresh) return e.done ? e.ends : std::vector<std::size_t>{};
                 std::vector<std::size_t> r = ends(g_.rules_[n.rule].root, pos);
-                active_.erase(key);
-                if (!aborted_) memo_.emplace(key, r);
+                if (aborted_) {
+                    // Nothing half-done may stay behind for the next match on this input.
+                    memo_.erase(key);
+                    return r;
+                }
+                e.ends = r;
+                e.done = true;
                 return r;
             }
         }
@@ -392,7 +399,6 @@ class Grammar::Matcher {
     std::size_t steps_ = 0, depth_ = 0;
     bool aborted_ = false;
     Memo& memo_;
-    std::unordered_set<std::uint64_t> active_;
 };
 
 Grammar::Grammar() {

@@ -37,6 +37,13 @@ enum class MatchResult {
 
 class Grammar;
 
+// One (rule, position) of a match: its end positions once done; while not done the rule is being
+// matched there (so reaching it again is left recursion).
+struct MatchMemoEntry {
+    std::vector<std::size_t> ends;
+    bool done = false;
+};
+
 // What one input's matches have learnt, kept for the next match of the same bytes: the
 // contracts try many rules in turn on one line (every request type, every allowed reply), and
 // those rules share most of their sub-rules (a tag, an astring, resp-text). A rule already
@@ -51,7 +58,7 @@ class MatchCache {
     friend class Grammar;
     const Grammar* grammar_ = nullptr;
     std::string input_;  // the bytes memo_ is about
-    std::unordered_map<std::uint64_t, std::vector<std::size_t>> memo_;
+    std::unordered_map<std::uint64_t, MatchMemoEntry> memo_;
 };
 
 class Grammar {

@@ -185,3 +185,21 @@ TEST(Abnf, PruningAndSharedCacheChangeNoAnswer) {
     }
     EXPECT_GT(matched, 100u);  // the inputs reach the matching side, not only refusals
 }
+
+TEST(Abnf, AnAbortedMatchLeavesNothingInTheCache) {
+    // `wrap` gives up at the work bound with `deep` still open at position 0 (it is on the stack
+    // when the bound is hit); a later match through the same cache must not take that open entry
+    // for left recursion (which would answer no_match at once) but work it out again.
+    auto g = grammar(
+        "wrap = deep\n"
+        "again = deep\n"
+        "deep = 1*( 1*( 1*( 1*( 1*( 1*( 1*( 1*a4 ) ) ) ) ) ) ) \"b\"\n"
+        "a4 = \"a\"\n"
+        "simple = 1*a4\n");
+    std::string input(5000, 'a');
+    mc::MatchCache cache;
+    ASSERT_EQ(g.match("wrap", input, cache), MatchResult::too_complex);
+    EXPECT_EQ(g.match("again", input), MatchResult::too_complex);
+    EXPECT_EQ(g.match("again", input, cache), MatchResult::too_complex);
+    EXPECT_EQ(g.match("simple", input, cache), MatchResult::match);
+}
