@@ -3,7 +3,6 @@
 #include "contracts/abnf.h"
 
 #include <algorithm>
-#include <unordered_set>
 
 namespace millipost::contracts {
 
@@ -274,7 +273,8 @@ class Grammar::Parser {
 
 class Grammar::Matcher {
   public:
-    Matcher(const Grammar& g, std::string_view in) : g_(g), in_(in) {}
+    using Memo = std::unordered_map<std::uint64_t, MatchMemoEntry>;
+    Matcher(const Grammar& g, std::string_view in, Memo& memo) : g_(g), in_(in), memo_(memo) {}
 
     bool aborted() const { return aborted_; }
 
@@ -285,8 +285,14 @@ class Grammar::Matcher {
             aborted_ = true;
             return {};
         }
+        const Node& n = g_.nodes_[node];
+        // A node that needs a byte cannot start with one outside its first set: most
+        // alternatives of a rule end here, without a set built or a sub-rule entered.
+        if (g_.analysed_ && !n.nullable &&
+            (pos >= in_.size() || !n.first.test(static_cast<unsigned char>(in_[pos]))))
+            return {};
         ++depth_;
-        std::vector<std::size_t> r = eval(g_.nodes_[node], pos);
+        std::vector<std::size_t> r = eval(n, pos);
         --depth_;
         return r;
     }
@@ -351,9 +357,12 @@ class Grammar::Matcher {
                     if (i >= n.min) merge(result, cur);
                     if (i == n.max || cur.empty() || aborted_) break;
                     std::vector<std::size_t> next = from_all(n.kids[0], cur);
-                    if (i >= n.min) {
-                        // Past the minimum only new positions matter: this ends "*" loops
-                        // over elements that can match the empty string.
+                    // Past the minimum only new positions matter: this ends "*" loops over
+                    // elements that can match the empty string. When every next position lies
+                    // beyond the last one found (a run moving forward, the common case) all
+                    // are new; scanning `result` each time would make a long run quadratic.
+                    if (i >= n.min && !next.empty() && !result.empty() &&
+                        next.front() <= result.back()) {
                         std::vector<std::size_t> fresh;
                         std::set_difference(next.begin(), next.end(), result.begin(), result.end(),
                                             std::back_inserter(fresh));
@@ -365,12 +374,20 @@ class Grammar::Matcher {
             }
             case Kind::ref: {
                 std::uint64_t key = static_cast<std::uint64_t>(n.rule) * (in_.size() + 1) + pos;
-                if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-                // Left recursion (a rule reaching itself at the same position) matches nothing.
-                if (!active_.insert(key).second) return {};
+                auto [it, fresh] = memo_.try_emplace(key);
+                // A reference into a node-based map survives the rehashes the recursion causes.
+                MatchMemoEntry& e = it->second;
+                // Left recursion (a rule reaching itself at the same position, its entry still
+                // open) matches nothing.
+                if (!fresh) return e.done ? e.ends : std::vector<std::size_t>{};
                 std::vector<std::size_t> r = ends(g_.rules_[n.rule].root, pos);
-                active_.erase(key);
-                if (!aborted_) memo_.emplace(key, r);
+                if (aborted_) {
+                    // Nothing half-done may stay behind for the next match on this input.
+                    memo_.erase(key);
+                    return r;
+                }
+                e.ends = r;
+                e.done = true;
                 return r;
             }
         }
@@ -381,12 +398,12 @@ class Grammar::Matcher {
     std::string_view in_;
     std::size_t steps_ = 0, depth_ = 0;
     bool aborted_ = false;
-    std::unordered_map<std::uint64_t, std::vector<std::size_t>> memo_;
-    std::unordered_set<std::uint64_t> active_;
+    Memo& memo_;
 };
 
 Grammar::Grammar() {
     add(kCoreRules);
+    analyse();
 }
 
 std::size_t Grammar::rule_index(std::string_view name) {
@@ -397,12 +414,29 @@ std::size_t Grammar::rule_index(std::string_view name) {
     return rules_.size() - 1;
 }
 
+std::size_t Grammar::find_rule(std::string_view name) const {
+    char buf[64];
+    std::string heap;
+    std::string_view key;
+    if (name.size() <= sizeof buf) {
+        for (std::size_t i = 0; i < name.size(); ++i)
+            buf[i] = lower(name[i]);
+        key = std::string_view(buf, name.size());
+    } else {
+        heap = lowered(name);
+        key = heap;
+    }
+    auto it = by_name_.find(key);
+    return it == by_name_.end() || !rules_[it->second].defined ? kNone : it->second;
+}
+
 std::size_t Grammar::add_node(Node n) {
     nodes_.push_back(std::move(n));
     return nodes_.size() - 1;
 }
 
 void Grammar::add(std::string_view text) {
+    analysed_ = false;
     for (const std::string& r : split_rules(text))
         Parser(*this, r).rule();
 }
@@ -410,19 +444,105 @@ void Grammar::add(std::string_view text) {
 void Grammar::resolve() {
     for (const Rule& r : rules_)
         if (!r.defined) throw AbnfError("ABNF: rule referenced but not defined: " + r.name);
+    analyse();
+}
+
+// Nullable flags and first-byte sets for every node, as the least fixpoint (rules may refer to
+// each other in cycles): start from "not nullable, no first byte" and grow until nothing
+// changes. Both only grow, so this ends.
+void Grammar::analyse() {
+    for (Node& n : nodes_) {
+        n.nullable = false;
+        n.first.reset();
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (Node& n : nodes_) {
+            bool nullable = false;
+            std::bitset<256> first;
+            switch (n.kind) {
+                case Kind::str:
+                    nullable = n.text.empty();
+                    if (!nullable) {
+                        auto c = static_cast<unsigned char>(n.text[0]);
+                        first.set(c);
+                        if (n.case_insensitive && is_alpha(n.text[0])) first.set(c ^ 0x20);
+                    }
+                    break;
+                case Kind::range:
+                    for (unsigned c = n.lo; c <= n.hi; ++c)
+                        first.set(c);
+                    break;
+                case Kind::alt:
+                    for (std::size_t k : n.kids) {
+                        nullable = nullable || nodes_[k].nullable;
+                        first |= nodes_[k].first;
+                    }
+                    break;
+                case Kind::seq:
+                    nullable = true;
+                    for (std::size_t k : n.kids) {
+                        first |= nodes_[k].first;
+                        if (!nodes_[k].nullable) {
+                            nullable = false;
+                            break;
+                        }
+                    }
+                    break;
+                case Kind::rep:
+                    nullable = n.min == 0 || nodes_[n.kids[0]].nullable;
+                    first = nodes_[n.kids[0]].first;
+                    break;
+                case Kind::ref: {
+                    std::size_t root = rules_[n.rule].root;
+                    if (root == kNone) {
+                        // Undefined (only before resolve() refuses it): assume anything.
+                        nullable = true;
+                        first.set();
+                    } else {
+                        nullable = nodes_[root].nullable;
+                        first = nodes_[root].first;
+                    }
+                    break;
+                }
+            }
+            if (nullable != n.nullable || first != n.first) {
+                n.nullable = nullable;
+                n.first = first;
+                changed = true;
+            }
+        }
+    }
+    analysed_ = true;
 }
 
 bool Grammar::has_rule(std::string_view name) const {
-    auto it = by_name_.find(lowered(name));
-    return it != by_name_.end() && rules_[it->second].defined;
+    return find_rule(name) != kNone;
 }
 
 MatchResult Grammar::match(std::string_view name, std::string_view input) const {
-    auto it = by_name_.find(lowered(name));
-    if (it == by_name_.end() || !rules_[it->second].defined)
-        throw AbnfError("ABNF: no rule " + std::string(name));
-    Matcher m(*this, input);
-    std::vector<std::size_t> ends = m.ends(rules_[it->second].root, 0);
+    return run(name, input, nullptr);
+}
+
+MatchResult Grammar::match(std::string_view name, std::string_view input, MatchCache& cache) const {
+    return run(name, input, &cache);
+}
+
+MatchResult Grammar::run(std::string_view name, std::string_view input, MatchCache* cache) const {
+    std::size_t rule = find_rule(name);
+    if (rule == kNone) throw AbnfError("ABNF: no rule " + std::string(name));
+    Matcher::Memo local;
+    Matcher::Memo* memo = &local;
+    if (cache) {
+        if (cache->grammar_ != this || cache->input_ != input) {
+            cache->grammar_ = this;
+            cache->input_.assign(input);
+            cache->memo_.clear();
+        }
+        memo = &cache->memo_;
+    }
+    Matcher m(*this, input, *memo);
+    std::vector<std::size_t> ends = m.ends(rules_[rule].root, 0);
     if (m.aborted()) return MatchResult::too_complex;
     return std::binary_search(ends.begin(), ends.end(), input.size()) ? MatchResult::match
                                                                       : MatchResult::no_match;

@@ -3,6 +3,7 @@
 // rule. It is the oracle's own reading of the RFCs and shares no code with the server's parsers
 // (design.md, "Independence of the oracle").
 #pragma once
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -34,6 +35,32 @@ enum class MatchResult {
     too_complex,  // the step or depth limit was reached before an answer
 };
 
+class Grammar;
+
+// One (rule, position) of a match: its end positions once done; while not done the rule is being
+// matched there (so reaching it again is left recursion).
+struct MatchMemoEntry {
+    std::vector<std::size_t> ends;
+    bool done = false;
+};
+
+// What one input's matches have learnt, kept for the next match of the same bytes: the
+// contracts try many rules in turn on one line (every request type, every allowed reply), and
+// those rules share most of their sub-rules (a tag, an astring, resp-text). A rule already
+// decided at a position costs nothing the next time. Results are pure functions of (grammar,
+// input), so sharing them changes no verdict; only a match aborted by the work bound leaves
+// nothing behind. One cache per user (a Checker), not shared between threads.
+class MatchCache {
+  public:
+    MatchCache() = default;
+
+  private:
+    friend class Grammar;
+    const Grammar* grammar_ = nullptr;
+    std::string input_;  // the bytes memo_ is about
+    std::unordered_map<std::uint64_t, MatchMemoEntry> memo_;
+};
+
 class Grammar {
   public:
     // The RFC 5234 appendix B.1 core rules (ALPHA, DIGIT, CRLF, ...) are always present.
@@ -43,11 +70,15 @@ class Grammar {
     // are case-insensitive. Throws AbnfError; references are resolved by resolve().
     void add(std::string_view text);
     // Checks that every referenced rule is defined. Throws AbnfError naming the first missing.
+    // Then computes each node's first-byte set (matching uses it to skip alternatives that
+    // cannot start at the next byte).
     void resolve();
 
     bool has_rule(std::string_view name) const;
     // Whether all of `input` matches rule `name` (which must exist).
     MatchResult match(std::string_view name, std::string_view input) const;
+    // The same, reusing what earlier matches of the same input learnt (see MatchCache).
+    MatchResult match(std::string_view name, std::string_view input, MatchCache& cache) const;
 
   private:
     enum class Kind : std::uint8_t { alt, seq, rep, str, range, ref };
@@ -59,6 +90,11 @@ class Grammar {
         std::size_t rule = 0;          // ref: index into rules_
         std::string text;              // str
         std::vector<std::size_t> kids;
+        // From analyse(): whether the node can match the empty string, and the bytes a
+        // non-empty match can start with. A node that is not nullable cannot match at a
+        // position whose byte is not in `first` (or at the end of the input).
+        bool nullable = true;
+        std::bitset<256> first;
     };
     struct Rule {
         std::string name;
@@ -72,11 +108,24 @@ class Grammar {
     class Matcher;
 
     std::size_t rule_index(std::string_view name);
+    // The defined rule `name` (case-insensitive), or kNone; allocates nothing for short names.
+    std::size_t find_rule(std::string_view name) const;
     std::size_t add_node(Node n);
+    void analyse();
+    MatchResult run(std::string_view name, std::string_view input, MatchCache* cache) const;
 
     std::vector<Node> nodes_;
     std::vector<Rule> rules_;
-    std::unordered_map<std::string, std::size_t> by_name_;  // lower-cased name -> rules_ index
+    // Heterogeneous lookup, so a string_view finds a rule without building a std::string.
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    // lower-cased name -> rules_ index
+    std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> by_name_;
+    bool analysed_ = false;  // first-byte sets are current (resolve() after the last add())
 };
 
 }  // namespace millipost::contracts

@@ -1,6 +1,7 @@
 // abnf_test.cpp: the RFC 5234 ABNF engine on small grammars, its refusals and its work bound.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "contracts/abnf.h"
@@ -119,4 +120,86 @@ TEST(Abnf, HostileGrammarStopsAtTheStepLimit) {
     EXPECT_NE(r, MatchResult::match);
     EXPECT_EQ(g.match("r", "aaab"), MatchResult::match);
     EXPECT_EQ(g.match("deep", "aaaab"), MatchResult::match);
+}
+
+namespace {
+
+// Rules that exercise the first-byte sets: case-insensitive literal prefixes, alternatives whose
+// first bytes overlap, prefixes that can be empty (the first set must look past them), an empty
+// string, recursion through a rule, and %s (case-sensitive) literals.
+constexpr const char* kPrefixGrammar =
+    "cmd = tag SP ( \"LOGIN\" / \"LOGOUT\" / %s\"list\" ) [ SP arg ]\n"
+    "tag = 1*( ALPHA / DIGIT / \".\" )\n"
+    "arg = *( \"x\" / \"a\" ) / nest\n"
+    "opt = [ \"-\" ] *SP \"b\"\n"
+    "nest = \"(\" *nest \")\" / \"z\"\n"
+    "empty = \"\" \"q\"\n"
+    "ovl = \"ab\" \"c\" / \"a\" \"bd\" / %x61 / \"AB\"\n"
+    "maybe = *\"a\" [ opt ] \n";
+
+}  // namespace
+
+TEST(Abnf, FirstByteSetsKeepCaseAndLookPastEmptyPrefixes) {
+    auto g = grammar(kPrefixGrammar);
+    EXPECT_TRUE(ok(g, "cmd", "a1 login"));
+    EXPECT_TRUE(ok(g, "cmd", "a1 LoGoUt x"));
+    EXPECT_TRUE(ok(g, "cmd", "a1 list (()z)"));
+    EXPECT_FALSE(ok(g, "cmd", "a1 LIST"));  // %s: case-sensitive
+    EXPECT_TRUE(ok(g, "opt", "b"));
+    EXPECT_TRUE(ok(g, "opt", "  b"));
+    EXPECT_TRUE(ok(g, "opt", "- b"));
+    EXPECT_TRUE(ok(g, "empty", "q"));
+    EXPECT_TRUE(ok(g, "ovl", "abc"));
+    EXPECT_TRUE(ok(g, "ovl", "abd"));
+    EXPECT_TRUE(ok(g, "ovl", "a"));
+    EXPECT_TRUE(ok(g, "ovl", "ab"));  // "AB" is case-insensitive
+    EXPECT_FALSE(ok(g, "ovl", "b"));
+    EXPECT_TRUE(ok(g, "maybe", ""));
+    EXPECT_TRUE(ok(g, "maybe", "aa b"));
+}
+
+TEST(Abnf, PruningAndSharedCacheChangeNoAnswer) {
+    // The same grammar unresolved (no first-byte sets: every alternative is tried) is the
+    // reference; resolved, with and without one MatchCache carried across rules and inputs, it
+    // must give the same answer for every input.
+    mc::Grammar plain;
+    plain.add(kPrefixGrammar);
+    auto pruned = grammar(kPrefixGrammar);
+    mc::MatchCache cache;
+    const char* rules[] = {"cmd", "tag", "arg", "opt", "nest", "empty", "ovl", "maybe"};
+    const std::string alphabet = "aAbBcdxzq.1()- LOGINoutlist";
+    std::mt19937 rng(7);
+    std::size_t matched = 0;
+    for (int i = 0; i < 4000; ++i) {
+        std::string s;
+        std::size_t len = rng() % 12;
+        for (std::size_t k = 0; k < len; ++k)
+            s += alphabet[rng() % alphabet.size()];
+        if (i % 3 == 0) s = "a1 " + std::string(i % 2 ? "login" : "list") + s.substr(0, 5);
+        for (const char* r : rules) {
+            MatchResult want = plain.match(r, s);
+            matched += want == MatchResult::match;
+            EXPECT_EQ(pruned.match(r, s), want) << r << " on \"" << s << "\"";
+            EXPECT_EQ(pruned.match(r, s, cache), want) << r << " on \"" << s << "\" (cached)";
+        }
+    }
+    EXPECT_GT(matched, 100u);  // the inputs reach the matching side, not only refusals
+}
+
+TEST(Abnf, AnAbortedMatchLeavesNothingInTheCache) {
+    // `wrap` gives up at the work bound with `deep` still open at position 0 (it is on the stack
+    // when the bound is hit); a later match through the same cache must not take that open entry
+    // for left recursion (which would answer no_match at once) but work it out again.
+    auto g = grammar(
+        "wrap = deep\n"
+        "again = deep\n"
+        "deep = 1*( 1*( 1*( 1*( 1*( 1*( 1*( 1*a4 ) ) ) ) ) ) ) \"b\"\n"
+        "a4 = \"a\"\n"
+        "simple = 1*a4\n");
+    std::string input(5000, 'a');
+    mc::MatchCache cache;
+    ASSERT_EQ(g.match("wrap", input, cache), MatchResult::too_complex);
+    EXPECT_EQ(g.match("again", input), MatchResult::too_complex);
+    EXPECT_EQ(g.match("again", input, cache), MatchResult::too_complex);
+    EXPECT_EQ(g.match("simple", input, cache), MatchResult::match);
 }

@@ -309,7 +309,7 @@ Verdict Checker::breach(Breach::Who who, std::string rule, std::string_view byte
 
 bool Checker::matches(const std::string& rule, std::string_view bytes) const {
     // too_complex counts as no match: the checker then reports a breach rather than guess.
-    return c_.grammar.match(rule, bytes) == MatchResult::match;
+    return c_.grammar.match(rule, bytes, match_cache_) == MatchResult::match;
 }
 
 Verdict Checker::on_client(std::string_view bytes) {

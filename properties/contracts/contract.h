@@ -199,6 +199,8 @@ class Checker {
     bool opaque_ = false;           // TLS from here: nothing is judged
     Side client_, server_;
     Verdict broken_;
+    // Sub-rule results for the line being judged, shared by the rules tried on it in turn.
+    mutable MatchCache match_cache_;
     std::unique_ptr<ImapFraming> imap_;  // set for `framing imap`: it then judges everything
 };
 

@@ -208,7 +208,7 @@ Verdict ImapFraming::breach(Breach::Who who, std::string rule, std::string_view 
 }
 
 bool ImapFraming::matches(const std::string& rule, std::string_view bytes) const {
-    return c_.grammar.match(rule, bytes) == MatchResult::match;
+    return c_.grammar.match(rule, bytes, match_cache_) == MatchResult::match;
 }
 
 bool ImapFraming::advertised(const std::string& cap) const {

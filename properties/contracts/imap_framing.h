@@ -77,6 +77,8 @@ class ImapFraming {
     Verdict tagged(const std::string& skel);
     Verdict breach(Breach::Who who, std::string rule, std::string_view bytes, std::string reason);
     bool matches(const std::string& rule, std::string_view bytes) const;
+    // Sub-rule results for the unit being judged, shared by the rules tried on it in turn.
+    mutable MatchCache match_cache_;
     // The first gate of `rule` that the session does not meet, as a phrase; empty if none.
     std::string closed_gate(const std::string& rule) const;
     bool advertised(const std::string& cap) const;
