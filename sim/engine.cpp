@@ -32,6 +32,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -485,6 +486,8 @@ struct CmdStats {
 };
 
 // Per io thread: sessions on one thread record here, so the lock is almost never contended.
+class Conn;
+
 struct Shard {
     std::mutex mu;
     std::map<std::string, CmdStats> cmds;
@@ -494,6 +497,9 @@ struct Shard {
     // this shard's io thread touches the set (the stop posts its cancelling there), so waits
     // cost no lock and no polling, whatever their length.
     std::set<asio::steady_timer*> waiting;
+    // Open connections (touched only on this shard's thread), so that sessions still running
+    // when the drain gives up can be named with their transcripts.
+    std::set<const Conn*> live;
     std::uint64_t sec_commands = 0, sec_errors = 0;  // since the last timeline tick
     Histogram sec_latency;
 };
@@ -860,9 +866,11 @@ Conn::Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t se
     Rng pick{derive(e.cfg.seed, session, 23)};
     if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample)
         checker_.emplace(*c);
+    shard_.live.insert(this);
 }
 
 Conn::~Conn() {
+    shard_.live.erase(this);
     boost::system::error_code ec;
     sock_.close(ec);
 }
@@ -2244,6 +2252,25 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
         if (stop && stop->load()) interrupted = true;
     }
     take_tick(true);
+    // Sessions that outlived the grace: their last lines say what they were waiting for.
+    json::array stuck;
+    if (active.load() > 0) {
+        for (std::size_t i = 0; i < ctxs.size(); ++i) {
+            auto got = std::make_shared<std::promise<std::vector<std::string>>>();
+            auto f = got->get_future();
+            asio::post(*ctxs[i], [shard = shards[i].get(), got] {
+                std::vector<std::string> t;
+                for (auto* c : shard->live)
+                    t.push_back(c->transcript());
+                got->set_value(std::move(t));
+            });
+            if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) continue;
+            for (auto& t : f.get())
+                if (stuck.size() < kMaxReported) stuck.push_back(json::string(t));
+        }
+        std::lock_guard l(shards[0]->mu);
+        shards[0]->errors["still running at the end of the drain"] += active.load();
+    }
     double traffic_seconds = std::chrono::duration<double>(traffic_end - t0).count();
 
     // Verification phase (skipped when interrupted: the user asked to stop).
@@ -2371,6 +2398,7 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
                      {"cpu_seconds", engine_cpu},
                      {"cpu_ms_per_1000_commands",
                       total_cmds ? engine_cpu * 1e6 / static_cast<double>(total_cmds) : 0.0}};
+    r["stuck"] = std::move(stuck);  // transcripts of sessions abandoned at the end
     r["interrupted"] = interrupted;
     return r;
 }
