@@ -746,6 +746,10 @@ class Engine {
         }
     }
 
+    // Sessions abandoned at the end are coroutine frames still in the io_contexts: destroy
+    // those first, while the shards and the oracle their destructors touch still exist.
+    ~Engine() { ctxs.clear(); }
+
     json::object run(const ProgressFn& progress, const std::atomic<bool>* stop);
 
     bool stopping() const {
