@@ -32,6 +32,7 @@
 #include <ctime>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -66,6 +67,9 @@ constexpr unsigned kVerifiers = 8;
 // The header every message carries (load-schema.md, message generator).
 constexpr std::string_view kIdHeader = "X-Millipost-Id";
 constexpr const char* kArchive = "Archive";  // where the webmail profile moves messages
+// Lines of a session kept for the transcript excerpt of a violation, and their longest length.
+constexpr std::size_t kTranscriptLines = 16;
+constexpr std::size_t kTranscriptWidth = 200;
 
 double uniform01(std::uint64_t& state) {
     state = mix(state);
@@ -88,9 +92,47 @@ std::string lower(std::string s) {
 
 // ---- configuration ----------------------------------------------------------------------------
 
-enum class Profile { webmail, mobile, pop3, sender };
-constexpr std::array<const char*, 4> kProfileNames = {"webmail", "mobile", "pop3", "sender"};
-constexpr std::array<const char*, 4> kProfileProto = {"imap", "imap", "pop3", "smtp"};
+// Behaviour kinds (docs/load.md, "Profiles"): each session follows one behaviour of one kind.
+enum class Kind { webmail, mobile, pop3, sender, mx };
+constexpr std::array<const char*, 5> kKindNames = {"webmail", "mobile", "pop3", "sender", "mx"};
+constexpr std::array<const char*, 5> kKindProto = {"imap", "imap", "pop3", "smtp", "smtp"};
+// The actions each kind chooses between, by weight, and their default weights (the built-in
+// profile's, pybindings/millipost/profiles/default.toml).
+const std::map<std::string, double>& default_commands(Kind k) {
+    static const std::map<std::string, double> webmail = {
+        {"list", 5},  {"select", 10}, {"fetch_headers", 25}, {"read", 25},
+        {"flag", 10}, {"move", 5},    {"delete", 10},        {"search", 10}};
+    static const std::map<std::string, double> mobile = {
+        {"idle", 60}, {"fetch_new", 25}, {"flag", 10}, {"delete", 5}};
+    static const std::map<std::string, double> pop3 = {{"retrieve", 80}, {"top", 20}};
+    static const std::map<std::string, double> none;
+    switch (k) {
+        case Kind::webmail:
+            return webmail;
+        case Kind::mobile:
+            return mobile;
+        case Kind::pop3:
+            return pop3;
+        default:
+            return none;
+    }
+}
+
+// One behaviour: a kind with its own weight, timing and action weights.
+struct Behaviour {
+    std::string name;
+    Kind kind = Kind::webmail;
+    double weight = 0;
+    double think_ms = 100, think_max_ms = 0;        // exponential mean, cap (0 = none)
+    double actions_mean = 4;                        // webmail, mobile, pop3: actions after login
+    std::map<std::string, double> commands;         // action weights (kinds with choices)
+    double idle_seconds = 2, idle_max_seconds = 0;  // mobile: IDLE hold, cap (0 = none)
+    bool qresync = true;                            // mobile: resynchronise with QRESYNC
+    double messages_mean = 1.5;                     // sender, mx: messages per session
+    double recipients_mean = 1;                     // sender, mx: RCPTs per message
+    std::uint64_t recipients_max = 1;
+    bool pipelining = true;  // sender, mx: pipeline MAIL/RCPT/DATA when offered
+};
 
 struct Config {
     json::object echo;                      // the configuration after defaults, for the results
@@ -106,17 +148,17 @@ struct Config {
     unsigned io_threads = 2;
     std::optional<std::string> password;
     std::string domain = "localhost", prefix = "user";
-    std::array<double, 4> weights = {4, 2, 2, 3};
-    double think_ms = 100, idle_seconds = 2, timeout = 30;
-    std::uint64_t messages_per_session = 2;
+    std::vector<Behaviour> behaviours;  // those of positive weight with a target
+    double timeout = 30;
     bool check = true, verify = true, spread_sources = true;
     double contract_sample = 1;  // fraction of sessions checked (checking dominates our CPU)
+    double verify_bytes = 0.1;   // fraction of messages whose full bytes verification compares
     std::string contracts_dir;
     std::optional<long> target_pid;
 };
 
 template <class T>
-T get(const json::object& o, std::string_view key, T dflt) {
+T get(const json::object& o, std::string_view key, T dflt, std::string_view where = "") {
     auto it = o.find(key);
     if (it == o.end() || it->value().is_null()) return dflt;
     try {
@@ -129,36 +171,133 @@ T get(const json::object& o, std::string_view key, T dflt) {
         else
             return it->value().to_number<T>();
     } catch (const std::exception&) {
-        throw std::invalid_argument("load config: bad value for " + std::string(key));
+        throw std::invalid_argument("load config: bad value for " + std::string(where) +
+                                    std::string(key));
     }
 }
 
+Kind kind_named(std::string_view name, const std::string& where) {
+    auto pos = std::find(kKindNames.begin(), kKindNames.end(), name);
+    if (pos == kKindNames.end())
+        throw std::invalid_argument("load config: " + where + "unknown kind " + std::string(name) +
+                                    " (webmail, mobile, pop3, sender or mx)");
+    return static_cast<Kind>(pos - kKindNames.begin());
+}
+
+// A behaviour from its JSON object: {"name", "kind", "weight", "think_ms", "think_max_ms",
+// "actions_mean", "commands": {action: weight}, "idle_seconds", "idle_max_seconds", "qresync",
+// "messages_per_session", "recipients_mean", "recipients_max", "pipelining"}. Keys a kind has no
+// use for are refused, so a profile never silently means something else.
+Behaviour parse_behaviour(const json::value& v, std::size_t i) {
+    if (!v.is_object())
+        throw std::invalid_argument("load config: behaviours[" + std::to_string(i) +
+                                    "] is not an object");
+    const auto& o = v.as_object();
+    Behaviour b;
+    b.name = get<std::string>(o, "name", "");
+    auto kind = get<std::string>(o, "kind", b.name);
+    std::string where = "behaviours[" + std::to_string(i) + "]" +
+                        (b.name.empty() ? "" : " (" + b.name + ")") + ": ";
+    b.kind = kind_named(kind, where);
+    if (b.name.empty()) b.name = kind;
+    std::set<std::string, std::less<>> known = {"name", "kind", "weight", "think_ms",
+                                                "think_max_ms"};
+    switch (b.kind) {
+        case Kind::webmail:
+        case Kind::pop3:
+            known.insert({"actions_mean", "commands"});
+            break;
+        case Kind::mobile:
+            known.insert(
+                {"actions_mean", "commands", "idle_seconds", "idle_max_seconds", "qresync"});
+            break;
+        case Kind::sender:
+        case Kind::mx:
+            known.insert(
+                {"messages_per_session", "recipients_mean", "recipients_max", "pipelining"});
+            break;
+    }
+    for (auto& kv : o)
+        if (!known.count(kv.key()))
+            throw std::invalid_argument("load config: " + where + "unknown key " +
+                                        std::string(kv.key()));
+    b.weight = get<double>(o, "weight", 1.0, where);
+    b.think_ms = get<double>(o, "think_ms", b.think_ms, where);
+    b.think_max_ms = get<double>(o, "think_max_ms", 0.0, where);
+    b.actions_mean = get<double>(o, "actions_mean", b.kind == Kind::webmail ? 6.0 : 2.0, where);
+    b.idle_seconds = get<double>(o, "idle_seconds", b.idle_seconds, where);
+    b.idle_max_seconds = get<double>(o, "idle_max_seconds", 0.0, where);
+    b.qresync = get<bool>(o, "qresync", true, where);
+    b.messages_mean = get<double>(o, "messages_per_session", b.kind == Kind::mx ? 5.0 : 1.5, where);
+    b.recipients_mean = get<double>(o, "recipients_mean", b.kind == Kind::mx ? 2.0 : 1.0, where);
+    b.recipients_max = get<std::uint64_t>(o, "recipients_max", b.kind == Kind::mx ? 10 : 1, where);
+    b.pipelining = get<bool>(o, "pipelining", true, where);
+    if (b.weight < 0 || b.think_ms < 0 || b.think_max_ms < 0 || b.actions_mean < 0 ||
+        b.idle_seconds < 0 || b.idle_max_seconds < 0 || b.messages_mean < 1 ||
+        b.recipients_mean < 1 || b.recipients_max < 1)
+        throw std::invalid_argument("load config: " + where +
+                                    "negative value, or fewer than one message or recipient");
+    b.commands = default_commands(b.kind);
+    if (auto it = o.find("commands"); it != o.end() && !it->value().is_null()) {
+        if (!it->value().is_object())
+            throw std::invalid_argument("load config: " + where + "commands is {action: weight}");
+        for (auto& [k, w] : b.commands)
+            w = 0;  // given commands replace the defaults
+        for (auto& kv : it->value().as_object()) {
+            auto c = b.commands.find(kv.key());
+            if (c == b.commands.end())
+                throw std::invalid_argument("load config: " + where + "unknown command " +
+                                            std::string(kv.key()));
+            c->second = get<double>(it->value().as_object(), kv.key(), 0.0, where);
+            if (c->second < 0)
+                throw std::invalid_argument("load config: " + where + "negative weight");
+        }
+    }
+    return b;
+}
+
+json::object echo_behaviour(const Behaviour& b) {
+    json::object o{{"name", b.name},
+                   {"kind", kKindNames[static_cast<std::size_t>(b.kind)]},
+                   {"weight", b.weight},
+                   {"think_ms", b.think_ms},
+                   {"think_max_ms", b.think_max_ms}};
+    if (b.kind == Kind::sender || b.kind == Kind::mx) {
+        o["messages_per_session"] = b.messages_mean;
+        o["recipients_mean"] = b.recipients_mean;
+        o["recipients_max"] = b.recipients_max;
+        o["pipelining"] = b.pipelining;
+    } else {
+        o["actions_mean"] = b.actions_mean;
+        json::object c;
+        for (auto& [k, w] : b.commands)
+            c[k] = w;
+        o["commands"] = std::move(c);
+    }
+    if (b.kind == Kind::mobile) {
+        o["idle_seconds"] = b.idle_seconds;
+        o["idle_max_seconds"] = b.idle_max_seconds;
+        o["qresync"] = b.qresync;
+    }
+    return o;
+}
+
 Config parse_config(const json::object& in) {
-    static const std::set<std::string, std::less<>> known = {"targets",
-                                                             "mode",
-                                                             "users",
-                                                             "rate_per_user_per_hour",
-                                                             "sessions",
-                                                             "duration",
-                                                             "max_sessions",
-                                                             "max_commands",
-                                                             "seed",
-                                                             "run_id",
-                                                             "io_threads",
-                                                             "password",
-                                                             "domain",
-                                                             "prefix",
-                                                             "profiles",
-                                                             "think_ms",
-                                                             "idle_seconds",
-                                                             "timeout",
-                                                             "messages_per_session",
-                                                             "contracts",
-                                                             "contract_sample",
-                                                             "contracts_dir",
-                                                             "target_pid",
-                                                             "verify",
-                                                             "spread_sources"};
+    static const std::set<std::string, std::less<>> known = {
+        "targets",       "mode",
+        "users",         "rate_per_user_per_hour",
+        "sessions",      "duration",
+        "max_sessions",  "max_commands",
+        "seed",          "run_id",
+        "io_threads",    "password",
+        "domain",        "prefix",
+        "behaviours",    "profiles",
+        "think_ms",      "idle_seconds",
+        "timeout",       "messages_per_session",
+        "contracts",     "contract_sample",
+        "contracts_dir", "target_pid",
+        "verify",        "verify_bytes",
+        "spread_sources"};
     for (auto& kv : in)
         if (!known.count(kv.key()))
             throw std::invalid_argument("load config: unknown key " + std::string(kv.key()));
@@ -201,34 +340,60 @@ Config parse_config(const json::object& in) {
         c.password = std::string(it->value().as_string());
     c.domain = get<std::string>(in, "domain", c.domain);
     c.prefix = get<std::string>(in, "prefix", c.prefix);
-    if (auto it = in.find("profiles"); it != in.end() && !it->value().is_null()) {
-        if (!it->value().is_object())
-            throw std::invalid_argument("load config: profiles is {name: weight}");
-        c.weights = {0, 0, 0, 0};
-        for (auto& kv : it->value().as_object()) {
-            auto pos = std::find(kProfileNames.begin(), kProfileNames.end(), kv.key());
-            if (pos == kProfileNames.end())
-                throw std::invalid_argument("load config: unknown profile " +
-                                            std::string(kv.key()));
-            c.weights[static_cast<std::size_t>(pos - kProfileNames.begin())] =
-                kv.value().to_number<double>();
+    std::vector<Behaviour> all;
+    auto bit = in.find("behaviours");
+    bool legacy = false;
+    for (const char* k : {"profiles", "think_ms", "idle_seconds", "messages_per_session"})
+        if (auto it = in.find(k); it != in.end() && !it->value().is_null()) legacy = true;
+    if (bit != in.end() && !bit->value().is_null()) {
+        if (legacy)
+            throw std::invalid_argument(
+                "load config: behaviours replaces profiles, think_ms, idle_seconds and "
+                "messages_per_session; give one form");
+        if (!bit->value().is_array())
+            throw std::invalid_argument("load config: behaviours is a list of objects");
+        for (std::size_t i = 0; i < bit->value().as_array().size(); ++i)
+            all.push_back(parse_behaviour(bit->value().as_array()[i], i));
+    } else {
+        // The first form: {kind: weight} and one set of timing parameters for all kinds.
+        std::map<std::string, double> weights = {
+            {"webmail", 4}, {"mobile", 2}, {"pop3", 2}, {"sender", 3}};
+        if (auto it = in.find("profiles"); it != in.end() && !it->value().is_null()) {
+            if (!it->value().is_object())
+                throw std::invalid_argument("load config: profiles is {name: weight}");
+            weights.clear();
+            for (auto& kv : it->value().as_object()) {
+                kind_named(kv.key(), "profiles: ");
+                weights[std::string(kv.key())] = get<double>(it->value().as_object(), kv.key(), 0);
+            }
+        }
+        double think = get<double>(in, "think_ms", 100);
+        double idle = get<double>(in, "idle_seconds", 2);
+        // This form drew 1 + uniform[0, n) messages a session: mean (n + 1) / 2.
+        auto per = get<std::uint64_t>(in, "messages_per_session", 2);
+        for (auto& [name, w] : weights) {
+            json::object o{{"name", name}, {"weight", w}, {"think_ms", think}};
+            if (name == "mobile") o["idle_seconds"] = idle;
+            if (name == "sender" || name == "mx")
+                o["messages_per_session"] =
+                    std::max(1.0, (static_cast<double>(std::max<std::uint64_t>(per, 1)) + 1) / 2);
+            all.push_back(parse_behaviour(o, all.size()));
         }
     }
-    // A profile needs its protocol's target; the mix is what remains.
+    // A behaviour needs its protocol's target; the mix is what remains.
     double total = 0;
-    for (std::size_t i = 0; i < c.weights.size(); ++i) {
-        if (!c.targets.count(kProfileProto[i]) || c.weights[i] < 0) c.weights[i] = 0;
-        total += c.weights[i];
-    }
+    for (auto& b : all)
+        if (b.weight > 0 && c.targets.count(kKindProto[static_cast<std::size_t>(b.kind)])) {
+            c.behaviours.push_back(b);
+            total += b.weight;
+        }
     if (total <= 0)
-        throw std::invalid_argument("load config: no profile has a target for its protocol");
-    c.think_ms = get<double>(in, "think_ms", c.think_ms);
-    c.idle_seconds = get<double>(in, "idle_seconds", c.idle_seconds);
+        throw std::invalid_argument("load config: no behaviour has a target for its protocol");
     c.timeout = get<double>(in, "timeout", c.timeout);
-    c.messages_per_session = get<std::uint64_t>(in, "messages_per_session", c.messages_per_session);
     c.check = get<bool>(in, "contracts", true);
     c.contract_sample = std::clamp(get<double>(in, "contract_sample", 1.0), 0.0, 1.0);
     c.verify = get<bool>(in, "verify", true);
+    c.verify_bytes = std::clamp(get<double>(in, "verify_bytes", c.verify_bytes), 0.0, 1.0);
     c.spread_sources = get<bool>(in, "spread_sources", true);
     c.contracts_dir = get<std::string>(in, "contracts_dir", "");
 #ifdef MILLIPOST_SOURCE_CONTRACTS_DIR
@@ -255,19 +420,17 @@ Config parse_config(const json::object& in) {
     e["password"] = c.password ? json::value(*c.password) : json::value(nullptr);
     e["domain"] = c.domain;
     e["prefix"] = c.prefix;
-    json::object w;
-    for (std::size_t i = 0; i < c.weights.size(); ++i)
-        w[kProfileNames[i]] = c.weights[i];
-    e["profiles"] = std::move(w);
-    e["think_ms"] = c.think_ms;
-    e["idle_seconds"] = c.idle_seconds;
+    json::array bs;
+    for (auto& b : all)  // all of them: a run is repeatable from its echo
+        bs.push_back(echo_behaviour(b));
+    e["behaviours"] = std::move(bs);
     e["timeout"] = c.timeout;
-    e["messages_per_session"] = c.messages_per_session;
     e["contracts"] = c.check;
     e["contract_sample"] = c.contract_sample;
     e["contracts_dir"] = c.contracts_dir;
     e["target_pid"] = c.target_pid ? json::value(*c.target_pid) : json::value(nullptr);
     e["verify"] = c.verify;
+    e["verify_bytes"] = c.verify_bytes;
     e["spread_sources"] = c.spread_sources;
     return c;
 }
@@ -323,6 +486,8 @@ struct CmdStats {
 };
 
 // Per io thread: sessions on one thread record here, so the lock is almost never contended.
+class Conn;
+
 struct Shard {
     std::mutex mu;
     std::map<std::string, CmdStats> cmds;
@@ -332,46 +497,113 @@ struct Shard {
     // this shard's io thread touches the set (the stop posts its cancelling there), so waits
     // cost no lock and no polling, whatever their length.
     std::set<asio::steady_timer*> waiting;
+    // Open connections (touched only on this shard's thread), so that sessions still running
+    // when the drain gives up can be named with their transcripts.
+    std::set<const Conn*> live;
     std::uint64_t sec_commands = 0, sec_errors = 0;  // since the last timeline tick
     Histogram sec_latency;
 };
 
+// What the oracle remembers of a delivered message: enough to regenerate its bytes.
+struct Delivery {
+    std::uint64_t index = 0;  // the generator's index
+    std::string from, to;     // the addresses generate_message() was given
+};
+
+// Flags a session set on a message and the server acknowledged. A STORE that overlapped
+// another on the same flag, or whose outcome is unknown, makes the flag's final state
+// ambiguous: it is then not checked.
+struct FlagState {
+    bool value = false, known = false, ambiguous = false;
+    unsigned in_flight = 0;
+};
+
 class Oracle {
   public:
-    void delivered(std::uint64_t user, const std::string& id) {
+    void delivered(std::uint64_t user, const std::string& id, const Delivery& d) {
         std::lock_guard l(mu_);
         expected_[user].push_back(id);
+        deliveries_.emplace(id, d);
         ++delivered_;
     }
     void deleted(const std::string& id) {
         std::lock_guard l(mu_);
         deleted_.insert(id);
     }
+    void moved(const std::string& id) {
+        std::lock_guard l(mu_);
+        moved_.insert(id);
+    }
     // A UID seen holding a message id: the same (mailbox, UIDVALIDITY, UID) must always hold
     // the same message.
     void seen(const std::string& login, const std::string& mailbox, std::uint64_t uidvalidity,
-              std::uint64_t uid, const std::string& id) {
+              std::uint64_t uid, const std::string& id, const std::string& transcript = "") {
         std::lock_guard l(mu_);
-        auto key = login + '\0' + mailbox + '\0' + std::to_string(uidvalidity) + '\0' +
-                   std::to_string(uid);
-        auto [it, fresh] = uids_.emplace(key, id);
+        auto [it, fresh] = uids_.emplace(uid_key(login, mailbox, uidvalidity, uid), id);
         if (!fresh && it->second != id)
             violation_locked("uid-reused", login, mailbox, id,
                              "UID " + std::to_string(uid) + " (UIDVALIDITY " +
-                                 std::to_string(uidvalidity) + ") held " + it->second + " before");
+                                 std::to_string(uidvalidity) + ") held " + it->second + " before",
+                             transcript);
+    }
+    // The id a UID was seen holding, if any.
+    std::optional<std::string> at(const std::string& login, const std::string& mailbox,
+                                  std::uint64_t uidvalidity, std::uint64_t uid) {
+        std::lock_guard l(mu_);
+        auto it = uids_.find(uid_key(login, mailbox, uidvalidity, uid));
+        if (it == uids_.end()) return std::nullopt;
+        return it->second;
+    }
+    // A STORE of `flag` (to `value`) on message `id` of `login` is about to be sent / has been
+    // answered (`applied`: OK with the message's FETCH in the answer; false: unknown outcome).
+    void flag_begin(const std::string& login, const std::string& id, const std::string& flag) {
+        std::lock_guard l(mu_);
+        auto& f = flags_[login + '\0' + id + '\0' + flag];
+        if (f.in_flight++ > 0) f.ambiguous = true;
+    }
+    void flag_end(const std::string& login, const std::string& id, const std::string& flag,
+                  bool value, bool applied) {
+        std::lock_guard l(mu_);
+        auto& f = flags_[login + '\0' + id + '\0' + flag];
+        if (f.in_flight > 0) --f.in_flight;
+        if (!applied || f.in_flight > 0) {
+            f.ambiguous = true;
+            return;
+        }
+        f.value = value;
+        f.known = true;
+    }
+    // The flag's expected state, when one is known and unambiguous.
+    std::optional<bool> flag_expected(const std::string& login, const std::string& id,
+                                      const std::string& flag) {
+        std::lock_guard l(mu_);
+        auto it = flags_.find(login + '\0' + id + '\0' + flag);
+        if (it == flags_.end() || !it->second.known || it->second.ambiguous || it->second.in_flight)
+            return std::nullopt;
+        return it->second.value;
     }
     void violation(std::string kind, const std::string& user, const std::string& mailbox,
-                   const std::string& id, std::string detail) {
+                   const std::string& id, std::string detail, const std::string& transcript = "") {
         std::lock_guard l(mu_);
-        violation_locked(std::move(kind), user, mailbox, id, std::move(detail));
+        violation_locked(std::move(kind), user, mailbox, id, std::move(detail), transcript);
     }
     std::map<std::uint64_t, std::vector<std::string>> expected() {
         std::lock_guard l(mu_);
         return expected_;
     }
+    std::optional<Delivery> delivery(const std::string& id) {
+        std::lock_guard l(mu_);
+        auto it = deliveries_.find(id);
+        if (it == deliveries_.end()) return std::nullopt;
+        return it->second;
+    }
     bool was_deleted(const std::string& id) {
         std::lock_guard l(mu_);
         return deleted_.count(id) > 0;
+    }
+    bool was_removed(const std::string& id) {  // deleted or moved out by a session
+        std::lock_guard l(mu_);
+        return deleted_.count(id) > 0 || moved_.count(id) > 0;
     }
     std::uint64_t delivered_count() {
         std::lock_guard l(mu_);
@@ -387,8 +619,14 @@ class Oracle {
     }
 
   private:
+    static std::string uid_key(const std::string& login, const std::string& mailbox,
+                               std::uint64_t uidvalidity, std::uint64_t uid) {
+        return login + '\0' + mailbox + '\0' + std::to_string(uidvalidity) + '\0' +
+               std::to_string(uid);
+    }
     void violation_locked(std::string kind, const std::string& user, const std::string& mailbox,
-                          const std::string& id, std::string detail) {
+                          const std::string& id, std::string detail,
+                          const std::string& transcript) {
         ++count_;
         if (reported_.size() < kMaxReported)
             reported_.push_back(json::object{{"kind", kind},
@@ -396,12 +634,15 @@ class Oracle {
                                              {"mailbox", mailbox},
                                              {"message_id", id},
                                              {"detail", detail},
-                                             {"transcript", ""}});
+                                             {"transcript", transcript}});
     }
     std::mutex mu_;
     std::map<std::uint64_t, std::vector<std::string>> expected_;  // user -> acknowledged ids
+    std::unordered_map<std::string, Delivery> deliveries_;        // id -> how to regenerate it
     std::set<std::string> deleted_;                               // ids a session expunged
+    std::set<std::string> moved_;                                 // ids a session moved to Archive
     std::unordered_map<std::string, std::string> uids_;
+    std::unordered_map<std::string, FlagState> flags_;  // login, id, flag -> state
     std::uint64_t delivered_ = 0, count_ = 0;
     json::array reported_;
 };
@@ -446,6 +687,13 @@ class Conn {
     const std::string& proto_upper() const { return proto_upper_; }
     Engine& engine() { return e_; }
     Shard& shard() { return shard_; }
+    // The last lines both ways ("C: ", "S: "), long payloads elided: a violation's excerpt.
+    std::string transcript() const {
+        std::string out;
+        for (auto& l : log_)
+            out += l + "\n";
+        return out;
+    }
     std::uint64_t session() const { return session_; }
 
   private:
@@ -460,8 +708,12 @@ class Conn {
     std::uint64_t session_;
     bool record_;
     tcp::socket sock_;
+    void note(const char* who, std::string_view text);
+    void note_sent(std::string_view data);
+    void note_literal(std::size_t n);
     std::string in_;
     std::size_t pos_ = 0;
+    std::deque<std::string> log_;
     std::array<char, 16384> rbuf_;
     std::optional<contracts::Checker> checker_;
     bool breached_ = false, failed_ = false;
@@ -494,6 +746,10 @@ class Engine {
         }
     }
 
+    // Sessions abandoned at the end are coroutine frames still in the io_contexts: destroy
+    // those first, while the shards and the oracle their destructors touch still exist.
+    ~Engine() { ctxs.clear(); }
+
     json::object run(const ProgressFn& progress, const std::atomic<bool>* stop);
 
     bool stopping() const {
@@ -523,9 +779,22 @@ class Engine {
         if (!stopping()) co_await t.async_wait(use_tuple);
         shard.waiting.erase(&t);
     }
-    awaitable<void> think(Rng& rng, Shard& shard) {
-        co_await sleep(shard,
-                       std::chrono::microseconds(static_cast<long>(rng.exp(cfg.think_ms) * 1000)));
+    // A think time of behaviour b: exponential, capped at think_max_ms when set.
+    awaitable<void> think(Rng& rng, Shard& shard, const Behaviour& b) {
+        double ms = rng.exp(b.think_ms);
+        if (b.think_max_ms > 0) ms = std::min(ms, b.think_max_ms);
+        co_await sleep(shard, std::chrono::microseconds(static_cast<long>(ms * 1000)));
+    }
+    // QRESYNC state of a user's INBOX from its last mobile session: (UIDVALIDITY, HIGHESTMODSEQ).
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> sync_state(std::uint64_t user) {
+        std::lock_guard l(mu);
+        auto it = sync.find(user);
+        if (it == sync.end()) return std::nullopt;
+        return it->second;
+    }
+    void remember_sync(std::uint64_t user, std::uint64_t uidvalidity, std::uint64_t modseq) {
+        std::lock_guard l(mu);
+        sync[user] = {uidvalidity, modseq};
     }
     // Sets the stop flag and wakes every waiting session on its own thread.
     void request_stop() {
@@ -557,32 +826,31 @@ class Engine {
     std::vector<std::unique_ptr<Shard>> shards;
     Oracle oracle;
     std::atomic<std::uint64_t> started{0}, active{0}, commands{0}, session_ids{0}, msg_index{0},
-        sources{0}, verified{0};
+        sources{0}, verified{0}, bytes_checked{0};
     std::atomic<bool> generating{true};
     std::atomic<bool> stop_{false};
     std::mutex mu;
     std::uint64_t breaches = 0;
     json::array breach_list;
+    std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> sync;  // QRESYNC
 
   private:
-    awaitable<void> session(unsigned shard, Profile p, std::uint64_t user);
+    awaitable<void> session(unsigned shard, const Behaviour& b, std::uint64_t user);
     awaitable<void> closed_worker(unsigned shard);
     awaitable<void> arrivals();
     awaitable<void> verifier(unsigned shard, std::shared_ptr<std::vector<std::uint64_t>> users,
                              std::shared_ptr<std::atomic<std::size_t>> next,
                              std::shared_ptr<std::atomic<unsigned>> running);
-    Profile pick_profile(Rng& rng) const {
+    const Behaviour& pick_behaviour(Rng& rng) const {
         double total = 0;
-        for (double w : cfg.weights)
-            total += w;
+        for (auto& b : cfg.behaviours)
+            total += b.weight;
         double x = rng.u() * total;
-        for (std::size_t i = 0; i < cfg.weights.size(); ++i) {
-            if (x < cfg.weights[i]) return static_cast<Profile>(i);
-            x -= cfg.weights[i];
+        for (auto& b : cfg.behaviours) {
+            if (x < b.weight) return b;
+            x -= b.weight;
         }
-        for (std::size_t i = cfg.weights.size(); i-- > 0;)
-            if (cfg.weights[i] > 0) return static_cast<Profile>(i);
-        return Profile::sender;
+        return cfg.behaviours.back();  // parse_config keeps only positive weights
     }
 };
 
@@ -602,9 +870,11 @@ Conn::Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t se
     Rng pick{derive(e.cfg.seed, session, 23)};
     if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample)
         checker_.emplace(*c);
+    shard_.live.insert(this);
 }
 
 Conn::~Conn() {
+    shard_.live.erase(this);
     boost::system::error_code ec;
     sock_.close(ec);
 }
@@ -702,8 +972,34 @@ awaitable<bool> Conn::connect() {
     co_return true;
 }
 
+// (Not in the coroutine: g++ 12 mishandles temporaries of such blocks in coroutine frames.)
+void Conn::note_sent(std::string_view v) {
+    // The command line(s); a message body or literal is summed up, not copied.
+    for (int n = 0; !v.empty() && n < 3; ++n) {
+        auto eol = v.find("\r\n");
+        note("C: ", v.substr(0, eol));
+        v = eol == std::string_view::npos ? std::string_view{} : v.substr(eol + 2);
+    }
+    if (!v.empty()) note("C: ", "... " + std::to_string(v.size()) + " more octets");
+}
+
+void Conn::note_literal(std::size_t n) {
+    note("S: ", "(" + std::to_string(n) + " octets of literal)");
+}
+
+void Conn::note(const char* who, std::string_view text) {
+    if (log_.size() == kTranscriptLines) log_.pop_front();
+    std::string l = who;
+    if (text.size() > kTranscriptWidth)
+        l.append(text.substr(0, kTranscriptWidth)).append("...");
+    else
+        l.append(text);
+    log_.push_back(std::move(l));
+}
+
 awaitable<bool> Conn::send(std::string data) {
     if (failed_) co_return false;
+    note_sent(data);
     if (checker_) check(checker_->on_client(data));
     asio::steady_timer timer(sock_.get_executor());
     timer.expires_after(timeout_);
@@ -763,6 +1059,7 @@ awaitable<std::optional<std::string>> Conn::line(Clock::time_point deadline) {
         if (end != std::string::npos) {
             std::string l = in_.substr(pos_, end - pos_);
             pos_ = end + 2;
+            note("S: ", l);
             co_return l;
         }
         if (in_.size() - pos_ > kMaxLine) {
@@ -789,6 +1086,7 @@ awaitable<std::optional<std::string>> Conn::bytes(std::size_t n) {
         if (in_.size() - pos_ >= n) {
             std::string b = in_.substr(pos_, n);
             pos_ += n;
+            note_literal(n);
             co_return b;
         }
         auto f = co_await fill(deadline);
@@ -907,6 +1205,7 @@ class Imap {
         if (!r.status.empty() && r.status != "OK" && r.status != "NO" && r.status != "BAD")
             c_.error("IMAP unknown status");
         caps_ += r.text;
+        if (on_reply_) on_reply_(r);
         for (auto& u : r.untagged)
             if (u.text.find("CAPABILITY") != std::string::npos) caps_ += u.text;
         co_return r;
@@ -934,12 +1233,15 @@ class Imap {
     }
 
     std::string next_tag() { return "a" + std::to_string(++tags_); }
+    // Called with every tagged command's reply (to follow the selected mailbox's size).
+    void on_reply(std::function<void(const ImapReply&)> f) { on_reply_ = std::move(f); }
     Conn& conn() { return c_; }
 
   private:
     Conn& c_;
     std::uint64_t tags_ = 0;
     std::string caps_;  // every text that may list capabilities (greeting, LOGIN, CAPABILITY)
+    std::function<void(const ImapReply&)> on_reply_;
 };
 
 std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key) {
@@ -965,6 +1267,10 @@ Selected parse_select(const ImapReply& r) {
     for (auto& u : r.untagged) {
         if (u.text.size() > 2 && u.text.find(" EXISTS") != std::string::npos)
             s.exists = number_after(u.text, "* ").value_or(0);
+        // A server may report an expunge that raced the SELECT right after its EXISTS.
+        else if (u.text.size() > 10 && u.text.compare(u.text.size() - 8, 8, " EXPUNGE") == 0 &&
+                 s.exists > 0)
+            --s.exists;
         if (auto v = number_after(u.text, "[UIDVALIDITY ")) s.uidvalidity = *v;
         if (auto v = number_after(u.text, "[UIDNEXT ")) s.uidnext = *v;
     }
@@ -1074,128 +1380,387 @@ awaitable<bool> pop3_simple(Conn& c, const std::string& verb, const std::string&
     co_return st.has_value();
 }
 
-// ---- profiles ---------------------------------------------------------------------------------
+// ---- behaviours -------------------------------------------------------------------------------
 
-// IMAP webmail reader: login, open the inbox, list the newest 20, read one, flag it; now and
-// then move it to Archive, delete it, or search; log out.
-awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+// A count with mean `mean` >= 1 (1 + geometric), at most `cap`.
+std::uint64_t count_at_least_one(Rng& rng, double mean, std::uint64_t cap) {
+    std::uint64_t n = 1;
+    double more = mean > 1 ? (mean - 1) / mean : 0;
+    while (n < cap && rng.chance(more))
+        ++n;
+    return n;
+}
+
+// Actions of a session after login: geometric with mean `mean` (at least one when mean >= 1).
+std::uint64_t action_count(Rng& rng, double mean) {
+    constexpr std::uint64_t kMaxActions = 10000;
+    if (mean < 1) return rng.chance(mean) ? 1 : 0;
+    return count_at_least_one(rng, mean, kMaxActions);
+}
+
+std::string pick_command(Rng& rng, const std::map<std::string, double>& weights) {
+    double total = 0;
+    for (auto& [k, w] : weights)
+        total += w;
+    if (total <= 0) return "";
+    double x = rng.u() * total;
+    for (auto& [k, w] : weights) {
+        if (x < w) return k;
+        x -= w;
+    }
+    return weights.rbegin()->first;
+}
+
+// Whether a STORE's answer has the FETCH of UID `uid` (the message existed when it applied).
+bool answered_for(const ImapReply& r, std::uint64_t uid) {
+    for (auto& u : r.untagged)
+        if (u.text.find(" FETCH (") != std::string::npos && number_after(u.text, "UID ") == uid)
+            return true;
+    return false;
+}
+
+// The flags in a FETCH response's text ("FLAGS (\Seen \Flagged)"), lower-cased.
+std::optional<std::set<std::string>> flags_in(std::string_view text) {
+    auto p = text.find("FLAGS (");
+    if (p == std::string_view::npos) return std::nullopt;
+    auto end = text.find(')', p);
+    if (end == std::string_view::npos) return std::nullopt;
+    std::set<std::string> out;
+    std::istringstream in(std::string(text.substr(p + 7, end - p - 7)));
+    for (std::string f; in >> f;)
+        out.insert(lower(f));
+    return out;
+}
+
+// UIDs of an IMAP sequence set ("1:3,7"), at most `cap` of them (a defence against a runaway
+// answer); nullopt when it does not parse.
+std::optional<std::vector<std::uint64_t>> uid_set(std::string_view set, std::size_t cap) {
+    std::vector<std::uint64_t> out;
+    std::size_t p = 0;
+    auto num = [&](std::uint64_t& v) {
+        std::size_t d = 0;
+        v = 0;
+        while (p < set.size() && set[p] >= '0' && set[p] <= '9' && d < 19) {
+            v = v * 10 + static_cast<std::uint64_t>(set[p++] - '0');
+            ++d;
+        }
+        return d > 0;
+    };
+    while (p < set.size()) {
+        std::uint64_t a = 0, b = 0;
+        if (!num(a)) return std::nullopt;
+        b = a;
+        if (p < set.size() && set[p] == ':') {
+            ++p;
+            if (!num(b)) return std::nullopt;
+        }
+        if (a > b) std::swap(a, b);
+        for (auto u = a; u <= b && out.size() < cap; ++u)
+            out.push_back(u);
+        if (p < set.size()) {
+            if (set[p] != ',') return std::nullopt;
+            ++p;
+        }
+    }
+    return out;
+}
+
+// Keeps the selected mailbox's message count current from a reply's EXISTS and EXPUNGE (and
+// VANISHED, under QRESYNC), so that "FETCH n:*" never names messages that are gone.
+void track(Selected& box, const ImapReply& r) {
+    for (auto& u : r.untagged) {
+        const auto& t = u.text;
+        if (t.size() > 9 && t.compare(t.size() - 7, 7, " EXISTS") == 0) {
+            if (auto n = number_after(t, "* ")) box.exists = *n;
+        } else if (t.size() > 10 && t.compare(t.size() - 8, 8, " EXPUNGE") == 0) {
+            if (box.exists) --box.exists;
+        } else if (t.rfind("* VANISHED ", 0) == 0 && t.rfind("* VANISHED (EARLIER)", 0) != 0) {
+            if (auto uids = uid_set(std::string_view(t).substr(11), box.exists))
+                box.exists -= std::min<std::uint64_t>(box.exists, uids->size());
+        }
+    }
+}
+
+const std::string kFlagged = "\\Flagged";
+const std::string kSeen = "\\Seen";
+
+// IMAP webmail reader: login, open the inbox, then actions chosen by the behaviour's command
+// weights (list, select, fetch_headers, read, flag, move, delete, search) with think times
+// between them; log out. Flags it sets are recorded for the oracle.
+awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Behaviour& b) {
     Imap imap(c);
     // (g++ 12: no co_await inside || or ?:, each gets its own statement)
     bool up = co_await imap.greeting();
     if (!up) co_return;
     bool in = co_await imap.login(user);
     if (!in) co_return;
-    co_await e.think(rng, c.shard());
+    co_await e.think(rng, c.shard(), b);
+    std::string mbox = "INBOX";
     auto sel = co_await imap.command("SELECT", "SELECT INBOX");
     if (!sel.ok()) co_return;
     auto box = parse_select(sel);
+    auto follow = [&box](const ImapReply& r) { track(box, r); };
+    imap.on_reply(follow);
     std::vector<std::pair<std::uint64_t, std::string>> listed;
-    if (box.exists > 0 && !e.stopping()) {
-        auto from = box.exists > 19 ? box.exists - 19 : 1;
-        auto r = co_await imap.command(
-            "FETCH", "FETCH " + std::to_string(from) +
-                         ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE " +
-                         std::string(kIdHeader) + ")])");
-        if (!r.ok()) co_return;
-        listed = fetched_ids(r);
-        for (auto& [uid, id] : listed)
-            e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id);
-    }
-    if (!listed.empty() && !e.stopping()) {
-        co_await e.think(rng, c.shard());
-        auto pick = listed[rng.below(listed.size())];
-        auto id = pick.second;
-        auto u = std::to_string(pick.first);
-        auto body = co_await imap.command("UID FETCH", "UID FETCH " + u + " BODY[]");
-        if (!body.ok()) co_return;
-        for (auto& got : fetched_ids(body))
-            if (got.second != id)
-                e.oracle.violation("wrong-bytes", user.login, "INBOX", id,
-                                   "UID " + u + " listed as " + id + ", read as " + got.second);
-        co_await e.think(rng, c.shard());
-        if (rng.chance(0.5) && !e.stopping()) {
-            auto r = co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS (\\Flagged)");
+    auto n = action_count(rng, b.actions_mean);
+    for (std::uint64_t i = 0; i < n && !e.stopping(); ++i) {
+        if (i > 0) co_await e.think(rng, c.shard(), b);
+        if (e.stopping()) break;
+        auto cmd = pick_command(rng, b.commands);
+        bool needs_message = cmd == "read" || cmd == "flag" || cmd == "move" || cmd == "delete";
+        if (needs_message && listed.empty()) cmd = "fetch_headers";  // a reader lists first
+        if (cmd == "list") {
+            auto r = co_await imap.command("LIST", "LIST \"\" \"*\"");
             if (!r.ok()) co_return;
-        }
-        double x = rng.u();
-        if (x < 0.15 && imap.has_cap("MOVE") && !e.stopping()) {
+            auto s = co_await imap.command("STATUS", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)");
+            if (!s.ok()) co_return;
+        } else if (cmd == "select") {
+            std::string other = mbox == "INBOX" ? kArchive : "INBOX";
+            auto r = co_await imap.command("SELECT", "SELECT " + other, other != "INBOX");
+            if (r.status == "NO") {  // no Archive yet; a failed SELECT leaves none selected
+                other = "INBOX";
+                r = co_await imap.command("SELECT", "SELECT INBOX");
+            }
+            if (!r.ok()) co_return;
+            mbox = other;
+            box = parse_select(r);
+            listed.clear();
+        } else if (cmd == "fetch_headers") {
+            if (box.exists == 0) continue;
+            auto from = box.exists > 19 ? box.exists - 19 : 1;
+            auto r = co_await imap.command(
+                "FETCH", "FETCH " + std::to_string(from) +
+                             ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE " +
+                             std::string(kIdHeader) + ")])");
+            if (!r.ok()) co_return;
+            listed = fetched_ids(r);
+            for (auto& [uid, id] : listed)
+                e.oracle.seen(user.login, mbox, box.uidvalidity, uid, id, c.transcript());
+        } else if (cmd == "read") {
+            auto [uid, id] = listed[rng.below(listed.size())];
+            auto u = std::to_string(uid);
+            e.oracle.flag_begin(user.login, id, kSeen);
+            auto body = co_await imap.command("UID FETCH", "UID FETCH " + u + " BODY[]");
+            bool had = false;
+            for (auto& got : fetched_ids(body)) {
+                had = true;
+                if (got.second != id)
+                    e.oracle.violation("wrong-bytes", user.login, mbox, id,
+                                       "UID " + u + " listed as " + id + ", read as " + got.second,
+                                       c.transcript());
+            }
+            // BODY[] of a message in a mailbox opened read-write sets \Seen (RFC 9051 §6.4.5).
+            e.oracle.flag_end(user.login, id, kSeen, true, body.ok() && had);
+            if (!body.ok()) co_return;
+        } else if (cmd == "flag") {
+            auto [uid, id] = listed[rng.below(listed.size())];
+            bool set = rng.chance(0.7);
+            e.oracle.flag_begin(user.login, id, kFlagged);
+            std::string store =
+                "UID STORE " + std::to_string(uid) + (set ? " +" : " -") + "FLAGS (\\Flagged)";
+            auto r = co_await imap.command("UID STORE", store);
+            e.oracle.flag_end(user.login, id, kFlagged, set, r.ok() && answered_for(r, uid));
+            if (!r.ok()) co_return;
+        } else if (cmd == "move") {
+            if (!imap.has_cap("MOVE")) continue;
+            auto pick = rng.below(listed.size());
+            auto [uid, id] = listed[pick];
+            std::string to = mbox == "INBOX" ? kArchive : "INBOX";
             // CREATE answers NO once Archive exists: expected, not an error.
-            co_await imap.command("CREATE", "CREATE " + std::string(kArchive), false);
-            auto r = co_await imap.command("UID MOVE", "UID MOVE " + u + " " + kArchive);
+            if (to != "INBOX")
+                co_await imap.command("CREATE", "CREATE " + std::string(kArchive), false);
+            e.oracle.moved(id);  // before the command: once sent, it may be gone from here
+            auto r =
+                co_await imap.command("UID MOVE", "UID MOVE " + std::to_string(uid) + " " + to);
             if (!r.ok()) co_return;
-        } else if (x < 0.25 && imap.has_cap("UIDPLUS") && !e.stopping()) {
+            listed.erase(listed.begin() + static_cast<std::ptrdiff_t>(pick));
+        } else if (cmd == "delete") {
+            if (!imap.has_cap("UIDPLUS")) continue;
+            auto pick = rng.below(listed.size());
+            auto [uid, id] = listed[pick];
+            auto u = std::to_string(uid);
             e.oracle.deleted(id);  // before the command: once sent, it may be gone
             auto r =
                 co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
             if (!r.ok()) co_return;
-            auto x2 = co_await imap.command("UID EXPUNGE", "UID EXPUNGE " + u);
-            if (!x2.ok()) co_return;
+            auto x = co_await imap.command("UID EXPUNGE", "UID EXPUNGE " + u);
+            if (!x.ok()) co_return;
+            listed.erase(listed.begin() + static_cast<std::ptrdiff_t>(pick));
+        } else if (cmd == "search") {
+            auto r = co_await imap.command("SEARCH", "SEARCH UNSEEN");
+            if (!r.ok()) co_return;
         }
-    }
-    if (rng.chance(0.3) && !e.stopping()) {
-        auto r = co_await imap.command("SEARCH", "SEARCH UNSEEN");
-        if (!r.ok()) co_return;
     }
     co_await imap.logout();
 }
 
-// IMAP mobile client: login, select, IDLE for a while, DONE, fetch what is new, log out.
-awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+// The IDLE of a mobile client: held for an exponential time of mean idle_seconds (capped),
+// untagged updates read as they come, then DONE. False if the session cannot go on.
+awaitable<bool> idle_once(Engine& e, Conn& c, Imap& imap, Rng& rng, const Behaviour& b,
+                          Selected& box) {
+    auto tag = imap.next_tag();
+    auto t0 = Clock::now();
+    if (!co_await c.send(tag + " IDLE\r\n")) co_return false;
+    auto l = co_await c.line();
+    bool cont = l && l->rfind("+", 0) == 0;
+    c.record("IDLE", t0, cont);
+    if (!cont) {
+        if (l) c.error("IDLE refused");
+        co_return false;
+    }
+    double hold = rng.exp(b.idle_seconds);
+    if (b.idle_max_seconds > 0) hold = std::min(hold, b.idle_max_seconds);
+    auto until = Clock::now() +
+                 std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(hold));
+    while (Clock::now() < until && !e.stopping()) {
+        if (!co_await c.wait_data(until)) co_return false;
+        while (c.has_line()) {
+            auto u = co_await c.line();  // untagged updates (EXISTS, EXPUNGE, FETCH)
+            if (!u) co_return false;
+            ImapReply update;
+            update.untagged.push_back(Untagged{std::move(*u), {}});
+            track(box, update);
+        }
+    }
+    t0 = Clock::now();
+    if (!co_await c.send("DONE\r\n")) co_return false;
+    for (;;) {
+        Untagged u;
+        if (!co_await imap.response(u)) co_return false;
+        if (u.text.rfind(tag + " ", 0) == 0) {
+            bool ok = u.text.compare(tag.size() + 1, 2, "OK") == 0;
+            c.record("DONE", t0, ok);
+            if (!ok) c.error("IDLE ended with an error");
+            co_return ok;
+        }
+    }
+}
+
+// IMAP mobile client: login; ENABLE QRESYNC and resynchronise from the previous session's
+// (UIDVALIDITY, HIGHESTMODSEQ) when the target offers it; then actions by weight (idle and
+// fetch what is new, fetch_new, flag, delete); log out.
+awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Behaviour& b) {
     Imap imap(c);
     // (g++ 12: no co_await inside || or ?:, each gets its own statement)
     bool up = co_await imap.greeting();
     if (!up) co_return;
     bool in = co_await imap.login(user);
     if (!in) co_return;
-    auto sel = co_await imap.command("SELECT", "SELECT INBOX");
+    bool qresync = false;
+    if (b.qresync && imap.has_cap("QRESYNC")) {
+        auto r = co_await imap.command("ENABLE", "ENABLE QRESYNC");
+        if (!r.ok()) co_return;
+        for (auto& u : r.untagged)
+            if (u.text.rfind("* ENABLED", 0) == 0 && u.text.find("QRESYNC") != std::string::npos)
+                qresync = true;
+    }
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> prev;
+    if (qresync) prev = e.sync_state(user.index);
+    std::string select = "SELECT INBOX";
+    if (prev)
+        select +=
+            " (QRESYNC (" + std::to_string(prev->first) + " " + std::to_string(prev->second) + "))";
+    // Resynchronising SELECTs have their own latency series: their answers carry the changes.
+    std::string verb = prev ? "SELECT QRESYNC" : "SELECT";
+    auto sel = co_await imap.command(verb, select);
     if (!sel.ok()) co_return;
     auto box = parse_select(sel);
-    if (imap.has_cap("IDLE") && !e.stopping()) {
-        auto tag = imap.next_tag();
-        auto t0 = Clock::now();
-        if (!co_await c.send(tag + " IDLE\r\n")) co_return;
-        auto l = co_await c.line();
-        bool cont = l && l->rfind("+", 0) == 0;
-        c.record("IDLE", t0, cont);
-        if (!cont) {
-            if (l) c.error("IDLE refused");
-            co_return;
-        }
-        auto until =
-            Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(e.cfg.idle_seconds * (0.5 + rng.u())));
-        while (Clock::now() < until && !e.stopping()) {
-            if (!co_await c.wait_data(until)) co_return;
-            while (c.has_line()) {
-                auto u = co_await c.line();  // untagged updates (EXISTS, EXPUNGE, FETCH)
-                if (!u) co_return;
+    if (qresync) {
+        std::uint64_t modseq = 0;
+        for (auto& u : sel.untagged)
+            if (auto v = number_after(u.text, "[HIGHESTMODSEQ ")) modseq = *v;
+        if (prev && prev->first == box.uidvalidity) {
+            // RFC 7162 §3.2.5.1: VANISHED (EARLIER) lists the UIDs expunged since the modseq
+            // given. Each one the oracle saw must have been deleted or moved by this run.
+            constexpr std::size_t kMaxVanished = 100000;
+            for (auto& u : sel.untagged) {
+                if (u.text.rfind("* VANISHED (EARLIER) ", 0) != 0) continue;
+                auto uids = uid_set(std::string_view(u.text).substr(21), kMaxVanished);
+                if (!uids) {
+                    c.error("IMAP VANISHED unparsable");
+                    continue;
+                }
+                for (auto uid : *uids) {
+                    auto id = e.oracle.at(user.login, "INBOX", box.uidvalidity, uid);
+                    if (id && !e.oracle.was_removed(*id))
+                        e.oracle.violation("vanished", user.login, "INBOX", *id,
+                                           "QRESYNC reported UID " + std::to_string(uid) +
+                                               " expunged, but no session deleted or moved it",
+                                           c.transcript());
+                }
             }
         }
-        t0 = Clock::now();
-        if (!co_await c.send("DONE\r\n")) co_return;
-        for (;;) {
-            Untagged u;
-            if (!co_await imap.response(u)) co_return;
-            if (u.text.rfind(tag + " ", 0) == 0) {
-                bool ok = u.text.compare(tag.size() + 1, 2, "OK") == 0;
-                c.record("DONE", t0, ok);
-                if (!ok) c.error("IDLE ended with an error");
-                break;
+        if (modseq) e.remember_sync(user.index, box.uidvalidity, modseq);
+    }
+    auto follow = [&box](const ImapReply& r) { track(box, r); };
+    imap.on_reply(follow);
+    std::vector<std::pair<std::uint64_t, std::string>> known;
+    auto next_uid = std::max<std::uint64_t>(box.uidnext, 1);
+    auto n = std::max<std::uint64_t>(action_count(rng, b.actions_mean), 1);
+    for (std::uint64_t i = 0; i < n && !e.stopping(); ++i) {
+        if (i > 0) co_await e.think(rng, c.shard(), b);
+        if (e.stopping()) break;
+        auto cmd = pick_command(rng, b.commands);
+        if ((cmd == "flag" || cmd == "delete") && known.empty()) {
+            // Nothing fetched yet: look at the newest few first.
+            if (box.exists == 0) continue;
+            auto from = box.exists > 9 ? box.exists - 9 : 1;
+            auto r = co_await imap.command("FETCH", "FETCH " + std::to_string(from) +
+                                                        ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" +
+                                                        std::string(kIdHeader) + ")])");
+            if (!r.ok()) co_return;
+            known = fetched_ids(r);
+            for (auto& [uid, id] : known)
+                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, c.transcript());
+            if (known.empty()) continue;
+        }
+        if (cmd == "idle" || cmd == "fetch_new") {
+            if (cmd == "idle" && imap.has_cap("IDLE")) {
+                bool ok = co_await idle_once(e, c, imap, rng, b, box);
+                if (!ok) co_return;
             }
+            auto r =
+                co_await imap.command("UID FETCH", "UID FETCH " + std::to_string(next_uid) +
+                                                       ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" +
+                                                       std::string(kIdHeader) + ")])");
+            if (!r.ok()) co_return;
+            for (auto& [uid, id] : fetched_ids(r)) {
+                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, c.transcript());
+                // "n:*" names the last message even when n is past it (RFC 9051 §6.4.8).
+                if (uid >= next_uid) {
+                    known.emplace_back(uid, id);
+                    next_uid = uid + 1;
+                }
+            }
+        } else if (cmd == "flag") {
+            auto [uid, id] = known[rng.below(known.size())];
+            bool set = rng.chance(0.7);
+            e.oracle.flag_begin(user.login, id, kFlagged);
+            std::string store =
+                "UID STORE " + std::to_string(uid) + (set ? " +" : " -") + "FLAGS (\\Flagged)";
+            auto r = co_await imap.command("UID STORE", store);
+            e.oracle.flag_end(user.login, id, kFlagged, set, r.ok() && answered_for(r, uid));
+            if (!r.ok()) co_return;
+        } else if (cmd == "delete") {
+            if (!imap.has_cap("UIDPLUS")) continue;
+            auto pick = rng.below(known.size());
+            auto [uid, id] = known[pick];
+            auto u = std::to_string(uid);
+            e.oracle.deleted(id);
+            auto r =
+                co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
+            if (!r.ok()) co_return;
+            auto x = co_await imap.command("UID EXPUNGE", "UID EXPUNGE " + u);
+            if (!x.ok()) co_return;
+            known.erase(known.begin() + static_cast<std::ptrdiff_t>(pick));
         }
     }
-    auto from = std::max<std::uint64_t>(box.uidnext, 1);
-    auto r = co_await imap.command("UID FETCH", "UID FETCH " + std::to_string(from) +
-                                                    ":* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" +
-                                                    std::string(kIdHeader) + ")])");
-    if (!r.ok()) co_return;
-    for (auto& [uid, id] : fetched_ids(r))
-        e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id);
     co_await imap.logout();
 }
 
-// POP3 fetcher (leaves mail on the server, as most do): login, STAT, UIDL, RETR the newest few.
-awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+// POP3 fetcher (leaves mail on the server): login, STAT, UIDL, then actions by weight:
+// retrieve (RETR the newest 1-3) or top (TOP n 0 of the newest 1-3); QUIT.
+awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Behaviour& b) {
     auto t0 = Clock::now();
     if (!co_await pop3_status(c, "CONNECT", t0)) co_return;
     if (!co_await pop3_simple(c, "USER", "USER " + user.login)) co_return;
@@ -1207,58 +1772,101 @@ awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
     auto count = number_after(*st, "+OK ").value_or(0);
     auto uidl = co_await pop3_multi(c, "UIDL", "UIDL");
     if (!uidl) co_return;
-    auto fetch = std::min<std::uint64_t>(count, 1 + rng.below(3));
-    for (std::uint64_t i = 0; i < fetch && !e.stopping(); ++i) {
-        auto msg = co_await pop3_multi(c, "RETR", "RETR " + std::to_string(count - i));
-        if (!msg) co_return;
+    auto n = std::max<std::uint64_t>(action_count(rng, b.actions_mean), 1);
+    for (std::uint64_t a = 0; a < n && !e.stopping(); ++a) {
+        if (a > 0) co_await e.think(rng, c.shard(), b);
+        bool top = pick_command(rng, b.commands) == "top";
+        auto fetch = std::min<std::uint64_t>(count, 1 + rng.below(3));
+        for (std::uint64_t i = 0; i < fetch && !e.stopping(); ++i) {
+            auto which = std::to_string(count - i);
+            std::optional<std::vector<std::string>> msg;
+            if (top)
+                msg = co_await pop3_multi(c, "TOP", "TOP " + which + " 0");
+            else
+                msg = co_await pop3_multi(c, "RETR", "RETR " + which);
+            if (!msg) co_return;
+        }
     }
     if (!co_await pop3_simple(c, "QUIT", "QUIT")) co_return;
     c.close_clean();
 }
 
-// SMTP sender: EHLO, then per message MAIL/RCPT/DATA pipelined when offered, the message to a
-// random member of the population; QUIT.
-awaitable<void> sender(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
+// SMTP: a sender (a local user submitting, MAIL FROM its own address) or an MX (another
+// domain's host delivering inbound mail from a non-local sender). Per message: MAIL, one RCPT
+// per recipient (distinct users of the population), DATA, pipelined when offered and the
+// behaviour allows; each recipient whose RCPT was accepted is owed the message.
+awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
+                             const Behaviour& b) {
+    bool mx = b.kind == Kind::mx;
     auto t0 = Clock::now();
     auto greet = co_await smtp_reply(c);
     smtp_judge(c, "CONNECT", t0, greet, 220);
     if (greet.code != 220) co_return;
+    // An MX host is one of a few hundred remote domains, its senders anyone there.
+    auto remote = "remote" + std::to_string(rng.below(500)) + ".example";
+    std::string from = user.address, helo = "load.millipost";
+    if (mx) {
+        from = "list" + std::to_string(rng.below(100000)) + "@" + remote;
+        helo = "mx." + remote;
+    }
     t0 = Clock::now();
-    if (!co_await c.send("EHLO load.millipost\r\n")) co_return;
+    std::string ehlo_cmd = "EHLO " + helo + "\r\n";
+    if (!co_await c.send(std::move(ehlo_cmd))) co_return;
     auto ehlo = co_await smtp_reply(c);
     smtp_judge(c, "EHLO", t0, ehlo, 250);
     if (ehlo.code != 250) co_return;
     bool pipelining = false;
     for (auto& l : ehlo.lines)
         if (l.size() >= 14 && lower(l.substr(4, 10)) == "pipelining") pipelining = true;
-    auto n = 1 + rng.below(std::max<std::uint64_t>(e.cfg.messages_per_session, 1));
+    pipelining = pipelining && b.pipelining;
+    constexpr std::uint64_t kMaxMessages = 10000;
+    auto n = count_at_least_one(rng, b.messages_mean, kMaxMessages);
     for (std::uint64_t m = 0; m < n && !e.stopping(); ++m) {
-        auto rcpt = e.population.user(rng.below(e.cfg.users));
+        auto k = count_at_least_one(rng, b.recipients_mean,
+                                    std::min<std::uint64_t>(b.recipients_max, e.cfg.users));
+        std::vector<SimUser> rcpts;
+        std::set<std::uint64_t> chosen;
+        while (rcpts.size() < k) {
+            auto r = rng.below(e.cfg.users);
+            if (chosen.insert(r).second) rcpts.push_back(e.population.user(r));
+        }
         auto index = e.msg_index.fetch_add(1, std::memory_order_relaxed);
-        auto msg = make_message(e.cfg.seed, e.cfg.run_id, index, user.address, rcpt.address);
-        std::string mail = "MAIL FROM:<" + user.address + ">\r\n";
-        std::string to = "RCPT TO:<" + rcpt.address + ">\r\n";
+        auto msg = make_message(e.cfg.seed, e.cfg.run_id, index, from, rcpts.front().address);
+        std::string mail = "MAIL FROM:<" + from + ">\r\n";
+        std::vector<std::string> to;
+        for (auto& r : rcpts)
+            to.push_back("RCPT TO:<" + r.address + ">\r\n");
         std::string data = "DATA\r\n";
-        SmtpReply rm, rr, rd;
+        std::vector<bool> accepted(rcpts.size(), false);
+        SmtpReply rd;
         auto tm = Clock::now();
         if (pipelining) {
-            if (!co_await c.send(mail + to + data)) co_return;
-            rm = co_await smtp_reply(c);
+            std::string all = mail;
+            for (auto& t : to)
+                all += t;
+            if (!co_await c.send(all + data)) co_return;
+            auto rm = co_await smtp_reply(c);
             smtp_judge(c, "MAIL", tm, rm, 250);
-            rr = co_await smtp_reply(c);
-            smtp_judge(c, "RCPT", tm, rr, 250);
+            for (std::size_t i = 0; i < to.size(); ++i) {
+                auto rr = co_await smtp_reply(c);
+                smtp_judge(c, "RCPT", tm, rr, 250);
+                accepted[i] = rr.code / 100 == 2;
+            }
             rd = co_await smtp_reply(c);
             smtp_judge(c, "DATA", tm, rd, 354);
         } else {
             if (!co_await c.send(mail)) co_return;
-            rm = co_await smtp_reply(c);
+            auto rm = co_await smtp_reply(c);
             smtp_judge(c, "MAIL", tm, rm, 250);
             if (rm.code != 250) co_return;
-            tm = Clock::now();
-            if (!co_await c.send(to)) co_return;
-            rr = co_await smtp_reply(c);
-            smtp_judge(c, "RCPT", tm, rr, 250);
-            if (rr.code / 100 != 2) co_return;
+            for (std::size_t i = 0; i < to.size(); ++i) {
+                tm = Clock::now();
+                if (!co_await c.send(to[i])) co_return;
+                auto rr = co_await smtp_reply(c);
+                smtp_judge(c, "RCPT", tm, rr, 250);
+                accepted[i] = rr.code / 100 == 2;
+            }
+            if (std::find(accepted.begin(), accepted.end(), true) == accepted.end()) co_return;
             tm = Clock::now();
             if (!co_await c.send(data)) co_return;
             rd = co_await smtp_reply(c);
@@ -1270,8 +1878,11 @@ awaitable<void> sender(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
         auto done = co_await smtp_reply(c);
         smtp_judge(c, "MESSAGE", t1, done, 250);
         if (done.code / 100 != 2) co_return;
-        e.oracle.delivered(rcpt.index, msg.id);
-        if (m + 1 < n) co_await e.think(rng, c.shard());
+        for (std::size_t i = 0; i < rcpts.size(); ++i)
+            if (accepted[i])
+                e.oracle.delivered(rcpts[i].index, msg.id,
+                                   Delivery{index, from, rcpts.front().address});
+        if (m + 1 < n) co_await e.think(rng, c.shard(), b);
     }
     t0 = Clock::now();
     if (!co_await c.send("QUIT\r\n")) co_return;
@@ -1282,25 +1893,26 @@ awaitable<void> sender(Engine& e, Conn& c, Rng& rng, const SimUser& user) {
 
 // ---- sessions, arrivals, verification ---------------------------------------------------------
 
-awaitable<void> Engine::session(unsigned shard, Profile p, std::uint64_t user_index) {
+awaitable<void> Engine::session(unsigned shard, const Behaviour& b, std::uint64_t user_index) {
     auto id = session_ids.fetch_add(1, std::memory_order_relaxed);
     Rng rng{derive(cfg.seed, id, 11)};
     try {
         auto user = population.user(user_index);
-        Conn c(*this, shard, kProfileProto[static_cast<std::size_t>(p)], id, true);
+        Conn c(*this, shard, kKindProto[static_cast<std::size_t>(b.kind)], id, true);
         if (co_await c.connect()) {
-            switch (p) {
-                case Profile::webmail:
-                    co_await webmail(*this, c, rng, user);
+            switch (b.kind) {
+                case Kind::webmail:
+                    co_await webmail(*this, c, rng, user, b);
                     break;
-                case Profile::mobile:
-                    co_await mobile(*this, c, rng, user);
+                case Kind::mobile:
+                    co_await mobile(*this, c, rng, user, b);
                     break;
-                case Profile::pop3:
-                    co_await pop3(*this, c, rng, user);
+                case Kind::pop3:
+                    co_await pop3(*this, c, rng, user, b);
                     break;
-                case Profile::sender:
-                    co_await sender(*this, c, rng, user);
+                case Kind::sender:
+                case Kind::mx:
+                    co_await smtp_session(*this, c, rng, user, b);
                     break;
             }
         }
@@ -1315,9 +1927,9 @@ awaitable<void> Engine::closed_worker(unsigned shard) {
     Rng rng{derive(cfg.seed, shard, 13) ^ mix(session_ids.load())};
     while (!stopping()) {
         if (!claim_session()) break;
-        auto p = pick_profile(rng);
+        const auto& b = pick_behaviour(rng);
         auto u = rng.below(cfg.users);
-        co_await session(shard, p, u);
+        co_await session(shard, b, u);
     }
 }
 
@@ -1334,14 +1946,16 @@ awaitable<void> Engine::arrivals() {
         if (stopping()) break;
         if (!claim_session()) break;
         auto shard = rr++ % static_cast<unsigned>(ctxs.size());
-        asio::co_spawn(*ctxs[shard], session(shard, pick_profile(rng), rng.below(cfg.users)),
+        asio::co_spawn(*ctxs[shard], session(shard, pick_behaviour(rng), rng.below(cfg.users)),
                        asio::detached);
     }
     generating = false;
 }
 
-// Logs in as each recipient, lists the ids in INBOX and Archive, and holds them to what SMTP
-// acknowledged: present exactly once, or absent because a session deleted it.
+// Logs in as each recipient, lists the ids (and flags) in INBOX and Archive, and holds them to
+// what SMTP acknowledged: present exactly once, or absent because a session deleted it; the
+// flags sessions set and the server acknowledged still set (or cleared); and for a sample of
+// messages (verify_bytes) the full bytes the same as generated.
 awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std::uint64_t>> users,
                                  std::shared_ptr<std::atomic<std::size_t>> next,
                                  std::shared_ptr<std::atomic<unsigned>> running) {
@@ -1351,7 +1965,10 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         if (i >= users->size() || stop_.load()) break;
         auto index = (*users)[i];
         auto user = population.user(index);
+        std::set<std::string> mine(expected[index].begin(), expected[index].end());
         std::map<std::string, std::vector<std::string>> where;  // id -> mailboxes holding it
+        std::map<std::string, std::set<std::string>> flags;     // id -> its flags (last seen)
+        std::string transcript;
         bool complete = false;
         try {
             Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
@@ -1370,18 +1987,55 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
                     }
                     auto box = parse_select(sel);
                     if (!box.exists) continue;
-                    auto r = co_await imap.command("UID FETCH",
-                                                   "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (" +
-                                                       std::string(kIdHeader) + ")])");
+                    auto r = co_await imap.command(
+                        "UID FETCH", "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" +
+                                         std::string(kIdHeader) + ")])");
                     if (!r.ok()) {
                         complete = false;
                         break;
                     }
-                    for (auto& [uid, id] : fetched_ids(r)) {
-                        oracle.seen(user.login, mb, box.uidvalidity, uid, id);
-                        where[id].push_back(mb);
+                    std::map<std::string, std::uint64_t> here;  // id -> UID in this mailbox
+                    for (auto& u : r.untagged) {
+                        if (u.text.find(" FETCH (") == std::string::npos) continue;
+                        auto uid = number_after(u.text, "UID ");
+                        std::optional<std::string> id;
+                        for (auto& lit : u.literals)
+                            if ((id = id_in(lit))) break;
+                        if (!uid || !id) continue;
+                        oracle.seen(user.login, mb, box.uidvalidity, *uid, *id, c.transcript());
+                        where[*id].push_back(mb);
+                        if (auto f = flags_in(u.text)) flags[*id] = std::move(*f);
+                        here[*id] = *uid;
+                    }
+                    // A sample of this user's messages, chosen by index so that a repeated run
+                    // checks the same ones: BODY.PEEK[] against the generator's bytes.
+                    for (auto& [id, uid] : here) {
+                        if (!mine.count(id) || where[id].size() != 1) continue;
+                        auto d = oracle.delivery(id);
+                        if (!d) continue;
+                        Rng pick{derive(cfg.seed, d->index, 29)};
+                        if (pick.u() >= cfg.verify_bytes) continue;
+                        auto body = co_await imap.command(
+                            "UID FETCH", "UID FETCH " + std::to_string(uid) + " BODY.PEEK[]");
+                        if (!body.ok()) {
+                            complete = false;
+                            break;
+                        }
+                        std::optional<std::string> got;
+                        for (auto& u : body.untagged)
+                            if (u.text.find(" FETCH (") != std::string::npos &&
+                                number_after(u.text, "UID ") == uid && !u.literals.empty())
+                                got = u.literals.back();
+                        auto sent = make_message(cfg.seed, cfg.run_id, d->index, d->from, d->to);
+                        auto bad = got ? body_mismatch(*got, sent.bytes)
+                                       : std::optional<std::string>("no BODY[] in the answer");
+                        if (bad)
+                            oracle.violation("wrong-bytes", user.login, mb, id, *bad,
+                                             c.transcript());
+                        bytes_checked.fetch_add(1);
                     }
                 }
+                transcript = c.transcript();
                 co_await imap.logout();
             }
         } catch (const std::exception& ex) {
@@ -1390,7 +2044,8 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
             complete = false;
         }
         if (!complete) {
-            oracle.violation("unverified", user.login, "", "", "could not list the mailboxes");
+            oracle.violation("unverified", user.login, "", "", "could not list the mailboxes",
+                             transcript);
             continue;
         }
         for (auto& id : expected[index]) {
@@ -1401,23 +2056,37 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
             } else if (n == 0) {
                 oracle.violation(
                     "lost", user.login, "INBOX", id,
-                    "acknowledged by SMTP 250, absent from INBOX and " + std::string(kArchive));
+                    "acknowledged by SMTP 250, absent from INBOX and " + std::string(kArchive),
+                    transcript);
             } else {
                 std::string boxes;
                 for (auto& b : it->second)
                     boxes += (boxes.empty() ? "" : ", ") + b;
                 oracle.violation(
                     "duplicate", user.login, it->second.front(), id,
-                    "delivered once, found " + std::to_string(n) + " times (" + boxes + ")");
+                    "delivered once, found " + std::to_string(n) + " times (" + boxes + ")",
+                    transcript);
+            }
+            if (n != 1) continue;
+            // Flags a session set and the server acknowledged, checked once the run is quiet.
+            for (const auto* flag : {&kSeen, &kFlagged}) {
+                auto want = oracle.flag_expected(user.login, id, *flag);
+                if (!want) continue;
+                bool has = flags[id].count(lower(*flag)) > 0;
+                if (has != *want)
+                    oracle.violation("flags", user.login, it->second.front(), id,
+                                     *flag + (*want ? " was set" : " was cleared") +
+                                         " by an acknowledged command, but the message " +
+                                         (has ? "has it" : "lacks it"),
+                                     transcript);
             }
         }
         // Ids of this run that nobody sent to this user.
-        std::set<std::string> mine(expected[index].begin(), expected[index].end());
         auto prefix = std::to_string(cfg.seed) + "." + cfg.run_id + ".";
         for (auto& [id, boxes] : where)
             if (id.rfind(prefix, 0) == 0 && !mine.count(id))
                 oracle.violation("unexpected", user.login, boxes.front(), id,
-                                 "this run never sent it to " + user.login);
+                                 "this run never sent it to " + user.login, transcript);
     }
     running->fetch_sub(1);
 }
@@ -1587,6 +2256,25 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
         if (stop && stop->load()) interrupted = true;
     }
     take_tick(true);
+    // Sessions that outlived the grace: their last lines say what they were waiting for.
+    json::array stuck;
+    if (active.load() > 0) {
+        for (std::size_t i = 0; i < ctxs.size(); ++i) {
+            auto got = std::make_shared<std::promise<std::vector<std::string>>>();
+            auto f = got->get_future();
+            asio::post(*ctxs[i], [shard = shards[i].get(), got] {
+                std::vector<std::string> t;
+                for (auto* c : shard->live)
+                    t.push_back(c->transcript());
+                got->set_value(std::move(t));
+            });
+            if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) continue;
+            for (auto& t : f.get())
+                if (stuck.size() < kMaxReported) stuck.push_back(json::string(t));
+        }
+        std::lock_guard l(shards[0]->mu);
+        shards[0]->errors["still running at the end of the drain"] += active.load();
+    }
     double traffic_seconds = std::chrono::duration<double>(traffic_end - t0).count();
 
     // Verification phase (skipped when interrupted: the user asked to stop).
@@ -1708,11 +2396,13 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
     r["violations"] = oracle.violations();
     r["target"] = std::move(target);
     r["verification"] = verification;
+    r["bytes_verified"] = bytes_checked.load();  // messages whose full bytes were compared
     r["engine"] =
         json::object{{"io_threads", ctxs.size()},
                      {"cpu_seconds", engine_cpu},
                      {"cpu_ms_per_1000_commands",
                       total_cmds ? engine_cpu * 1e6 / static_cast<double>(total_cmds) : 0.0}};
+    r["stuck"] = std::move(stuck);  // transcripts of sessions abandoned at the end
     r["interrupted"] = interrupted;
     return r;
 }
@@ -1780,6 +2470,46 @@ Target parse_target(std::string_view url) {
     }
     if (t.port == 0) t.port = t.protocol == "smtp" ? 25 : t.protocol == "imap" ? 143 : 110;
     return t;
+}
+
+std::optional<std::string> body_mismatch(std::string_view fetched, std::string_view sent) {
+    if (fetched.size() < sent.size())
+        return "the server's copy has " + std::to_string(fetched.size()) + " octets, " +
+               std::to_string(sent.size()) + " were sent";
+    auto prefix = fetched.substr(0, fetched.size() - sent.size());
+    auto tail = fetched.substr(prefix.size());
+    if (tail != sent) {
+        // Report against the sent bytes, aligned at the start of what the client sent if the
+        // server's copy has it, else at the end.
+        auto first = sent.substr(0, sent.find("\r\n"));
+        auto at = fetched.find(first);
+        auto copy = at == std::string_view::npos ? tail : fetched.substr(at);
+        std::size_t d = 0;
+        while (d < copy.size() && d < sent.size() && copy[d] == sent[d])
+            ++d;
+        return "the server's copy differs from the sent message at octet " + std::to_string(d) +
+               " of " + std::to_string(sent.size()) +
+               (at == std::string_view::npos ? " (its first header is missing)" : "");
+    }
+    // What precedes must be whole header fields (trace fields a server prepends: Received:,
+    // Return-Path:, Delivered-To:, ...), each "name:" or a folded continuation.
+    while (!prefix.empty()) {
+        auto eol = prefix.find("\r\n");
+        if (eol == std::string_view::npos)
+            return "the server's copy has " + std::to_string(prefix.size()) +
+                   " octets before the sent message that are not header lines";
+        auto line = prefix.substr(0, eol);
+        bool folded = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+        auto colon = line.find(':');
+        bool field = colon != std::string_view::npos && colon > 0 &&
+                     std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon),
+                                 [](char ch) { return ch > 32 && ch < 127; });
+        if (!folded && !field)
+            return "the server's copy has a non-header line before the sent message: " +
+                   std::string(line.substr(0, 80));
+        prefix.remove_prefix(eol + 2);
+    }
+    return std::nullopt;
 }
 
 boost::asio::ip::address_v4 source_address(std::uint64_t n) {

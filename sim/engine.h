@@ -1,10 +1,12 @@
-// sim/engine.h: the load engine. Sessions of weighted profiles (IMAP webmail reader, IMAP mobile
-// client holding IDLE, POP3 fetcher, SMTP sender) run as Asio coroutines on N io threads against
-// targets given by URL, in open loop (Poisson arrivals at the rate a population produces) or
-// closed loop (a fixed number of sessions back to back). Every session is held to its protocol
-// contract by a streaming contracts::Checker; an oracle records each message an SMTP 250
-// acknowledged and checks the recipients' mailboxes over IMAP at the end. Configuration and
-// results are JSON (load-schema.md: "Results JSON").
+// sim/engine.h: the load engine. Sessions of weighted behaviours (IMAP webmail reader choosing
+// actions by weight, IMAP mobile client holding IDLE and resynchronising with QRESYNC, POP3
+// fetcher, SMTP sender, inbound MX host with several recipients per message) run as Asio
+// coroutines on N io threads against targets given by URL, in open loop (Poisson arrivals at the
+// rate a population produces) or closed loop (a fixed number of sessions back to back). Every
+// session is held to its protocol contract by a streaming contracts::Checker; an oracle records
+// each message an SMTP 250 acknowledged and the flags sessions set, and checks the recipients'
+// mailboxes over IMAP at the end (presence, flags, and a sample's full bytes). Configuration and
+// results are JSON (load-schema.md: "Results JSON"; keys in sim/README.md).
 #pragma once
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/json.hpp>
@@ -12,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +29,11 @@ struct Target {
 // smtp://host:port, imap://host[:143], pop3://host[:110] (also pop://), or host:port with a
 // well-known port (25/587/2525 smtp, 110 pop3, 143 imap). Throws std::invalid_argument.
 Target parse_target(std::string_view url);
+
+// The oracle's byte comparison: nullopt when `fetched` (a server's BODY[]) is `sent` exactly,
+// possibly preceded by whole header fields the server added (Received:, Return-Path:, ...: RFC
+// 5321 §4.4 trace fields go on top); else what differs, for the violation's detail.
+std::optional<std::string> body_mismatch(std::string_view fetched, std::string_view sent);
 
 // The n-th client source address over 127.0.0.0/8: 127.0.0.1, 127.0.0.2, ... wrapping before
 // 127.255.255.255, never the network or broadcast address. Each address has its own ~28k

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <set>
+#include <string>
 #include <vector>
 
 using namespace millipost::sim;
@@ -116,4 +117,28 @@ TEST(RunLoad, ARefusedTargetIsCountedNotFatal) {
     EXPECT_GT(boost::json::value_to<std::uint64_t>(totals.at("errors")), 0u);
     EXPECT_TRUE(r.at("errors").as_object().contains("connect refused"));
     EXPECT_FALSE(r.at("interrupted").as_bool());
+}
+
+TEST(BodyMismatch, EqualOrBehindTraceHeadersIsTheSame) {
+    const std::string sent = "From: a@b\r\nX-Millipost-Id: 1.2.3\r\n\r\nbody\r\n";
+    EXPECT_FALSE(body_mismatch(sent, sent));
+    EXPECT_FALSE(
+        body_mismatch("Received: from x\r\n\tby y; Sat, 28 Nov 2026\r\n"
+                      "Return-Path: <a@b>\r\n" +
+                          sent,
+                      sent));
+}
+
+TEST(BodyMismatch, ACorruptedTruncatedOrPaddedCopyDiffers) {
+    const std::string sent = "From: a@b\r\nX-Millipost-Id: 1.2.3\r\n\r\nbody\r\n";
+    auto flipped = sent;
+    flipped[sent.size() - 4] = 'D';
+    auto r = body_mismatch(flipped, sent);
+    ASSERT_TRUE(r);
+    EXPECT_NE(r->find("octet " + std::to_string(sent.size() - 4)), std::string::npos) << *r;
+    EXPECT_TRUE(body_mismatch(sent.substr(0, sent.size() - 2), sent));
+    EXPECT_TRUE(body_mismatch(sent + "\r\n", sent));
+    // Bytes before the message that are not header fields: not a trace header.
+    EXPECT_TRUE(body_mismatch("garbage\r\n" + sent, sent));
+    EXPECT_TRUE(body_mismatch("x" + sent, sent));
 }

@@ -32,13 +32,6 @@ PROGRESS_REDRAW = 0.2
 #: URL schemes the engine connects to (plain TCP; TLS targets are not supported yet).
 _SCHEMES = ("imap", "pop3", "smtp")
 
-#: The engine's behaviour names (sim/engine.cpp kProfileNames); a profile kind maps to one.
-#: The engine's sender delivers to local users without authenticating, which is MX traffic as
-#: much as submission, so both kinds drive it.
-ENGINE_PROFILE = {"webmail": "webmail", "mobile": "mobile", "pop3": "pop3", "sender": "sender",
-                  "mx": "sender"}
-
-
 class LoadError(RuntimeError):
     """A run that could not start: bad arguments, a bad profile, no engine."""
 
@@ -145,24 +138,33 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
     }
 
 
-def _weighted_mean(pairs) -> Optional[float]:
-    pairs = [(w, v) for w, v in pairs if w > 0]
-    total = sum(w for w, _ in pairs)
-    return sum(w * v for w, v in pairs) / total if total else None
+def _behaviour(name: str, q: Mapping) -> dict:
+    """One profile behaviour in the engine's keys (sim/README.md, "Behaviours")."""
+    b = {"name": name, "kind": q["kind"], "weight": float(q["weight"]),
+         "think_ms": q["think_time_s"] * 1000.0,
+         "think_max_ms": q["think_time_max_s"] * 1000.0}
+    if q["kind"] in ("sender", "mx"):
+        # actions_mean is the mean number of messages a session sends.
+        b.update(messages_per_session=max(1.0, float(q["actions_mean"])),
+                 recipients_mean=float(q["recipients_mean"]),
+                 recipients_max=int(q["recipients_max"]), pipelining=bool(q["pipelining"]))
+    else:
+        b.update(actions_mean=float(q["actions_mean"]),
+                 commands={k: float(w) for k, w in q["commands"].items()})
+    if q["kind"] == "mobile":
+        b.update(idle_seconds=float(q["idle_hold_s"]),
+                 idle_max_seconds=float(q["idle_hold_max_s"]), qresync=bool(q["qresync"]))
+    return b
 
 
 def engine_config(config: Mapping) -> dict:
     """The configuration in the keys the engine reads (sim/engine.cpp, parse_config; it
-    rejects keys it does not know). The engine's first version has four behaviours and one
-    set of timing parameters for all of them, so the profile is condensed: weights summed per
-    engine behaviour, think time and messages per session averaged by weight, the IDLE hold of
-    the mobile profiles. The rest of the profile (per-behaviour command weights, message sizes,
-    pre-populated mailboxes) is validated and recorded in the results but not yet used."""
+    rejects keys it does not know). Each behaviour of the profile goes through as it is, with
+    its own weight, think times, action weights, IDLE hold, QRESYNC switch and messages and
+    recipients per session. Not yet used by the engine: the message size and structure
+    parameters, POP3 ``leave_on_server`` (mail always stays), pre-populated mailboxes, the
+    session timeout and ``closed_restart_s``; they are validated and recorded in the results."""
     prof = config["profile"]
-    active = [q for q in prof["profiles"].values() if q["weight"] > 0]
-    weights = {name: 0.0 for name in ("webmail", "mobile", "pop3", "sender")}
-    for q in active:
-        weights[ENGINE_PROFILE[q["kind"]]] += q["weight"]
     out = {
         "targets": list(config["targets"]),
         "mode": config["mode"],
@@ -172,7 +174,8 @@ def engine_config(config: Mapping) -> dict:
         "domain": config["domain"],
         "password": config["password"],
         "target_pid": config["target_pid"],
-        "profiles": weights,
+        "behaviours": [_behaviour(name, q) for name, q in prof["profiles"].items()
+                       if q["weight"] > 0],
         "timeout": prof["load"]["reply_timeout_s"],
     }
     if config["mode"] == "open":
@@ -180,18 +183,6 @@ def engine_config(config: Mapping) -> dict:
         out["rate_per_user_per_hour"] = config["rate"] * 3600.0 / config["users"]
     else:
         out["sessions"] = config["sessions"]
-    think = _weighted_mean((q["weight"], q["think_time_s"]) for q in active)
-    if think is not None:
-        out["think_ms"] = think * 1000.0
-    idle = _weighted_mean((q["weight"], q["idle_hold_s"]) for q in active
-                          if q["kind"] == "mobile")
-    if idle is not None:
-        out["idle_seconds"] = idle
-    # The engine sends 1 + uniform[0, n) messages a session (mean (n + 1) / 2).
-    per = _weighted_mean((q["weight"], q["actions_mean"]) for q in active
-                         if q["kind"] in ("sender", "mx"))
-    if per is not None:
-        out["messages_per_session"] = max(1, round(2 * per - 1))
     return out
 
 

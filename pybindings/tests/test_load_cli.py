@@ -32,9 +32,9 @@ from millipost.loadsim import (LiveStatus, LoadError, Results, build_config, eng
 #: The configuration keys the engine accepts (sim/engine.cpp, parse_config: it rejects others).
 ENGINE_KEYS = {"targets", "mode", "users", "rate_per_user_per_hour", "sessions", "duration",
                "max_sessions", "max_commands", "seed", "run_id", "io_threads", "password",
-               "domain", "prefix", "profiles", "think_ms", "idle_seconds", "timeout",
-               "messages_per_session", "contracts", "contracts_dir", "target_pid", "verify",
-               "spread_sources"}
+               "domain", "prefix", "behaviours", "profiles", "think_ms", "idle_seconds",
+               "timeout", "messages_per_session", "contracts", "contract_sample",
+               "contracts_dir", "target_pid", "verify", "verify_bytes", "spread_sources"}
 
 COMMANDS = {
     "IMAP LOGIN": (900, 0.6), "IMAP SELECT": (700, 0.8), "IMAP UID FETCH": (4000, 1.5),
@@ -250,22 +250,33 @@ def test_build_config_closed_loop_and_errors():
     assert c["profile"]["profiles"]["pop3"]["weight"] == 0
 
 
-def test_engine_config_condenses_the_profile():
+def test_engine_config_passes_each_behaviour_through():
     t = ["imap://h:1", "pop3://h:2", "smtp://h:3"]
     c = build_config(t, users=3600, seed=4, profile={"profiles": {
-        "mx": {"weight": 5, "actions_mean": 3}, "sender": {"weight": 15, "actions_mean": 3},
-        "extra": {"kind": "mobile", "weight": 10, "idle_hold_s": 100}}})
+        "mx": {"weight": 5, "actions_mean": 3, "recipients_max": 4},
+        "sender": {"weight": 15, "actions_mean": 3},
+        "pop3": {"weight": 0},
+        "extra": {"kind": "mobile", "weight": 10, "idle_hold_s": 100, "qresync": False}}})
     e = engine_config(c)
     assert set(e) <= ENGINE_KEYS
-    assert e["profiles"] == {"webmail": 40.0, "mobile": 40.0, "pop3": 10.0, "sender": 20.0}
-    assert math.isclose(e["rate_per_user_per_hour"], 4.0) and "sessions" not in e
-    assert math.isclose(e["idle_seconds"], (30 * 300 + 10 * 100) / 40)
-    assert e["messages_per_session"] == 5  # 1 + uniform[0, 5): mean 3
+    assert "profiles" not in e and "think_ms" not in e  # the condensed first form is gone
+    b = {x["name"]: x for x in e["behaviours"]}
+    assert set(b) == {"webmail", "mobile", "sender", "mx", "extra"}  # weight 0 left out
     p = c["profile"]["profiles"]
-    think = sum(q["weight"] * q["think_time_s"] for q in p.values()) / sum(
-        q["weight"] for q in p.values())
-    assert math.isclose(e["think_ms"], think * 1000)
+    for name, x in b.items():
+        assert x["kind"] == p[name]["kind"] and x["weight"] == p[name]["weight"]
+        assert math.isclose(x["think_ms"], p[name]["think_time_s"] * 1000)
+        assert math.isclose(x["think_max_ms"], p[name]["think_time_max_s"] * 1000)
+    assert b["extra"]["idle_seconds"] == 100 and b["extra"]["qresync"] is False
+    assert b["mobile"]["idle_seconds"] == p["mobile"]["idle_hold_s"]
+    assert b["mobile"]["idle_max_seconds"] == p["mobile"]["idle_hold_max_s"]
+    assert b["webmail"]["commands"] == p["webmail"]["commands"]
+    assert b["webmail"]["actions_mean"] == p["webmail"]["actions_mean"]
+    assert b["mx"]["messages_per_session"] == 3 and b["mx"]["recipients_max"] == 4
+    assert b["sender"]["recipients_mean"] == p["sender"]["recipients_mean"]
+    assert "commands" not in b["mx"]
     assert e["timeout"] == c["profile"]["load"]["reply_timeout_s"]
+    assert math.isclose(e["rate_per_user_per_hour"], 4.0) and "sessions" not in e
     # --rate becomes the per-user rate the engine multiplies back.
     e = engine_config(build_config(t, users=100, rate=5.0))
     assert math.isclose(e["rate_per_user_per_hour"] * 100 / 3600, 5.0)

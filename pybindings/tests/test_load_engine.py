@@ -48,6 +48,7 @@ SIGNATURES = {
     "mobile": ["IMAP IDLE", "IMAP DONE", "IMAP UID FETCH"],
     "pop3": ["POP3 USER", "POP3 PASS", "POP3 STAT", "POP3 UIDL", "POP3 QUIT"],
     "sender": ["SMTP EHLO", "SMTP MAIL", "SMTP RCPT", "SMTP DATA", "SMTP MESSAGE"],
+    "mx": ["SMTP EHLO", "SMTP MAIL", "SMTP RCPT", "SMTP DATA", "SMTP MESSAGE"],
 }
 
 
@@ -55,7 +56,7 @@ SIGNATURES = {
 @pytest.mark.parametrize("profile", sorted(SIGNATURES))
 def test_profile_runs_clean_against_the_reference_server(target, mode, profile):
     # Readers run beside a sender, so that they have mail to list, read, move and delete.
-    profiles = {"sender": 1} if profile == "sender" else {profile: 3, "sender": 1}
+    profiles = {profile: 1} if profile in ("sender", "mx") else {profile: 3, "sender": 1}
     live = []
     r = _core.run_load(config(target, mode=mode, profiles=profiles), live.append)
     t = r["totals"]
@@ -78,6 +79,8 @@ def test_profile_runs_clean_against_the_reference_server(target, mode, profile):
     assert live and all("commands" in d or d.get("phase") == "verify" for d in live)
     assert len(r["timeline"]) >= 2
     assert r["config"]["mode"] == mode and r["seed"] == SEED
+    if profile == "mx":  # several recipients per message
+        assert r["commands"]["SMTP RCPT"]["count"] > r["commands"]["SMTP MAIL"]["count"]
 
 
 def test_target_process_is_sampled(target):
@@ -143,7 +146,13 @@ class FaultySmtp(socketserver.ThreadingTCPServer):
             if faulty:
                 self.faults += 1
         copies = 1
-        if faulty:
+        if faulty and self.fault == "corrupt":
+            # One octet of the body changed (not a line end, nor a dot that SMTP stuffs).
+            at = data.index(b"\r\n\r\n") + 4
+            while data[at:at + 1] in (b"\r", b"\n", b"."):
+                at += 1
+            data = data[:at] + (b"#" if data[at:at + 1] != b"#" else b"%") + data[at + 1:]
+        elif faulty:
             copies = 0 if self.fault == "drop" else 2
         for _ in range(copies):
             with smtplib.SMTP("127.0.0.1", self.upstream_port, timeout=10) as s:
@@ -190,13 +199,15 @@ class FaultyHandler(socketserver.StreamRequestHandler):
             out.flush()
 
 
-@pytest.mark.parametrize("fault,kind", [("drop", "lost"), ("dup", "duplicate")])
+@pytest.mark.parametrize("fault,kind", [("drop", "lost"), ("dup", "duplicate"),
+                                        ("corrupt", "wrong-bytes")])
 def test_oracle_catches_a_faulty_target(target, fault, kind):
     proxy = FaultySmtp(target.smtp_port, fault)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         r = _core.run_load(config(target, smtp_port=proxy.server_address[1], duration=2,
-                                  profiles={"sender": 1}, mode="closed", sessions=3))
+                                  profiles={"sender": 1}, mode="closed", sessions=3,
+                                  verify_bytes=1.0))
     finally:
         proxy.shutdown()
         proxy.server_close()
@@ -207,6 +218,156 @@ def test_oracle_catches_a_faulty_target(target, fault, kind):
     kinds = [v["kind"] for v in r["violations"]]
     assert kinds and set(kinds) == {kind}
     assert t["oracle_violations"] == proxy.faults
-    assert t["messages_verified"] == t["messages_delivered"] - proxy.faults
+    if kind == "wrong-bytes":  # present once, but not the bytes sent
+        assert t["messages_verified"] == t["messages_delivered"]
+        assert r["bytes_verified"] == t["messages_delivered"]
+        assert all("differs from the sent message" in v["detail"] for v in r["violations"])
+    else:
+        assert t["messages_verified"] == t["messages_delivered"] - proxy.faults
     v = r["violations"][0]
     assert v["user"].startswith("user") and v["mailbox"] == "INBOX" and v["message_id"]
+    # The excerpt is the verification session's last lines: its listing (and BODY[] fetch).
+    assert "C: " in v["transcript"] and "S: " in v["transcript"]
+    assert "FETCH" in v["transcript"]
+    if kind == "wrong-bytes":
+        assert "BODY.PEEK[]" in v["transcript"]
+
+
+def behaviours(**weights):
+    """Behaviours in the engine's own form: every kind with its action weights, short times."""
+    spec = {
+        "webmail": {"kind": "webmail", "think_ms": 5, "actions_mean": 6,
+                    "commands": {"list": 1, "select": 1, "fetch_headers": 2, "read": 3,
+                                 "flag": 3, "move": 1, "delete": 1, "search": 1}},
+        "mobile": {"kind": "mobile", "think_ms": 5, "actions_mean": 3, "idle_seconds": 0.2,
+                   "idle_max_seconds": 0.5, "qresync": True,
+                   "commands": {"idle": 3, "fetch_new": 2, "flag": 2, "delete": 1}},
+        "pop3": {"kind": "pop3", "think_ms": 5, "actions_mean": 2,
+                 "commands": {"retrieve": 1, "top": 1}},
+        "sender": {"kind": "sender", "think_ms": 5, "messages_per_session": 2,
+                   "recipients_mean": 1.5, "recipients_max": 3},
+        "mx": {"kind": "mx", "think_ms": 1, "messages_per_session": 4, "recipients_mean": 3,
+               "recipients_max": 6},
+    }
+    return [dict(spec[k], name=k, weight=w) for k, w in weights.items()]
+
+
+def test_every_behaviour_with_its_own_parameters_runs_clean(target):
+    r = _core.run_load(config(target, duration=4, mode="closed", sessions=8,
+                              think_ms=None, idle_seconds=None, verify_bytes=1.0,
+                              behaviours=behaviours(webmail=3, mobile=3, pop3=1, sender=1, mx=1)))
+    t = r["totals"]
+    # (A session still waiting for a reply 15 s after the stop is an error, with its transcript.)
+    assert r["errors"] == {} and r["stuck"] == [], (r["errors"], r["stuck"])
+    assert r["breaches"] == [] and r["violations"] == []
+    assert t["messages_delivered"] > 0 and t["messages_verified"] == t["messages_delivered"]
+    # Every message found was compared byte for byte (verify_bytes = 1; deleted ones are not).
+    assert 0 < r["bytes_verified"] <= t["messages_verified"]
+    cmds = r["commands"]
+    for verb in ("IMAP LIST", "IMAP STATUS", "IMAP UID STORE", "IMAP SEARCH", "IMAP IDLE",
+                 "IMAP ENABLE", "POP3 TOP", "POP3 RETR", "SMTP RCPT"):
+        assert cmds.get(verb, {}).get("count", 0) > 0, verb
+    # A user's second mobile session resynchronised from its first one's HIGHESTMODSEQ.
+    assert cmds.get("IMAP SELECT QRESYNC", {}).get("count", 0) > 0
+    echoed = {b["name"]: b for b in r["config"]["behaviours"]}
+    assert echoed["mx"]["recipients_max"] == 6 and echoed["mobile"]["qresync"] is True
+    assert echoed["webmail"]["commands"]["flag"] == 3
+
+
+def test_behaviours_and_the_first_form_do_not_mix(target):
+    with pytest.raises(ValueError, match="behaviours replaces"):
+        _core.run_load(config(target, behaviours=behaviours(webmail=1)))
+    with pytest.raises(ValueError, match="unknown key"):
+        _core.run_load(config(target, think_ms=None, idle_seconds=None,
+                              behaviours=[{"kind": "sender", "idle_seconds": 3}]))
+    with pytest.raises(ValueError, match="unknown command"):
+        _core.run_load(config(target, think_ms=None, idle_seconds=None,
+                              behaviours=[{"kind": "webmail", "commands": {"reed": 1}}]))
+    with pytest.raises(ValueError, match="unknown kind"):
+        _core.run_load(config(target, think_ms=None, idle_seconds=None,
+                              behaviours=[{"name": "x", "kind": "fax"}]))
+
+
+class RewritingProxy(socketserver.ThreadingTCPServer):
+    """A TCP proxy in front of an IMAP server that rewrites client bytes: here it turns
+    `+FLAGS (\\Flagged)` into `+FLAGS ()`, so the server answers OK without setting the flag
+    (as a server that drops flag changes would)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream_port: int, old: bytes, new: bytes):
+        self.upstream_port = upstream_port
+        self.old, self.new = old, new
+        self.rewrites = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), RewritingHandler)
+
+
+class RewritingHandler(socketserver.BaseRequestHandler):
+    def handle(self):
+        up = socket.create_connection(("127.0.0.1", self.server.upstream_port), timeout=30)
+        down = self.request
+
+        def pump_back():
+            try:
+                while data := up.recv(65536):
+                    down.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    down.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        back = threading.Thread(target=pump_back, daemon=True)
+        back.start()
+        pending = b""
+        try:
+            while data := down.recv(65536):
+                # Commands are whole lines: rewrite line by line (a pattern never spans lines).
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                out = []
+                for line in lines:
+                    if self.server.old in line:
+                        line = line.replace(self.server.old, self.server.new)
+                        with self.server.lock:
+                            self.server.rewrites += 1
+                    out.append(line + b"\n")
+                up.sendall(b"".join(out))
+        except OSError:
+            pass
+        finally:
+            try:
+                up.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            back.join(timeout=30)
+            up.close()
+
+
+def test_oracle_catches_flags_that_do_not_stick(target):
+    proxy = RewritingProxy(target.imap_port, b"+FLAGS (\\Flagged)", b"+FLAGS ()")
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    cfg = config(target, duration=3, mode="closed", sessions=4, think_ms=None,
+                 idle_seconds=None, verify_bytes=0.0,
+                 behaviours=behaviours(webmail=3, sender=2))
+    cfg["behaviours"][0]["commands"] = {"fetch_headers": 1, "flag": 4}
+    cfg["targets"][1] = f"imap://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        r = _core.run_load(cfg)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.rewrites > 0
+    t = r["totals"]
+    assert t["errors"] == 0 and t["contract_breaches"] == 0
+    kinds = {v["kind"] for v in r["violations"]}
+    assert kinds == {"flags"}, r["violations"][:3]
+    v = r["violations"][0]
+    assert "\\Flagged was set" in v["detail"] and "lacks it" in v["detail"]
+    assert v["user"].startswith("user") and v["message_id"] and "FLAGS" in v["transcript"]
+    # Losses and duplicates are another matter: every message is still there once.
+    assert t["messages_verified"] == t["messages_delivered"] > 0
