@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -74,6 +75,24 @@ config::Config make_config(const py::dict& opts) {
             c.quota_messages = v.cast<std::uint64_t>();
         else if (key == "log_level")
             c.log_level = v.cast<std::string>();
+        else if (key == "plaintext_auth") {
+            auto p = config::parse_plaintext_auth(v.cast<std::string>());
+            if (!p)
+                throw py::value_error(
+                    "plaintext_auth must be \"never\", \"loopback\" or \"always\"");
+            c.plaintext_auth = *p;
+        } else if (key == "auth_fail_delay")  // seconds, fractions allowed
+            c.auth_fail_delay = std::chrono::milliseconds(std::lround(v.cast<double>() * 1000));
+        else if (key == "auth_fail_max_delay")
+            c.auth_fail_max_delay = std::chrono::milliseconds(std::lround(v.cast<double>() * 1000));
+        else if (key == "auth_fail_limit")
+            c.auth_fail_limit = v.cast<unsigned>();
+        else if (key == "auth_lockout")
+            c.auth_lockout = std::chrono::seconds(v.cast<long>());
+        else if (key == "auth_fail_window")
+            c.auth_fail_window = std::chrono::seconds(v.cast<long>());
+        else if (key == "auth_throttle_entries")
+            c.auth_throttle_entries = v.cast<std::size_t>();
         else
             throw py::type_error("unknown server option: " + key);
     }
@@ -362,6 +381,10 @@ PYBIND11_MODULE(_core, m) {
             d["pop3_retrieved"] = c.pop3_retrieved.load();
             d["pop3_deleted"] = c.pop3_deleted.load();
             d["auth_failures"] = c.auth_failures.load();
+            d["auth_successes"] = c.auth_successes.load();
+            d["auth_delayed"] = c.auth_delayed.load();
+            d["auth_refused"] = c.auth_refused.load();
+            d["auth_lockouts"] = c.auth_lockouts.load();
             return d;
         });
 

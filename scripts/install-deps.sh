@@ -16,7 +16,7 @@ APT_PACKAGES=(
 # service must not start (it would take ports 143/110 and is never used).
 DOVECOT_PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 PIP_PACKAGES=(
-  "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3"
+  "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3" "scramp>=1.4"
 )
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

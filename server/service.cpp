@@ -17,7 +17,16 @@
 
 namespace millipost {
 
-Service::Service(config::Config cfg) : cfg_(std::move(cfg)) {}
+namespace {
+
+auth::ThrottleConfig throttle_config(const config::Config& c) {
+    return {c.auth_fail_delay, c.auth_fail_max_delay, c.auth_fail_limit,
+            c.auth_lockout,    c.auth_fail_window,    c.auth_throttle_entries};
+}
+
+}  // namespace
+
+Service::Service(config::Config cfg) : cfg_(std::move(cfg)), throttle_(throttle_config(cfg_)) {}
 
 Service::~Service() {
     stop();
@@ -86,10 +95,8 @@ unsigned short Service::imap_port() const {
 std::optional<store::User> Service::authenticate(const std::string& login,
                                                  const std::string& password) {
     auto user = store_->find_user(login);
-    if (!user || !auth::verify_password(user->secret, password)) {
-        ++counters_.auth_failures;
-        return std::nullopt;
-    }
+    // Counted by the caller (auth/sasl_session.cpp), with the throttling.
+    if (!user || !auth::verify_password(user->secret, password)) return std::nullopt;
     return user;
 }
 

@@ -2,6 +2,7 @@
 // listeners, plus the state sessions share (maildrop locks, counters). Used by millipost-server's
 // main, by the Python module and by the property tests, so all three run the same server.
 #pragma once
+#include "auth/throttle.h"
 #include "config/config.h"
 #include "net/server.h"
 #include "search/index.h"
@@ -22,6 +23,10 @@ struct Counters {
     std::atomic<std::uint64_t> messages_accepted{0}, deliveries{0}, messages_rejected{0};
     std::atomic<std::uint64_t> pop3_retrieved{0}, pop3_deleted{0};
     std::atomic<std::uint64_t> auth_failures{0};
+    // Logins (all protocols and mechanisms) that succeeded; failures answered late by the
+    // throttle; attempts refused by a lockout; lockouts started (auth/throttle.h).
+    std::atomic<std::uint64_t> auth_successes{0}, auth_delayed{0}, auth_refused{0};
+    std::atomic<std::uint64_t> auth_lockouts{0};
 };
 
 class Service {
@@ -45,6 +50,8 @@ class Service {
     store::MailStore& store() { return *store_; }
     net::Server& net() { return *net_; }
     Counters& counters() { return counters_; }
+    // Failed-login throttling shared by all protocols.
+    auth::Throttle& throttle() { return throttle_; }
     // The full-text index behind IMAP SEARCH (<data_dir>/search.db), or nullptr when it could
     // not be opened: SEARCH then scans the messages.
     search::FullTextIndex* search_index() { return index_.get(); }
@@ -75,6 +82,7 @@ class Service {
     std::unique_ptr<search::FullTextIndex> index_;
     std::unique_ptr<search::BackgroundIndexer> indexer_;  // indexes mail as it is stored
     Counters counters_;
+    auth::Throttle throttle_;
     std::mutex locks_mutex_;
     std::set<store::UserId> locked_;
     std::atomic<std::uint64_t> queue_seq_{0};

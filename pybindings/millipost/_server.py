@@ -21,7 +21,12 @@ class Server:
     0 = unlimited),
     ``postmaster`` (the login that receives mail for <postmaster>; created without a usable
     password when missing),
-    ``log_level`` (default ``"warn"``).
+    ``log_level`` (default ``"warn"``),
+    ``plaintext_auth`` (``"never"``, ``"loopback"`` (default) or ``"always"``: where PLAIN,
+    LOGIN, IMAP LOGIN and POP3 USER/PASS are allowed without TLS), failed-login throttling:
+    ``auth_fail_delay`` and ``auth_fail_max_delay`` (seconds; 0 = no delay), ``auth_fail_limit``
+    (failures before refusal; 0 = never), ``auth_lockout``, ``auth_fail_window`` (seconds),
+    ``auth_throttle_entries`` (see docs/auth.md).
 
         with Server() as s:
             s.add_user("alice", "secret")

@@ -12,9 +12,7 @@
 #include <vector>
 
 namespace millipost::auth {
-namespace {
-
-std::string hmac(std::string_view key, std::string_view data) {
+std::string hmac_sha256(std::string_view key, std::string_view data) {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
@@ -26,6 +24,12 @@ std::string sha256(std::string_view data) {
     unsigned char out[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
     return std::string(reinterpret_cast<char*>(out), sizeof out);
+}
+
+namespace {
+
+std::string hmac(std::string_view key, std::string_view data) {
+    return hmac_sha256(key, data);
 }
 
 std::string salted_password(std::string_view password, std::string_view salt, unsigned iters) {

@@ -33,6 +33,10 @@ std::optional<ScramSecret> parse_secret(std::string_view stored);
 // Constant-time check of a cleartext password against a stored secret.
 bool verify_password(std::string_view stored, std::string_view password);
 
+// The primitives of SCRAM (RFC 5802 §2.2), for auth/sasl.cpp.
+std::string hmac_sha256(std::string_view key, std::string_view data);
+std::string sha256(std::string_view data);
+
 std::string base64_encode(std::string_view raw);
 std::optional<std::string> base64_decode(std::string_view b64);
 

@@ -23,6 +23,11 @@ void take(const toml::table& t, const char* key, T& out, std::set<std::string>& 
         auto v = node.is_boolean() ? node.value<bool>() : std::nullopt;
         if (!v) throw std::runtime_error(std::string("expected true or false for ") + key);
         out = *v;
+    } else if constexpr (std::is_same_v<T, std::chrono::milliseconds>) {
+        auto v = node.value<std::int64_t>();
+        if (!v || *v < 0)
+            throw std::runtime_error(std::string("expected milliseconds >= 0 for ") + key);
+        out = std::chrono::milliseconds(*v);
     } else if constexpr (std::is_same_v<T, std::chrono::seconds>) {
         auto v = node.value<std::int64_t>();
         if (!v || *v <= 0) throw std::runtime_error(std::string("expected seconds > 0 for ") + key);
@@ -41,6 +46,13 @@ void reject_unknown(const toml::table& t, const std::set<std::string>& known, co
 }
 
 }  // namespace
+
+std::optional<PlaintextAuth> parse_plaintext_auth(std::string_view s) {
+    if (s == "never") return PlaintextAuth::Never;
+    if (s == "loopback") return PlaintextAuth::Loopback;
+    if (s == "always") return PlaintextAuth::Always;
+    return std::nullopt;
+}
 
 void load_toml(Config& cfg, const std::string& path) {
     toml::table root;
@@ -94,6 +106,25 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*imap, "quota_storage", cfg.quota_storage, k);
             take(*imap, "quota_messages", cfg.quota_messages, k);
             reject_unknown(*imap, k, "[imap].");
+        }
+        if (auto auth = root["auth"].as_table()) {
+            std::set<std::string> k;
+            std::string plaintext;
+            take(*auth, "plaintext_auth", plaintext, k);
+            if (!plaintext.empty()) {
+                auto p = parse_plaintext_auth(plaintext);
+                if (!p)
+                    throw std::runtime_error(
+                        "expected \"never\", \"loopback\" or \"always\" for plaintext_auth");
+                cfg.plaintext_auth = *p;
+            }
+            take(*auth, "fail_delay_ms", cfg.auth_fail_delay, k);
+            take(*auth, "fail_max_delay_ms", cfg.auth_fail_max_delay, k);
+            take(*auth, "fail_limit", cfg.auth_fail_limit, k);
+            take(*auth, "lockout", cfg.auth_lockout, k);
+            take(*auth, "fail_window", cfg.auth_fail_window, k);
+            take(*auth, "throttle_entries", cfg.auth_throttle_entries, k);
+            reject_unknown(*auth, k, "[auth].");
         }
     } catch (const std::runtime_error& e) {
         throw std::runtime_error(path + ": " + e.what());

@@ -6,10 +6,17 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace millipost::config {
+
+// Where plaintext logins (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS) are allowed without TLS.
+enum class PlaintextAuth { Never, Loopback, Always };
+// "never", "loopback" or "always"; nullopt otherwise.
+std::optional<PlaintextAuth> parse_plaintext_auth(std::string_view s);
 
 struct Config {
     std::string data_dir = "./data";        // the SQLite store lives here (millipost.db)
@@ -38,6 +45,15 @@ struct Config {
     std::uint64_t quota_storage = 0;
     std::uint64_t quota_messages = 0;
     std::string log_level = "info";
+    // [auth]: plaintext logins only over TLS, except from loopback by default (as Dovecot).
+    PlaintextAuth plaintext_auth = PlaintextAuth::Loopback;
+    // Failed-login throttling (auth/throttle.h, limits.h for the meaning).
+    std::chrono::milliseconds auth_fail_delay = limits::kAuthFailDelay;  // 0 = no delays
+    std::chrono::milliseconds auth_fail_max_delay = limits::kAuthFailMaxDelay;
+    unsigned auth_fail_limit = limits::kAuthFailLimit;  // 0 = never refuse
+    std::chrono::seconds auth_lockout = limits::kAuthLockout;
+    std::chrono::seconds auth_fail_window = limits::kAuthFailWindow;
+    std::size_t auth_throttle_entries = limits::kAuthThrottleEntries;
 
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }
     bool has_quota() const { return quota_storage != 0 || quota_messages != 0; }

@@ -1,9 +1,8 @@
-// imap/cmd_auth.cpp: LOGIN and AUTHENTICATE PLAIN (RFC 4616, with SASL-IR RFC 4959 and the
-// continuation form). Passwords are checked on the blocking pool.
+// imap/cmd_auth.cpp: LOGIN and AUTHENTICATE (RFC 9051 §6.2, SASL-IR RFC 4959) over the SASL
+// mechanisms of auth/sasl.h; policies and throttling are auth/sasl_session.h's.
+#include "auth/sasl_session.h"
 #include "imap/context.h"
 #include "util/limits.h"
-
-#include "mime/decode.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -21,25 +20,63 @@ Limits session_limits(const Service& svc) {
     return l;
 }
 
-net::awaitable<void> finish_login(Session& s, Command& c, std::string login, std::string password) {
-    auto& svc = s.svc;
-    auto check = [&svc, login, password] { return svc.authenticate(login, password); };
-    auto user = co_await s.blocking(std::move(check));
-    if (!user) {
-        spdlog::info("imap {} login failed for {} from {}", s.conn->id(), login, s.conn->peer());
-        s.no(c, "invalid user name or password", "AUTHENTICATIONFAILED");
-        co_return;
+// IMAP's SASL framing (RFC 9051 §6.2.2): "+ <base64>" continuations, one response per line.
+class ImapFraming : public auth::SaslFraming {
+  public:
+    explicit ImapFraming(Session& s) : s_(s) {}
+    void challenge(const std::string& b64) override { write_continuation(s_.out, b64); }
+    net::awaitable<std::optional<std::string>> response() override {
+        auto line = co_await read_raw_line(s_, limits::kImapMaxAuthResponse);
+        co_return line;
     }
-    s.user = *user;
+
+  private:
+    Session& s_;
+};
+
+net::awaitable<void> finish_login(Session& s, Command& c, const store::User& user) {
+    auto& svc = s.svc;
+    s.user = user;
     s.state = kAuthenticated;
     s.parser.set_limits(session_limits(svc));
     std::weak_ptr<Notifier> weak = s.notifier;
-    s.subscription = svc.store().subscribe(user->id, [weak](const store::Event& e) {
+    s.subscription = svc.store().subscribe(user.id, [weak](const store::Event& e) {
         if (auto n = weak.lock()) n->on_event(e);
     });
     co_await ensure_special_use_mailboxes(s);
-    spdlog::debug("imap {} login {}", s.conn->id(), login);
     s.ok(c, "LOGIN completed", "CAPABILITY " + capabilities(s));
+}
+
+// The reply for an exchange that did not log in (RFC 5530 response codes).
+void refuse(Session& s, Command& c, const auth::SaslOutcome& o) {
+    using St = auth::SaslOutcome::Status;
+    switch (o.status) {
+        case St::Success:
+            break;
+        case St::Failed:
+            s.no(c, "invalid user name or password", "AUTHENTICATIONFAILED");
+            break;
+        case St::AuthzFailed:
+            s.no(c, o.reason, "AUTHORIZATIONFAILED");
+            break;
+        case St::Refused:
+            s.no(c, o.reason, "UNAVAILABLE");
+            break;
+        case St::EncryptionRequired:
+            s.no(c, o.reason, "PRIVACYREQUIRED");
+            break;
+        case St::Unsupported:
+            s.no(c, o.reason, "CANNOT");
+            break;
+        case St::Malformed:
+        case St::Cancelled:  // RFC 9051 §6.2.2: a cancelled exchange is rejected with BAD
+            s.bad(c, o.reason);
+            break;
+        case St::Closed:
+            s.closed = s.conn->closed() != net::Connection::Closed::No;
+            if (!s.closed) s.bad(c, "authentication response too long");
+            break;
+    }
 }
 
 }  // namespace
@@ -55,8 +92,18 @@ net::awaitable<void> cmd_login(Session& s, Command& c) {
         s.bad(c, "Syntax: LOGIN user password");
         co_return;
     }
-    std::string user(*login), pass(*password);
-    co_await finish_login(s, c, user, pass);
+    // RFC 9051 §6.2.3: LOGINDISABLED is advertised, and LOGIN refused, without TLS.
+    if (!auth::plaintext_allowed(s.svc, *s.conn)) {
+        s.no(c, "plaintext login disallowed without TLS", "PRIVACYREQUIRED");
+        co_return;
+    }
+    auto outcome = co_await auth::password_login(s.svc, s.conn, "imap", std::string(*login),
+                                                 std::string(*password));
+    if (outcome.status != auth::SaslOutcome::Status::Success) {
+        refuse(s, c, outcome);
+        co_return;
+    }
+    co_await finish_login(s, c, *outcome.user);
 }
 
 net::awaitable<void> cmd_authenticate(Session& s, Command& c) {
@@ -64,48 +111,23 @@ net::awaitable<void> cmd_authenticate(Session& s, Command& c) {
         s.bad(c, "Syntax: AUTHENTICATE mechanism [initial-response]");
         co_return;
     }
-    if (upper_atom(c.args[0]) != "PLAIN") {
-        s.no(c, "unsupported mechanism", "CANNOT");
-        co_return;
-    }
-    std::string response;
-    if (c.args.size() == 2) {
+    std::optional<std::string> initial;
+    if (c.args.size() == 2) {  // SASL-IR (RFC 4959); "=" is an empty initial response
         auto ir = astring(c.args[1]);
         if (!ir) {
             s.bad(c, "invalid initial response");
             co_return;
         }
-        response = *ir == "=" ? std::string() : std::string(*ir);
-    } else {
-        write_continuation(s.out, "");
-        auto line = co_await read_raw_line(s, limits::kImapMaxAuthResponse);
-        if (!line) {
-            s.closed = s.conn->closed() != net::Connection::Closed::No;
-            if (!s.closed) s.bad(c, "authentication response too long");
-            co_return;
-        }
-        if (*line == "*") {
-            s.bad(c, "authentication cancelled");
-            co_return;
-        }
-        response = *line;
+        initial = std::string(*ir);
     }
-    // PLAIN: authzid NUL authcid NUL passwd. An authzid other than the authcid is refused.
-    std::string plain = mime::decode_base64(response);
-    auto p1 = plain.find('\0');
-    auto p2 = p1 == std::string::npos ? p1 : plain.find('\0', p1 + 1);
-    if (p2 == std::string::npos) {
-        s.bad(c, "malformed PLAIN response");
+    ImapFraming io(s);
+    auto outcome = co_await auth::run_sasl(s.svc, s.conn, io, "imap", upper_atom(c.args[0]),
+                                           std::move(initial));
+    if (outcome.status != auth::SaslOutcome::Status::Success) {
+        refuse(s, c, outcome);
         co_return;
     }
-    std::string authz = plain.substr(0, p1);
-    std::string login = plain.substr(p1 + 1, p2 - p1 - 1);
-    std::string password = plain.substr(p2 + 1);
-    if (!authz.empty() && authz != login) {
-        s.no(c, "authorization identity not allowed", "AUTHORIZATIONFAILED");
-        co_return;
-    }
-    co_await finish_login(s, c, login, password);
+    co_await finish_login(s, c, *outcome.user);
 }
 
 }  // namespace millipost::imap

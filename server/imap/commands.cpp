@@ -1,5 +1,6 @@
 // imap/commands.cpp: the IMAP command table (name, allowed states, handler) and the helpers
 // the command families share.
+#include "auth/sasl_session.h"
 #include "imap/context.h"
 
 #include <algorithm>
@@ -58,7 +59,14 @@ const CommandSpec* find_command(std::string_view name) {
 
 std::string capabilities(const Session& s) {
     std::string caps = "IMAP4rev2 IMAP4rev1";
-    if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
+    if (s.state == kNotAuthenticated) {
+        // RFC 9051 §6.2.3: without TLS (where plaintext logins are refused) LOGINDISABLED, and
+        // only the mechanisms that do not reveal the password.
+        if (!auth::plaintext_allowed(s.svc, *s.conn)) caps += " LOGINDISABLED";
+        for (auto& m : auth::advertised_mechanisms(s.svc, *s.conn))
+            caps += " AUTH=" + m;
+        caps += " SASL-IR";
+    }
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";

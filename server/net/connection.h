@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -48,7 +49,13 @@ class Connection {
     bool shutting_down() const;
     tcp::socket& socket() { return socket_; }
     const std::string& peer() const { return peer_; }
+    // The peer's IP address without the port (failed-login throttling counts per address).
+    const std::string& peer_address() const { return peer_address_; }
     bool peer_is_loopback() const { return loopback_; }
+    // placeholder until the TLS layer lands
+    bool tls_active() const { return false; }
+    // placeholder until the TLS layer lands
+    std::optional<std::string> tls_exporter() const { return std::nullopt; }
     Server& server() { return server_; }
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
@@ -65,6 +72,7 @@ class Connection {
     Closed closed_ = Closed::No;
     bool protected_ = false;
     std::string peer_;
+    std::string peer_address_;
     bool loopback_ = false;
     std::uint64_t id_;
 };

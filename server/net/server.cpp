@@ -14,7 +14,8 @@ Connection::Connection(Server& server, tcp::socket socket)
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     if (!ec) {
-        peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+        peer_address_ = ep.address().to_string();
+        peer_ = peer_address_ + ":" + std::to_string(ep.port());
         loopback_ = ep.address().is_loopback();
     }
     socket_.set_option(tcp::no_delay(true), ec);

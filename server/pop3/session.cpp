@@ -2,6 +2,7 @@
 // user's INBOX taken at login; deletions are marks applied only in the UPDATE state (QUIT).
 #include "pop3/session.h"
 
+#include "auth/sasl_session.h"
 #include "proto/line.h"
 #include "proto/pop3/parser.h"
 #include "service.h"
@@ -75,9 +76,91 @@ struct Session {
 
 void capa(Session& s) {
     s.ok("Capability list follows");
+    // USER and the plaintext SASL mechanisms only where plaintext logins are allowed (RFC 2595
+    // §4 practice; RFC 5034 §5's SASL line lists the mechanisms). Both only before login.
+    if (s.state == Session::State::Authorization) {
+        if (auth::plaintext_allowed(s.svc, *s.conn)) s.out += "USER\r\n";
+        s.out += "SASL";
+        for (auto& m : auth::advertised_mechanisms(s.svc, *s.conn))
+            s.out += " " + m;
+        s.out += "\r\n";
+    }
     s.out +=
-        "USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
+        "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
         "LOGIN-DELAY 0\r\nIMPLEMENTATION millipost\r\n.\r\n";
+}
+
+// POP3's SASL framing (RFC 5034 §4): "+ <base64>" challenges, one response line each.
+class Pop3Framing : public auth::SaslFraming {
+  public:
+    explicit Pop3Framing(Session& s) : s_(s) {}
+    void challenge(const std::string& b64) override { s_.out += "+ " + b64 + "\r\n"; }
+    net::awaitable<std::optional<std::string>> response() override {
+        auto line = co_await auth::read_sasl_line(*s_.conn, s_.out, limits::kSaslMaxResponseLine,
+                                                  s_.svc.config().pop3_timeout);
+        co_return line;
+    }
+
+  private:
+    Session& s_;
+};
+
+// Locks the maildrop of a user who has just authenticated and enters TRANSACTION.
+net::awaitable<void> enter_transaction(Session& s, const store::User& user) {
+    auto& svc = s.svc;
+    if (!svc.lock_maildrop(user.id)) {
+        s.err("[IN-USE] maildrop is locked by another session");
+        co_return;
+    }
+    s.user = user;
+    s.locked = true;
+    auto uid = user.id;
+    auto load = [&svc, uid] {
+        auto mb = svc.store().find_mailbox(uid, store::kInbox);
+        if (!mb) mb = svc.store().create_mailbox(uid, store::kInbox);
+        return std::make_pair(*mb, svc.store().messages(uid, mb->id));
+    };
+    auto snapshot = co_await s.conn->server().blocking(std::move(load));
+    s.inbox = snapshot.first;
+    std::uint64_t total = 0;
+    for (auto& m : snapshot.second) {
+        s.items.push_back({m.uid, m.size});
+        total += m.size;
+    }
+    s.state = Session::State::Transaction;
+    s.ok(fmt::format("maildrop has {} messages ({} octets)", s.items.size(), total));
+}
+
+// The -ERR for a login that failed (RFC 2449 §8 and RFC 3206 response codes).
+void refuse(Session& s, const auth::SaslOutcome& o) {
+    using St = auth::SaslOutcome::Status;
+    switch (o.status) {
+        case St::Success:
+            break;
+        case St::Failed:
+        case St::AuthzFailed:
+            s.err("[AUTH] invalid user name or password");
+            break;
+        case St::Refused:
+            s.err("[SYS/TEMP] " + o.reason);
+            break;
+        case St::EncryptionRequired:
+            s.err("[AUTH] " + o.reason);
+            break;
+        case St::Unsupported:
+            s.err(o.reason);
+            break;
+        case St::Malformed:
+        case St::Cancelled:
+            s.bad(o.reason);
+            break;
+        case St::Closed:
+            if (s.conn->closed() == net::Connection::Closed::No)
+                s.bad("authentication response too long");
+            else
+                s.quit = true;
+            break;
+    }
 }
 
 net::awaitable<void> authorization(Session& s, Command& c) {
@@ -94,6 +177,10 @@ net::awaitable<void> authorization(Session& s, Command& c) {
                 s.err("Syntax: USER name");
                 break;
             }
+            if (!auth::plaintext_allowed(s.svc, *s.conn)) {
+                s.err("[AUTH] plaintext authentication disallowed without TLS");
+                break;
+            }
             s.pending_user = c.args[0];
             s.ok("send PASS");
             break;
@@ -104,42 +191,38 @@ net::awaitable<void> authorization(Session& s, Command& c) {
             }
             std::string login = std::exchange(s.pending_user, {});
             std::string password = c.args.empty() ? std::string() : c.args[0];
-            auto& svc = s.svc;
-            auto check = [&svc, login, password] { return svc.authenticate(login, password); };
-            auto user = co_await s.conn->server().blocking(std::move(check));
-            if (!user) {
-                spdlog::info("pop3 {} login failed for {} from {}", s.conn->id(), login,
-                             s.conn->peer());
-                s.err("[AUTH] invalid user name or password");
+            auto o = co_await auth::password_login(s.svc, s.conn, "pop3", login, password);
+            if (o.status != auth::SaslOutcome::Status::Success) {
+                refuse(s, o);
                 break;
             }
-            if (!svc.lock_maildrop(user->id)) {
-                s.err("[IN-USE] maildrop is locked by another session");
-                break;
-            }
-            s.user = *user;
-            s.locked = true;
-            auto uid = user->id;
-            auto load = [&svc, uid] {
-                auto mb = svc.store().find_mailbox(uid, store::kInbox);
-                if (!mb) mb = svc.store().create_mailbox(uid, store::kInbox);
-                return std::make_pair(*mb, svc.store().messages(uid, mb->id));
-            };
-            auto snapshot = co_await s.conn->server().blocking(std::move(load));
-            s.inbox = snapshot.first;
-            std::uint64_t total = 0;
-            for (auto& m : snapshot.second) {
-                s.items.push_back({m.uid, m.size});
-                total += m.size;
-            }
-            s.state = Session::State::Transaction;
-            spdlog::debug("pop3 {} login {}", s.conn->id(), login);
-            s.ok(fmt::format("maildrop has {} messages ({} octets)", s.items.size(), total));
+            co_await enter_transaction(s, *o.user);
             break;
         }
-        case Verb::Auth:
-            s.err("no SASL mechanisms available; use USER/PASS");
+        case Verb::Auth: {
+            if (c.args.empty()) {  // the mechanism list (RFC 1734 practice)
+                s.ok("SASL mechanisms follow");
+                for (auto& m : auth::advertised_mechanisms(s.svc, *s.conn))
+                    s.out += m + "\r\n";
+                s.out += ".\r\n";
+                break;
+            }
+            if (c.args.size() > 2) {
+                s.bad("Syntax: AUTH mechanism [initial-response]");
+                break;
+            }
+            std::optional<std::string> initial;
+            if (c.args.size() == 2) initial = c.args[1];
+            Pop3Framing io(s);
+            auto o =
+                co_await auth::run_sasl(s.svc, s.conn, io, "pop3", c.args[0], std::move(initial));
+            if (o.status != auth::SaslOutcome::Status::Success) {
+                refuse(s, o);
+                break;
+            }
+            co_await enter_transaction(s, *o.user);
             break;
+        }
         case Verb::Stls:
             s.err("STLS not available");
             break;

@@ -1,4 +1,5 @@
 // smtp/commands.cpp: SMTP command handlers and the command table.
+#include "auth/sasl_session.h"
 #include "service.h"
 #include "smtp/session.h"
 
@@ -19,9 +20,85 @@ net::awaitable<void> cmd_helo(Session& s, Command& c) {
         s.reply(250, "", host);
         co_return;
     }
+    std::string auth = "AUTH";
+    for (auto& m : auth::advertised_mechanisms(s.svc, *s.conn))
+        auth += " " + m;
     s.reply_multi(250, {host + " greets " + c.arg, "PIPELINING",
                         fmt::format("SIZE {}", s.svc.config().max_message_size), "8BITMIME",
-                        "SMTPUTF8", "ENHANCEDSTATUSCODES", "HELP"});
+                        "SMTPUTF8", "ENHANCEDSTATUSCODES", auth, "HELP"});
+}
+
+// SMTP's SASL framing (RFC 4954 §4): "334 <base64>" challenges, one response line each.
+class SmtpFraming : public auth::SaslFraming {
+  public:
+    explicit SmtpFraming(Session& s) : s_(s) {}
+    void challenge(const std::string& b64) override { s_.out += "334 " + b64 + "\r\n"; }
+    net::awaitable<std::optional<std::string>> response() override {
+        auto line = co_await auth::read_sasl_line(*s_.conn, s_.out, limits::kSaslMaxResponseLine,
+                                                  s_.svc.config().smtp_timeout);
+        co_return line;
+    }
+
+  private:
+    Session& s_;
+};
+
+// AUTH (RFC 4954): replies and enhanced codes of its §6 and RFC 5248.
+net::awaitable<void> cmd_auth(Session& s, Command& c) {
+    if (!s.esmtp) {
+        s.reply(503, "5.5.1", "Error: send EHLO first");
+        co_return;
+    }
+    if (s.user) {
+        s.reply(503, "5.5.1", "Error: already authenticated");
+        co_return;
+    }
+    if (s.in_mail) {
+        s.reply(503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
+        co_return;
+    }
+    auto sp = c.arg.find(' ');
+    std::string mechanism = c.arg.substr(0, sp);
+    std::optional<std::string> initial;
+    if (sp != std::string::npos) initial = c.arg.substr(sp + 1);
+    SmtpFraming io(s);
+    auto o = co_await auth::run_sasl(s.svc, s.conn, io, "smtp", mechanism, std::move(initial));
+    using St = auth::SaslOutcome::Status;
+    switch (o.status) {
+        case St::Success:
+            s.user = o.user;
+            s.reply(235, "2.7.0", "Authentication successful");
+            break;
+        case St::Failed:
+        case St::AuthzFailed:
+            s.reply(535, "5.7.8", "Authentication credentials invalid");
+            break;
+        case St::Refused:
+            s.reply(454, "4.7.0", "Temporary authentication failure: " + o.reason);
+            break;
+        case St::EncryptionRequired:
+            s.reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
+            break;
+        case St::Unsupported:
+            s.reply(504, "5.5.4", "Unrecognized authentication type");
+            break;
+        case St::Cancelled:
+            ++s.errors;
+            s.reply(501, "5.0.0", "Authentication cancelled");
+            break;
+        case St::Malformed:
+            ++s.errors;
+            s.reply(501, "5.5.2", "Cannot decode response: " + o.reason);
+            break;
+        case St::Closed:
+            if (s.conn->closed() == net::Connection::Closed::No) {
+                ++s.errors;
+                s.reply(500, "5.5.6", "Authentication Exchange line is too long");
+            } else {
+                s.quit = true;
+            }
+            break;
+    }
 }
 
 net::awaitable<void> cmd_mail(Session& s, Command& c) {
@@ -152,7 +229,7 @@ net::awaitable<void> cmd_expn(Session& s, Command&) {
 }
 
 net::awaitable<void> cmd_help(Session& s, Command&) {
-    s.reply_multi(214, {"2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
+    s.reply_multi(214, {"2.0.0 Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
                         "2.0.0 See RFC 5321; this server: millipost"});
     co_return;
 }
@@ -166,7 +243,7 @@ net::awaitable<void> cmd_quit(Session& s, Command&) {
 constexpr CommandSpec kCommands[] = {
     {Verb::Helo, cmd_helo}, {Verb::Ehlo, cmd_helo}, {Verb::Mail, cmd_mail}, {Verb::Rcpt, cmd_rcpt},
     {Verb::Data, cmd_data}, {Verb::Rset, cmd_rset}, {Verb::Noop, cmd_noop}, {Verb::Vrfy, cmd_vrfy},
-    {Verb::Expn, cmd_expn}, {Verb::Help, cmd_help}, {Verb::Quit, cmd_quit},
+    {Verb::Expn, cmd_expn}, {Verb::Help, cmd_help}, {Verb::Quit, cmd_quit}, {Verb::Auth, cmd_auth},
 };
 
 }  // namespace

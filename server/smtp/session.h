@@ -6,6 +6,7 @@
 #include "store/mail_store.h"
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct Session {
     // Session state (RFC 5321 §4.1.4).
     std::string helo;  // empty until HELO/EHLO
     bool esmtp = false;
+    // The user of a successful AUTH (RFC 4954); submission policy is applied elsewhere.
+    std::optional<store::User> user;
     // Transaction state.
     bool in_mail = false;
     std::string reverse_path;

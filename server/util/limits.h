@@ -53,6 +53,26 @@ inline constexpr std::size_t kImapPreLoginMaxLiteral = 8 * 1024;
 inline constexpr std::size_t kImapPreLoginMaxCommandLiterals = 32 * 1024;
 inline constexpr std::size_t kImapMaxAuthResponse = 8 * 1024;
 
+// SASL (auth/sasl.h): a decoded client message, a login and a SCRAM client nonce at most; an
+// exchange of more challenge/response rounds than any of our mechanisms needs is cut off.
+inline constexpr std::size_t kSaslMaxMessage = 4096;
+inline constexpr std::size_t kSaslMaxLogin = 256;
+inline constexpr std::size_t kSaslMaxNonce = 256;
+inline constexpr int kSaslMaxRounds = 4;
+// An SMTP AUTH or POP3 AUTH response line (base64 of kSaslMaxMessage, with room to spare).
+inline constexpr std::size_t kSaslMaxResponseLine = 8 * 1024;
+
+// Failed-login throttling (auth/throttle.h; config [auth]): the first failure's delay, doubling
+// per failure up to the cap; after `limit` failures of one address or account, attempts are
+// refused for `lockout`; counts are forgotten after `window` without failures. At most
+// `entries` addresses and accounts are tracked (least recently used ones are dropped).
+inline constexpr std::chrono::milliseconds kAuthFailDelay{500};
+inline constexpr std::chrono::milliseconds kAuthFailMaxDelay{8000};
+inline constexpr unsigned kAuthFailLimit = 10;
+inline constexpr std::chrono::seconds kAuthLockout{300};
+inline constexpr std::chrono::seconds kAuthFailWindow{900};
+inline constexpr std::size_t kAuthThrottleEntries = 100000;
+
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;
 

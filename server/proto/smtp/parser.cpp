@@ -169,7 +169,7 @@ ParseResult parse_command(std::string_view line) {
     static constexpr std::pair<std::string_view, Verb> kVerbs[] = {
         {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt},
         {"DATA", Verb::Data}, {"RSET", Verb::Rset}, {"NOOP", Verb::Noop}, {"VRFY", Verb::Vrfy},
-        {"EXPN", Verb::Expn}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit},
+        {"EXPN", Verb::Expn}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}, {"AUTH", Verb::Auth},
     };
     Verb verb = Verb::Unknown;
     for (auto& [name, v] : kVerbs)
@@ -201,6 +201,11 @@ ParseResult parse_command(std::string_view line) {
         case Verb::Vrfy:
         case Verb::Expn:
             if (rest.empty()) return fail(501, "5.5.4", "Syntax: VRFY/EXPN string");
+            break;
+        case Verb::Auth:  // RFC 4954 §4: AUTH mechanism [initial-response]
+            if (rest.empty() || rest.front() == ' ' ||
+                std::count(rest.begin(), rest.end(), ' ') > 1 || rest.back() == ' ')
+                return fail(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
             break;
         default:
             break;
