@@ -17,6 +17,7 @@ APT_PACKAGES=(
 DOVECOT_PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 PIP_PACKAGES=(
   "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3" "scramp>=1.4"
+  "pyopenssl>=23"  # TLS exporter values for the SCRAM-SHA-256-PLUS tests (Python ssl has none)
 )
 
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

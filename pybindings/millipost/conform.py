@@ -484,6 +484,14 @@ class _Run:
             # SASL PLAIN's initial response (RFC 4616 2): NUL authzid-less login NUL password.
             self.vars[f"auth_plain{suffix}"] = base64.b64encode(
                 b"\0" + login.encode() + b"\0" + password.encode()).decode("ascii")
+            # SASL LOGIN's two responses, and a SCRAM-SHA-256 client-first-message (RFC 5802
+            # 7: no channel binding, the login as saslname with "," and "=" escaped).
+            b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+            self.vars[f"auth_login_user{suffix}"] = b64(login.encode())
+            self.vars[f"auth_login_password{suffix}"] = b64(password.encode())
+            saslname = login.replace("=", "=3D").replace(",", "=2C")
+            self.vars[f"scram_first{suffix}"] = b64(
+                f"n,,n={saslname},r={secrets.token_hex(12)}".encode())
         self._tag = 0
         self.forbid: dict = {}  # connection -> S! steps in force until its next read step ends
 

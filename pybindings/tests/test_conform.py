@@ -414,9 +414,10 @@ COMMANDS = {
              "NAMESPACE", "STATUS", "APPEND", "IDLE", "NOTIFY", "CANCELUPDATE", "GETQUOTAROOT",
              "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE", "CHECK",
              "CLOSE", "UNSELECT", "UID"],
-    "smtp": ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT"],
+    "smtp": ["EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "EXPN", "HELP", "QUIT",
+             "AUTH"],
     "pop3": ["USER", "PASS", "APOP", "STAT", "LIST", "UIDL", "TOP", "RETR", "DELE", "RSET", "NOOP",
-             "QUIT", "CAPA"],
+             "QUIT", "CAPA", "AUTH"],
 }
 
 

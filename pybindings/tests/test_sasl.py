@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import imaplib
 import poplib
+import re
 import smtplib
 import time
 
 import pytest
+import scramp
 
-scramp = pytest.importorskip("scramp")
-
-from conftest import TIMEOUT  # noqa: E402
+from conftest import TIMEOUT
 
 B64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
 
@@ -384,3 +384,73 @@ def test_malformed_exchanges_are_not_counted_as_guesses(make_server, raw):
         assert c.read_line().startswith(f"a{i} BAD".encode())
     c.cmd("z LOGIN alice secret")
     assert c.read_line().startswith(b"z OK")
+
+
+# ---- contracts -----------------------------------------------------------------------------
+
+def sasl_sessions(protocol: str, addr) -> int:
+    """SCRAM, PLAIN, LOGIN, a cancel and a bad password through `addr` (valid client traffic:
+    bad base64 would be the client breaking the contract); returns the
+    number of connections made."""
+    host, port = addr
+    if protocol == "imap":
+        m = imaplib.IMAP4(host, port, timeout=TIMEOUT)
+        step, state = scram_authobject("alice", "secret")
+        assert m.authenticate("SCRAM-SHA-256", step)[0] == "OK" and state["verified"]
+        m.logout()
+        m = imaplib.IMAP4(host, port, timeout=TIMEOUT)
+        with pytest.raises(imaplib.IMAP4.error):
+            m.authenticate("SCRAM-SHA-256", scram_authobject("alice", "nope")[0])
+        with pytest.raises(imaplib.IMAP4.error):
+            m.authenticate("PLAIN", lambda _: None)  # imaplib sends "*"
+        answers = iter([b"alice", b"secret"])
+        assert m.authenticate("LOGIN", lambda _: next(answers))[0] == "OK"
+        m.logout()
+        return 2
+    if protocol == "smtp":
+        c = smtplib.SMTP(host, port, timeout=TIMEOUT)
+        c.ehlo("client.test")
+        assert c.docmd("AUTH", "LOGIN")[0] == 334
+        assert c.docmd("*")[0] == 501
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            c.auth("SCRAM-SHA-256", scram_authobject("alice", "nope")[0])
+        step, state = scram_authobject("alice", "secret")
+        assert c.auth("SCRAM-SHA-256", step, initial_response_ok=False)[0] == 235
+        assert c.docmd("AUTH", "PLAIN " + B64(b"\0alice\0secret"))[0] == 503
+        c.quit()
+        return 1
+    p = poplib.POP3(host, port, timeout=TIMEOUT)
+    p.capa()
+    assert pop3_auth(p, "PLAIN", lambda ch: "*").startswith(b"-ERR")
+    p._putcmd("AUTH")
+    p._getlongresp()
+    client = scramp.ScramClient(["SCRAM-SHA-256"], "alice", "secret")
+
+    def respond(challenge: bytes) -> str:
+        if challenge == b"":
+            return B64(client.get_client_first().encode())
+        if client.stage.name == "get_client_first":
+            client.set_server_first(challenge.decode())
+            return B64(client.get_client_final().encode())
+        client.set_server_final(challenge.decode())
+        return ""
+
+    assert pop3_auth(p, "SCRAM-SHA-256", respond).startswith(b"+OK")
+    p.stat()
+    p.quit()
+    return 1
+
+
+@pytest.mark.parametrize("protocol", ["imap", "smtp", "pop3"])
+def test_sasl_exchanges_keep_the_contracts(make_server, protocol):
+    from millipost import contracts as ct
+
+    srv = make_server(auth_fail_delay=0)
+    port = {"imap": srv.imap_port, "smtp": srv.smtp_port, "pop3": srv.pop3_port}[protocol]
+    with ct.Proxy("127.0.0.1:0", ("127.0.0.1", port), protocol) as proxy:
+        n = sasl_sessions(protocol, proxy.address)
+        assert proxy.wait_idle(TIMEOUT, count=n)
+    for conn in proxy.connections:  # each saw SASL challenges
+        server = b"".join(data for who, data in conn.records if who == "S")
+        assert re.search(rb"(^|\r\n)(\+ |334 )", server), ct.format_transcript(conn.records)
+    assert not proxy.breaches, str(proxy.breaches[0])
