@@ -60,3 +60,24 @@ TEST(Config, RefusesUnknownKeysAndBadValues) {
     EXPECT_THROW(load_toml(c, write("[imap]\nidle = 5\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[imap]\nspecial_use_mailboxes = 1\n")), std::runtime_error);
 }
+
+TEST(Config, AuthSection) {
+    Config c;
+    EXPECT_EQ(c.plaintext_auth, millipost::config::PlaintextAuth::Loopback);
+    EXPECT_GT(c.auth_fail_limit, 0u);
+    load_toml(c, write("[auth]\nplaintext_auth = \"never\"\nfail_delay_ms = 0\n"
+                       "fail_max_delay_ms = 100\nfail_limit = 3\nlockout = 5\nfail_window = 60\n"
+                       "throttle_entries = 10\n"));
+    EXPECT_EQ(c.plaintext_auth, millipost::config::PlaintextAuth::Never);
+    EXPECT_EQ(c.auth_fail_delay.count(), 0);
+    EXPECT_EQ(c.auth_fail_max_delay.count(), 100);
+    EXPECT_EQ(c.auth_fail_limit, 3u);
+    EXPECT_EQ(c.auth_lockout.count(), 5);
+    EXPECT_EQ(c.auth_fail_window.count(), 60);
+    EXPECT_EQ(c.auth_throttle_entries, 10u);
+    EXPECT_THROW(load_toml(c, write("[auth]\nplaintext_auth = \"sometimes\"\n")),
+                 std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[auth]\nfail_delay_ms = -1\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[auth]\nlockout = 0\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[auth]\nplaintext = \"never\"\n")), std::runtime_error);
+}
