@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import select
 import socket
 import ssl
+import time
 
 import pytest
 import scramp
@@ -37,25 +39,37 @@ def scramp_tls_exporter(monkeypatch):
 
 
 class TlsLines:
-    """A line client over pyOpenSSL (TLS 1.3), for the exporter value."""
+    """A line client over pyOpenSSL (TLS 1.3), for the exporter value. The socket is
+    non-blocking and every operation has a deadline, so a silent server fails the test."""
 
     def __init__(self, port: int):
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
         ctx.set_verify(SSL.VERIFY_NONE, lambda *a: True)  # self-signed
-        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        sock.setblocking(True)
-        self.conn = SSL.Connection(ctx, sock)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.sock.setblocking(False)
+        self.conn = SSL.Connection(ctx, self.sock)
         self.conn.set_connect_state()
-        self.conn.do_handshake()
+        self._io(self.conn.do_handshake)
         self.buf = b""
 
+    def _io(self, fn, *args):
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                return fn(*args)
+            except (SSL.WantReadError, SSL.WantWriteError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no TLS progress within {TIMEOUT} s; have {self.buf!r}")
+                select.select([self.sock], [self.sock], [], 0.05)
+
     def exporter(self) -> bytes:
+        # RFC 9266: label "EXPORTER-Channel-Binding", empty context, 32 bytes.
         return self.conn.export_keying_material(b"EXPORTER-Channel-Binding", 32, b"")
 
     def line(self) -> bytes:
         while b"\r\n" not in self.buf:
-            chunk = self.conn.recv(65536)
+            chunk = self._io(self.conn.recv, 65536)
             if not chunk:
                 raise EOFError(self.buf)
             self.buf += chunk
@@ -63,7 +77,7 @@ class TlsLines:
         return line
 
     def cmd(self, s: str) -> None:
-        self.conn.sendall(s.encode() + b"\r\n")
+        self._io(self.conn.sendall, s.encode() + b"\r\n")
 
     def close(self) -> None:
         self.conn.close()
