@@ -58,6 +58,7 @@ net::awaitable<SaslOutcome> settle(Service& svc, net::Connection& conn, std::str
         // otherwise guessing would go on, only the reply of a wrong guess would change.
         if (refused(svc, conn, proto, out.login)) {
             out.status = Status::Refused;
+            out.reason = "too many failed logins, try again later";
             out.user.reset();
             co_return out;
         }
