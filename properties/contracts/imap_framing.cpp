@@ -447,17 +447,14 @@ Verdict ImapFraming::untagged(const std::string& skel) {
     }
     // Allowed now: the state's events, then what the commands in flight may bring.
     std::vector<Transition> alts = c_.alternatives(state_, std::string(kUnsolicited));
-    std::set<std::string> seen;
+    std::set<std::string> seen;  // (only needed, and built, with several commands in flight)
     for (const auto& [tag, f] : flight_) {
-        if (!seen.insert(f.type).second) continue;
+        if (flight_.size() > 1 && !seen.insert(f.type).second) continue;
         if (auto it = untagged_.find(f.type); it != untagged_.end())
             for (const std::string& r : it->second)
                 alts.push_back({r, std::string(kSame)});
     }
-    std::string expected;
     for (const Transition& t : alts) {
-        if (expected.find(t.reply) == std::string::npos)
-            expected += (expected.empty() ? "" : " / ") + t.reply;
         if (!matches(t.reply, skel)) continue;
         if (std::string gate = closed_gate(t.reply); !gate.empty())
             return breach(who, t.reply, skel, t.reply + " needs " + gate + ", not in force");
@@ -479,6 +476,11 @@ Verdict ImapFraming::untagged(const std::string& skel) {
         }
         return std::nullopt;
     }
+    // What was allowed, for the breach only (each line that matches returned above).
+    std::string expected;
+    for (const Transition& t : alts)
+        if (expected.find(t.reply) == std::string::npos)
+            expected += (expected.empty() ? "" : " / ") + t.reply;
     return breach(who, expected.empty() ? "nothing" : expected, skel,
                   "untagged response not allowed here");
 }
