@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -56,7 +54,8 @@ def main() -> int:
                     help="Dovecot's imaptest binary (Dovecot target only)")
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--messages", type=int, default=40, help="messages per user beforehand")
-    ap.add_argument("--sessions", type=int, default=8, help="closed-loop sessions, imaptest clients")
+    ap.add_argument("--sessions", type=int, default=8,
+                    help="closed-loop sessions, imaptest clients")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1, help="runs of each simulator variant")
     ap.add_argument("--seed", type=int, default=7)
