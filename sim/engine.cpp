@@ -535,16 +535,18 @@ class Oracle {
         moved_.insert(id);
     }
     // A UID seen holding a message id: the same (mailbox, UIDVALIDITY, UID) must always hold
-    // the same message.
+    // the same message. `transcript()` gives the session's excerpt, only built for a violation
+    // (each FETCH of a listing sees 20 UIDs).
+    template <class Transcript>
     void seen(const std::string& login, const std::string& mailbox, std::uint64_t uidvalidity,
-              std::uint64_t uid, const std::string& id, const std::string& transcript = "") {
+              std::uint64_t uid, const std::string& id, const Transcript& transcript) {
         std::lock_guard l(mu_);
         auto [it, fresh] = uids_.emplace(uid_key(login, mailbox, uidvalidity, uid), id);
         if (!fresh && it->second != id)
             violation_locked("uid-reused", login, mailbox, id,
                              "UID " + std::to_string(uid) + " (UIDVALIDITY " +
                                  std::to_string(uidvalidity) + ") held " + it->second + " before",
-                             transcript);
+                             transcript());
     }
     // The id a UID was seen holding, if any.
     std::optional<std::string> at(const std::string& login, const std::string& mailbox,
@@ -690,8 +692,9 @@ class Conn {
     // The last lines both ways ("C: ", "S: "), long payloads elided: a violation's excerpt.
     std::string transcript() const {
         std::string out;
-        for (auto& l : log_)
-            out += l + "\n";
+        for (std::size_t i = 0; i < log_n_; ++i)
+            out.append(log_[(log_next_ + kTranscriptLines - log_n_ + i) % kTranscriptLines])
+                .append("\n");
         return out;
     }
     std::uint64_t session() const { return session_; }
@@ -713,7 +716,10 @@ class Conn {
     void note_literal(std::size_t n);
     std::string in_;
     std::size_t pos_ = 0;
-    std::deque<std::string> log_;
+    // The last kTranscriptLines lines, a ring whose strings keep their capacity: noting a line
+    // (every line both ways) then allocates nothing.
+    std::array<std::string, kTranscriptLines> log_;
+    std::size_t log_next_ = 0, log_n_ = 0;
     std::array<char, 16384> rbuf_;
     std::optional<contracts::Checker> checker_;
     bool breached_ = false, failed_ = false;
@@ -988,22 +994,34 @@ void Conn::note_literal(std::size_t n) {
 }
 
 void Conn::note(const char* who, std::string_view text) {
-    if (log_.size() == kTranscriptLines) log_.pop_front();
-    std::string l = who;
+    std::string& l = log_[log_next_];
+    log_next_ = (log_next_ + 1) % kTranscriptLines;
+    log_n_ = std::min(log_n_ + 1, kTranscriptLines);
+    l.assign(who);
     if (text.size() > kTranscriptWidth)
         l.append(text.substr(0, kTranscriptWidth)).append("...");
     else
         l.append(text);
-    log_.push_back(std::move(l));
 }
 
 awaitable<bool> Conn::send(std::string data) {
     if (failed_) co_return false;
     note_sent(data);
     if (checker_) check(checker_->on_client(data));
+    // Commands are small: the socket nearly always takes them at once, without the timer and
+    // the awaitable group a wait costs. Only what it does not take is waited for.
+    boost::system::error_code wec;
+    if (!sock_.non_blocking()) sock_.non_blocking(true, wec);
+    std::size_t sent = wec ? 0 : sock_.write_some(asio::buffer(data), wec);
+    if (wec && wec != asio::error::would_block && wec != asio::error::try_again) {
+        error("write: " + wec.message());
+        failed_ = true;
+        co_return false;
+    }
+    if (sent == data.size()) co_return true;
     asio::steady_timer timer(sock_.get_executor());
     timer.expires_after(timeout_);
-    auto r = co_await (asio::async_write(sock_, asio::buffer(data), use_tuple) ||
+    auto r = co_await (asio::async_write(sock_, asio::buffer(data) + sent, use_tuple) ||
                        timer.async_wait(use_tuple));
     if (r.index() == 1) {
         error("timeout");
@@ -1279,10 +1297,18 @@ Selected parse_select(const ImapReply& r) {
 
 // The value of the id header in header text, if present.
 std::optional<std::string> id_in(std::string_view headers) {
-    auto low = lower(std::string(headers));
-    auto key = lower(std::string(kIdHeader)) + ":";
-    auto p = low.find(key);
-    if (p == std::string::npos || (p > 0 && low[p - 1] != '\n')) return std::nullopt;
+    // The first "x-millipost-id:" in any case, found without a lower-cased copy of the headers
+    // (this runs on every header literal of every listing).
+    auto fold = [](char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch + 32) : ch; };
+    constexpr std::string_view key = "x-millipost-id:";
+    static_assert(key.size() == kIdHeader.size() + 1);
+    std::size_t p = std::string_view::npos;
+    for (std::size_t i = 0; i + key.size() <= headers.size() && p == std::string_view::npos; ++i)
+        if (fold(headers[i]) == key[0] &&
+            std::equal(key.begin(), key.end(), headers.begin() + static_cast<std::ptrdiff_t>(i),
+                       [&](char k, char h) { return k == fold(h); }))
+            p = i;
+    if (p == std::string_view::npos || (p > 0 && headers[p - 1] != '\n')) return std::nullopt;
     p += key.size();
     auto end = headers.find("\r\n", p);
     std::string v(
@@ -1501,6 +1527,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
     auto box = parse_select(sel);
     auto follow = [&box](const ImapReply& r) { track(box, r); };
     imap.on_reply(follow);
+    auto excerpt = [&c] { return c.transcript(); };
     std::vector<std::pair<std::uint64_t, std::string>> listed;
     auto n = action_count(rng, b.actions_mean);
     for (std::uint64_t i = 0; i < n && !e.stopping(); ++i) {
@@ -1535,7 +1562,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             if (!r.ok()) co_return;
             listed = fetched_ids(r);
             for (auto& [uid, id] : listed)
-                e.oracle.seen(user.login, mbox, box.uidvalidity, uid, id, c.transcript());
+                e.oracle.seen(user.login, mbox, box.uidvalidity, uid, id, excerpt);
         } else if (cmd == "read") {
             auto [uid, id] = listed[rng.below(listed.size())];
             auto u = std::to_string(uid);
@@ -1694,6 +1721,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
     }
     auto follow = [&box](const ImapReply& r) { track(box, r); };
     imap.on_reply(follow);
+    auto excerpt = [&c] { return c.transcript(); };
     std::vector<std::pair<std::uint64_t, std::string>> known;
     auto next_uid = std::max<std::uint64_t>(box.uidnext, 1);
     auto n = std::max<std::uint64_t>(action_count(rng, b.actions_mean), 1);
@@ -1711,7 +1739,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
             if (!r.ok()) co_return;
             known = fetched_ids(r);
             for (auto& [uid, id] : known)
-                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, c.transcript());
+                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, excerpt);
             if (known.empty()) continue;
         }
         if (cmd == "idle" || cmd == "fetch_new") {
@@ -1725,7 +1753,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
                                                        std::string(kIdHeader) + ")])");
             if (!r.ok()) co_return;
             for (auto& [uid, id] : fetched_ids(r)) {
-                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, c.transcript());
+                e.oracle.seen(user.login, "INBOX", box.uidvalidity, uid, id, excerpt);
                 // "n:*" names the last message even when n is past it (RFC 9051 §6.4.8).
                 if (uid >= next_uid) {
                     known.emplace_back(uid, id);
@@ -1973,6 +2001,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         try {
             Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
             Imap imap(c);
+            auto excerpt = [&c] { return c.transcript(); };
             bool up = co_await c.connect();
             if (up) up = co_await imap.greeting();
             if (up) up = co_await imap.login(user);
@@ -2002,7 +2031,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
                         for (auto& lit : u.literals)
                             if ((id = id_in(lit))) break;
                         if (!uid || !id) continue;
-                        oracle.seen(user.login, mb, box.uidvalidity, *uid, *id, c.transcript());
+                        oracle.seen(user.login, mb, box.uidvalidity, *uid, *id, excerpt);
                         where[*id].push_back(mb);
                         if (auto f = flags_in(u.text)) flags[*id] = std::move(*f);
                         here[*id] = *uid;

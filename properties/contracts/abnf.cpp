@@ -273,13 +273,13 @@ class Grammar::Parser {
 
 class Grammar::Matcher {
   public:
-    using Memo = std::unordered_map<std::uint64_t, MatchMemoEntry>;
+    using Memo = MatchMemo;
     Matcher(const Grammar& g, std::string_view in, Memo& memo) : g_(g), in_(in), memo_(memo) {}
 
     bool aborted() const { return aborted_; }
 
     // All positions where `node` can end when it starts at `pos`, sorted and unique.
-    std::vector<std::size_t> ends(std::size_t node, std::size_t pos) {
+    Ends ends(std::size_t node, std::size_t pos) {
         if (aborted_ || ++steps_ > kMaxMatchSteps + kMaxMatchStepsPerByte * in_.size() ||
             depth_ >= kMaxMatchDepth) {
             aborted_ = true;
@@ -291,37 +291,38 @@ class Grammar::Matcher {
         if (g_.analysed_ && !n.nullable &&
             (pos >= in_.size() || !n.first.test(static_cast<unsigned char>(in_[pos]))))
             return {};
+        if (g_.analysed_ && n.unit) return {pos + 1};  // a byte class, and the byte is in it
         ++depth_;
-        std::vector<std::size_t> r = eval(n, pos);
+        Ends r = eval(n, pos);
         --depth_;
         return r;
     }
 
   private:
     // Set merges are the matcher's real work, so their sizes count as steps too.
-    void merge(std::vector<std::size_t>& into, const std::vector<std::size_t>& more) {
+    void merge(Ends& into, const Ends& more) {
         if (more.empty()) return;
         if (into.empty() || more.front() > into.back()) {
             // The common case (a repetition moving forward): appending keeps a long run linear
             // instead of quadratic in its length.
             steps_ += more.size();
-            into.insert(into.end(), more.begin(), more.end());
+            into.append(more.begin(), more.end());
             return;
         }
         steps_ += into.size() + more.size();
-        std::vector<std::size_t> out;
+        Ends out;
         out.reserve(into.size() + more.size());
         std::set_union(into.begin(), into.end(), more.begin(), more.end(), std::back_inserter(out));
         into = std::move(out);
     }
-    std::vector<std::size_t> from_all(std::size_t node, const std::vector<std::size_t>& starts) {
-        std::vector<std::size_t> r;
+    Ends from_all(std::size_t node, const Ends& starts) {
+        Ends r;
         for (std::size_t p : starts)
             merge(r, ends(node, p));
         return r;
     }
 
-    std::vector<std::size_t> eval(const Node& n, std::size_t pos) {
+    Ends eval(const Node& n, std::size_t pos) {
         switch (n.kind) {
             case Kind::str: {
                 if (in_.size() - pos < n.text.size()) return {};
@@ -338,13 +339,21 @@ class Grammar::Matcher {
                 return {pos + 1};
             }
             case Kind::alt: {
-                std::vector<std::size_t> r;
-                for (std::size_t k : n.kids)
+                // Alternatives that cannot start at this byte are skipped here, without a call
+                // (most of a rule's alternatives, at most positions).
+                const bool at_end = pos >= in_.size();
+                const auto byte = at_end ? 0 : static_cast<unsigned char>(in_[pos]);
+                Ends r;
+                for (std::size_t k : n.kids) {
+                    const Node& kid = g_.nodes_[k];
+                    if (g_.analysed_ && !kid.nullable && (at_end || !kid.first.test(byte)))
+                        continue;
                     merge(r, ends(k, pos));
+                }
                 return r;
             }
             case Kind::seq: {
-                std::vector<std::size_t> cur{pos};
+                Ends cur{pos};
                 for (std::size_t k : n.kids) {
                     cur = from_all(k, cur);
                     if (cur.empty()) break;
@@ -352,18 +361,35 @@ class Grammar::Matcher {
                 return cur;
             }
             case Kind::rep: {
-                std::vector<std::size_t> cur{pos}, result;
+                if (const Node& kid = g_.nodes_[n.kids[0]]; g_.analysed_ && kid.unit) {
+                    // A run of a byte class: it ends after each count from min up to the run's
+                    // length (or max), which is what the general loop below finds one byte at a
+                    // time through the class's own evaluation.
+                    std::size_t run = 0;
+                    while (run < n.max && pos + run < in_.size() &&
+                           kid.first.test(static_cast<unsigned char>(in_[pos + run])))
+                        ++run;
+                    steps_ += run;
+                    Ends result;
+                    if (run >= n.min) {
+                        result.reserve(run - n.min + 1);
+                        for (std::size_t i = n.min; i <= run; ++i)
+                            result.push_back(pos + i);
+                    }
+                    return result;
+                }
+                Ends cur{pos}, result;
                 for (std::size_t i = 0;; ++i) {
                     if (i >= n.min) merge(result, cur);
                     if (i == n.max || cur.empty() || aborted_) break;
-                    std::vector<std::size_t> next = from_all(n.kids[0], cur);
+                    Ends next = from_all(n.kids[0], cur);
                     // Past the minimum only new positions matter: this ends "*" loops over
                     // elements that can match the empty string. When every next position lies
                     // beyond the last one found (a run moving forward, the common case) all
                     // are new; scanning `result` each time would make a long run quadratic.
                     if (i >= n.min && !next.empty() && !result.empty() &&
                         next.front() <= result.back()) {
-                        std::vector<std::size_t> fresh;
+                        Ends fresh;
                         std::set_difference(next.begin(), next.end(), result.begin(), result.end(),
                                             std::back_inserter(fresh));
                         next = std::move(fresh);
@@ -375,19 +401,19 @@ class Grammar::Matcher {
             case Kind::ref: {
                 std::uint64_t key = static_cast<std::uint64_t>(n.rule) * (in_.size() + 1) + pos;
                 auto [it, fresh] = memo_.try_emplace(key);
-                // A reference into a node-based map survives the rehashes the recursion causes.
-                MatchMemoEntry& e = it->second;
                 // Left recursion (a rule reaching itself at the same position, its entry still
                 // open) matches nothing.
-                if (!fresh) return e.done ? e.ends : std::vector<std::size_t>{};
-                std::vector<std::size_t> r = ends(g_.rules_[n.rule].root, pos);
+                if (!fresh) return it->second.done ? it->second.ends : Ends{};
+                Ends r = ends(g_.rules_[n.rule].root, pos);
+                // (Found again: the flat map moves its entries when the recursion grows it.)
+                it = memo_.find(key);
                 if (aborted_) {
                     // Nothing half-done may stay behind for the next match on this input.
-                    memo_.erase(key);
+                    memo_.erase(it);
                     return r;
                 }
-                e.ends = r;
-                e.done = true;
+                it->second.ends = r;
+                it->second.done = true;
                 return r;
             }
         }
@@ -513,6 +539,47 @@ void Grammar::analyse() {
             }
         }
     }
+    // Byte classes, as a least fixpoint too: a rule is one only when its definition is made of
+    // them, so a rule that refers to itself never is.
+    for (Node& n : nodes_)
+        n.unit = false;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (Node& n : nodes_) {
+            bool unit = false;
+            switch (n.kind) {
+                case Kind::str:
+                    // One byte; `first` holds it (and its other case when case-insensitive),
+                    // exactly the bytes the comparison accepts.
+                    unit = n.text.size() == 1;
+                    break;
+                case Kind::range:
+                    unit = true;
+                    break;
+                case Kind::alt:
+                    unit = !n.kids.empty();
+                    for (std::size_t k : n.kids)
+                        unit = unit && nodes_[k].unit;
+                    break;
+                case Kind::seq:
+                    unit = n.kids.size() == 1 && nodes_[n.kids[0]].unit;
+                    break;
+                case Kind::rep:
+                    unit = n.min == 1 && n.max == 1 && nodes_[n.kids[0]].unit;
+                    break;
+                case Kind::ref: {
+                    std::size_t root = rules_[n.rule].root;
+                    unit = root != kNone && nodes_[root].unit;
+                    break;
+                }
+            }
+            unit = unit && !n.nullable;  // (never nullable: the match shortcut relies on it)
+            if (unit != n.unit) {
+                n.unit = unit;
+                changed = true;
+            }
+        }
+    }
     analysed_ = true;
 }
 
@@ -542,7 +609,7 @@ MatchResult Grammar::run(std::string_view name, std::string_view input, MatchCac
         memo = &cache->memo_;
     }
     Matcher m(*this, input, *memo);
-    std::vector<std::size_t> ends = m.ends(rules_[rule].root, 0);
+    Ends ends = m.ends(rules_[rule].root, 0);
     if (m.aborted()) return MatchResult::too_complex;
     return std::binary_search(ends.begin(), ends.end(), input.size()) ? MatchResult::match
                                                                       : MatchResult::no_match;

@@ -3,9 +3,13 @@
 // rule. It is the oracle's own reading of the RFCs and shares no code with the server's parsers
 // (design.md, "Independence of the oracle").
 #pragma once
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include <algorithm>
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -39,10 +43,90 @@ class Grammar;
 
 // One (rule, position) of a match: its end positions once done; while not done the rule is being
 // matched there (so reaching it again is left recursion).
+// End positions of a match, sorted and unique (the matcher keeps them so). Nearly always none
+// or one: up to kInline are kept inline, so most of the matcher's sets cost no allocation.
+class Ends {
+  public:
+    using value_type = std::size_t;
+    Ends() = default;
+    Ends(std::initializer_list<std::size_t> l) {
+        for (std::size_t v : l)
+            push_back(v);
+    }
+    Ends(const Ends& o) { append(o.begin(), o.end()); }
+    Ends(Ends&& o) noexcept { take(o); }
+    Ends& operator=(const Ends& o) {
+        if (this != &o) {
+            size_ = 0;
+            append(o.begin(), o.end());
+        }
+        return *this;
+    }
+    Ends& operator=(Ends&& o) noexcept {
+        if (this != &o) {
+            release();
+            take(o);
+        }
+        return *this;
+    }
+    ~Ends() { release(); }
+
+    bool empty() const { return size_ == 0; }
+    std::size_t size() const { return size_; }
+    const std::size_t* begin() const { return data_; }
+    const std::size_t* end() const { return data_ + size_; }
+    std::size_t front() const { return data_[0]; }
+    std::size_t back() const { return data_[size_ - 1]; }
+    void reserve(std::size_t n) {
+        if (n <= cap_) return;
+        auto* d = new std::size_t[n];
+        std::copy(data_, data_ + size_, d);
+        if (data_ != inline_) delete[] data_;
+        data_ = d;
+        cap_ = n;
+    }
+    void push_back(std::size_t v) {
+        if (size_ == cap_) reserve(cap_ * 2);
+        data_[size_++] = v;
+    }
+    void append(const std::size_t* b, const std::size_t* e) {
+        auto n = static_cast<std::size_t>(e - b);
+        if (size_ + n > cap_) reserve(std::max(size_ + n, cap_ * 2));
+        std::copy(b, e, data_ + size_);
+        size_ += n;
+    }
+
+  private:
+    static constexpr std::size_t kInline = 3;
+    void release() {
+        if (data_ != inline_) delete[] data_;
+        data_ = inline_;
+        cap_ = kInline;
+        size_ = 0;
+    }
+    void take(Ends& o) {  // (this is empty and inline)
+        if (o.data_ == o.inline_) {
+            std::copy(o.inline_, o.inline_ + o.size_, inline_);
+        } else {
+            data_ = o.data_;
+            cap_ = o.cap_;
+            o.data_ = o.inline_;
+            o.cap_ = kInline;
+        }
+        size_ = o.size_;
+        o.size_ = 0;
+    }
+    std::size_t* data_ = inline_;
+    std::size_t size_ = 0, cap_ = kInline;
+    std::size_t inline_[kInline];
+};
+
 struct MatchMemoEntry {
-    std::vector<std::size_t> ends;
+    Ends ends;
     bool done = false;
 };
+// (rule, position) -> entry; open addressing, no allocation per entry.
+using MatchMemo = boost::unordered_flat_map<std::uint64_t, MatchMemoEntry>;
 
 // What one input's matches have learnt, kept for the next match of the same bytes: the
 // contracts try many rules in turn on one line (every request type, every allowed reply), and
@@ -58,7 +142,7 @@ class MatchCache {
     friend class Grammar;
     const Grammar* grammar_ = nullptr;
     std::string input_;  // the bytes memo_ is about
-    std::unordered_map<std::uint64_t, MatchMemoEntry> memo_;
+    MatchMemo memo_;
 };
 
 class Grammar {
@@ -95,6 +179,10 @@ class Grammar {
         // position whose byte is not in `first` (or at the end of the input).
         bool nullable = true;
         std::bitset<256> first;
+        // Every match is exactly one byte (a byte class: a range, a one-character string, an
+        // alternation or rule of those). Its matches at a position are then known from `first`
+        // alone, without entering the node: most of a line's bytes pass through such classes.
+        bool unit = false;
     };
     struct Rule {
         std::string name;

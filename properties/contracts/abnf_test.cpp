@@ -186,6 +186,48 @@ TEST(Abnf, PruningAndSharedCacheChangeNoAnswer) {
     EXPECT_GT(matched, 100u);  // the inputs reach the matching side, not only refusals
 }
 
+TEST(Abnf, ByteClassShortcutsChangeNoAnswer) {
+    // Byte classes (ranges, one-character strings either case, alternations and rules of them)
+    // are matched from their first-byte sets, and bounded or unbounded runs of them by a scan;
+    // `mixed` is not a class (one alternative is two bytes) and takes the general path. The
+    // unresolved grammar (no shortcuts) is the reference.
+    constexpr const char* kClasses =
+        "cls = %x41-43 / \"q\" / %s\"z\" / digit2\n"
+        "digit2 = %x30-32 / \".\"\n"
+        "mixed = cls / \"ab\"\n"
+        "runs = 2*3cls *digit2 [ \"-\" ] *cls\n"
+        "word = 1*( cls / %x61 ) \"q\"\n"
+        "opt = *1cls 1*mixed\n"
+        "exact = 3cls\n";
+    mc::Grammar plain;
+    plain.add(kClasses);
+    auto pruned = grammar(kClasses);
+    mc::MatchCache cache;
+    const char* rules[] = {"cls", "digit2", "mixed", "runs", "word", "opt", "exact"};
+    const std::string alphabet = "aAbBcCqQzZ012.-x";
+    std::mt19937 rng(11);
+    std::size_t matched = 0;
+    for (int i = 0; i < 4000; ++i) {
+        std::string s;
+        std::size_t len = rng() % 9;
+        for (std::size_t k = 0; k < len; ++k)
+            s += alphabet[rng() % alphabet.size()];
+        for (const char* r : rules) {
+            MatchResult want = plain.match(r, s);
+            matched += want == MatchResult::match;
+            EXPECT_EQ(pruned.match(r, s), want) << r << " on \"" << s << "\"";
+            EXPECT_EQ(pruned.match(r, s, cache), want) << r << " on \"" << s << "\" (cached)";
+        }
+    }
+    EXPECT_GT(matched, 200u);
+    EXPECT_EQ(pruned.match("exact", "AqZ"), MatchResult::no_match);  // %s"z": lower case only
+    EXPECT_EQ(pruned.match("exact", "Aqz"), MatchResult::match);
+    EXPECT_EQ(pruned.match("runs", "BB12-C"), MatchResult::match);
+    EXPECT_EQ(pruned.match("runs", "BB12-c"), MatchResult::no_match);  // a range has one case
+    EXPECT_EQ(pruned.match("runs", "BBBB"), MatchResult::match);       // 3 then *cls takes the rest
+    EXPECT_EQ(pruned.match("word", "aAq"), MatchResult::match);
+}
+
 TEST(Abnf, AnAbortedMatchLeavesNothingInTheCache) {
     // `wrap` gives up at the work bound with `deep` still open at position 0 (it is on the stack
     // when the bound is hit); a later match through the same cache must not take that open entry

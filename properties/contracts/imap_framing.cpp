@@ -95,6 +95,26 @@ std::size_t vanished_count(std::string_view skel) {
     return count;
 }
 
+// Two lists of transitions walked as one, in order, without copying the first.
+struct TwoLists {
+    const std::vector<Transition>& a;
+    const std::vector<Transition>& b;
+    struct It {
+        const TwoLists* l;
+        std::size_t i;
+        const Transition& operator*() const {
+            return i < l->a.size() ? l->a[i] : l->b[i - l->a.size()];
+        }
+        It& operator++() {
+            ++i;
+            return *this;
+        }
+        bool operator!=(const It& o) const { return i != o.i; }
+    };
+    It begin() const { return {this, 0}; }
+    It end() const { return {this, a.size() + b.size()}; }
+};
+
 }  // namespace
 
 void ImapFraming::validate(const Contract& c) {
@@ -426,6 +446,14 @@ Verdict ImapFraming::server_unit(const std::string& skel) {
     return tagged(skel);
 }
 
+const std::vector<Transition>& ImapFraming::unsolicited() {
+    if (unsol_state_ != state_) {
+        unsol_ = c_.alternatives(state_, std::string(kUnsolicited));
+        unsol_state_ = state_;
+    }
+    return unsol_;
+}
+
 Verdict ImapFraming::untagged(const std::string& skel) {
     const Breach::Who who = Breach::Who::server;
     if (bye_seen_) return breach(who, "nothing but a completion", skel, "untagged data after BYE");
@@ -446,18 +474,16 @@ Verdict ImapFraming::untagged(const std::string& skel) {
         return breach(who, expected, skel, "not a greeting");
     }
     // Allowed now: the state's events, then what the commands in flight may bring.
-    std::vector<Transition> alts = c_.alternatives(state_, std::string(kUnsolicited));
-    std::set<std::string> seen;
+    const std::vector<Transition>& events = unsolicited();
+    std::vector<Transition> brought;
+    std::set<std::string> seen;  // (only needed, and built, with several commands in flight)
     for (const auto& [tag, f] : flight_) {
-        if (!seen.insert(f.type).second) continue;
+        if (flight_.size() > 1 && !seen.insert(f.type).second) continue;
         if (auto it = untagged_.find(f.type); it != untagged_.end())
             for (const std::string& r : it->second)
-                alts.push_back({r, std::string(kSame)});
+                brought.push_back({r, std::string(kSame)});
     }
-    std::string expected;
-    for (const Transition& t : alts) {
-        if (expected.find(t.reply) == std::string::npos)
-            expected += (expected.empty() ? "" : " / ") + t.reply;
+    for (const Transition& t : TwoLists{events, brought}) {
         if (!matches(t.reply, skel)) continue;
         if (std::string gate = closed_gate(t.reply); !gate.empty())
             return breach(who, t.reply, skel, t.reply + " needs " + gate + ", not in force");
@@ -479,6 +505,11 @@ Verdict ImapFraming::untagged(const std::string& skel) {
         }
         return std::nullopt;
     }
+    // What was allowed, for the breach only (each line that matches returned above).
+    std::string expected;
+    for (const Transition& t : TwoLists{events, brought})
+        if (expected.find(t.reply) == std::string::npos)
+            expected += (expected.empty() ? "" : " / ") + t.reply;
     return breach(who, expected.empty() ? "nothing" : expected, skel,
                   "untagged response not allowed here");
 }

@@ -79,6 +79,11 @@ class ImapFraming {
     bool matches(const std::string& rule, std::string_view bytes) const;
     // Sub-rule results for the unit being judged, shared by the rules tried on it in turn.
     mutable MatchCache match_cache_;
+    // The state table's events for one state (every untagged line asks; the state rarely
+    // changes): Contract::alternatives(unsol_state_, "unsolicited").
+    const std::vector<Transition>& unsolicited();
+    std::optional<std::string> unsol_state_;
+    std::vector<Transition> unsol_;
     // The first gate of `rule` that the session does not meet, as a phrase; empty if none.
     std::string closed_gate(const std::string& rule) const;
     bool advertised(const std::string& cap) const;
