@@ -17,6 +17,7 @@ constexpr std::array kCommands{
     CommandSpec{"ENABLE", kLoggedIn, cmd_enable},
     CommandSpec{"LOGIN", kNotAuthenticated, cmd_login},
     CommandSpec{"AUTHENTICATE", kNotAuthenticated, cmd_authenticate},
+    CommandSpec{"STARTTLS", kNotAuthenticated, cmd_starttls},
     CommandSpec{"SELECT", kLoggedIn, cmd_select},
     CommandSpec{"EXAMINE", kLoggedIn, cmd_select},
     CommandSpec{"CREATE", kLoggedIn, cmd_create},
@@ -59,6 +60,9 @@ const CommandSpec* find_command(std::string_view name) {
 std::string capabilities(const Session& s) {
     std::string caps = "IMAP4rev2 IMAP4rev1";
     if (s.state == kNotAuthenticated) caps += " AUTH=PLAIN SASL-IR";
+    // RFC 9051 §6.2.1: STARTTLS before login, with a certificate, until TLS is active.
+    if (s.state == kNotAuthenticated && !s.conn->tls_active() && s.svc.tls_available())
+        caps += " STARTTLS";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";
