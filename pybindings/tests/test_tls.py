@@ -89,7 +89,8 @@ def test_smtp_starttls_then_deliver(tls_server, port, pop3):
         assert not s.has_extn("starttls")  # RFC 3207 §4.2: not offered again
         assert s.sendmail("x@example.org", ["alice@localhost"], message("over tls")) == {}
     p = pop3("alice", srv=tls_server)
-    assert b"Subject: over tls" in retr(p, 1)
+    stored = retr(p, 1)
+    assert b"Subject: over tls" in stored and b"with ESMTPS id" in stored
 
 
 def test_smtp_state_reset_after_starttls(tls_server, raw):
@@ -124,7 +125,9 @@ def test_smtp_ssl_submissions(tls_server, pop3):
                         for i in range(40000))
         assert s.sendmail("x@example.org", ["alice@localhost"], message("big", body)) == {}
     p = pop3("alice", srv=tls_server)
-    assert retr(p, 1).endswith(body)
+    stored = retr(p, 1)
+    assert stored.endswith(body)
+    assert b"with ESMTPS id" in stored.split(b"\r\n\r\n")[0]  # RFC 3848
 
 
 # --- IMAP ------------------------------------------------------------------------------------
