@@ -146,6 +146,27 @@ def test_imap_starttls(tls_server):
         m.logout()
 
 
+def test_starttls_not_offered_after_login(tls_server):
+    m = imaplib.IMAP4(tls_server.host, tls_server.imap_port, timeout=TIMEOUT)
+    try:
+        m.login("alice", USERS["alice"])  # in the clear: loopback (plaintext_auth's default)
+        typ, data = m.capability()
+        assert typ == "OK" and b"STARTTLS" not in data[0]
+        with pytest.raises(imaplib.IMAP4.error):
+            m._simple_command("STARTTLS")
+    finally:
+        m.logout()
+    p = poplib.POP3(tls_server.host, tls_server.pop3_port, timeout=TIMEOUT)
+    try:
+        p.user("alice")
+        p.pass_(USERS["alice"])
+        assert "STLS" not in p.capa()  # RFC 2595 §4: AUTHORIZATION state only
+        with pytest.raises(poplib.error_proto):
+            p._shortcmd("STLS")
+    finally:
+        p.quit()
+
+
 def test_imaps_idle_sees_delivery(tls_server):
     """IDLE over TLS: fill_or_wake's wake-up path (a mailbox change) and its read path (DONE)."""
     m = imaplib.IMAP4_SSL(tls_server.host, tls_server.imaps_port, timeout=TIMEOUT,
@@ -533,6 +554,22 @@ def test_conformance_suite_passes_with_starttls_advertised(make_server, protocol
     report = millipost.conform(url(server, protocol), users=[("bob", "hunter2")],
                                deliver_via=smtp_url(server), root=ROOT)
     assert capability in report.capabilities
+    failures = [f"{r.id}: {r.message}" for r in report.results
+                if r.status != "PASS" and not (r.status == "SKIPPED" and r.id in NOT_OFFERED)]
+    assert not failures, "\n\n".join(failures)
+    assert report.ok
+
+
+@pytest.mark.parametrize("scheme,port", [("imaps", "imaps_port"), ("smtps", "submissions_port"),
+                                         ("pop3s", "pop3s_port")])
+def test_conformance_suite_passes_over_implicit_tls(make_server, scheme, port):
+    from test_conform import NOT_OFFERED, ROOT, smtp_url
+    server = make_server(tls="self-signed")
+    protocol = scheme[:-1]
+    report = millipost.conform(f"{scheme}://alice:secret@{server.host}:{getattr(server, port)}",
+                               users=[("bob", "hunter2")], deliver_via=smtp_url(server),
+                               root=ROOT)
+    assert {r.id.split("/")[0] for r in report.results} == {protocol}
     failures = [f"{r.id}: {r.message}" for r in report.results
                 if r.status != "PASS" and not (r.status == "SKIPPED" and r.id in NOT_OFFERED)]
     assert not failures, "\n\n".join(failures)
