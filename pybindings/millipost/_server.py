@@ -198,4 +198,7 @@ class Server:
     def __repr__(self) -> str:
         state = (f"smtp={self.smtp_port} pop3={self.pop3_port} imap={self.imap_port}"
                  if self.running else "stopped")
+        if self.running and self.tls:
+            state += (f" submission={self.submission_port} submissions={self.submissions_port}"
+                      f" imaps={self.imaps_port} pop3s={self.pop3s_port}")
         return f"<millipost.Server {state} data_dir={self.data_dir!r}>"
