@@ -192,6 +192,40 @@ def test_imaps_idle_sees_delivery(tls_server):
         m.logout()
 
 
+def test_notify_over_tls_never_loses_a_command_that_arrives_with_an_event(tls_server, raw):
+    """fill_or_wake over TLS: when a store event wins the race against a read, ciphertext already
+    received stays in the TLS engine and the command is still read (the plain-TCP version of this
+    test is in test_imap_condstore.py)."""
+    from test_imap_condstore import Session
+    ctx = context(tls_server)
+
+    def tls_raw(port: int) -> RawClient:
+        c = raw(port)
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
+        return c
+
+    class Imaps:
+        imap_port = tls_server.imaps_port
+
+    a, b = Session(tls_raw, Imaps), Session(tls_raw, Imaps)
+    a.run("CREATE Race")
+    assert a.run("NOTIFY SET STATUS (mailboxes Race (MessageNew))")[1].startswith("OK")
+    for i in range(1000):  # as in the plain-TCP test: the race is narrow
+        go = threading.Barrier(2)
+
+        def append() -> None:
+            go.wait()
+            assert b.run("APPEND Race", message(f"r{i}"))[1].startswith("OK")
+
+        t = threading.Thread(target=append)
+        t.start()
+        go.wait()
+        untagged, tagged = a.run("NOOP")  # the read timeout fails the test if the OK is lost
+        t.join()
+        assert tagged.startswith("OK"), (i, untagged, tagged)
+        assert all(line.startswith("* STATUS Race") for line in untagged), untagged
+
+
 # --- POP3 ------------------------------------------------------------------------------------
 
 def test_pop3_stls_and_pop3s(tls_server):
