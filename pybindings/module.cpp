@@ -6,6 +6,7 @@
 #include "contracts/contract.h"
 #include "engine.h"
 #include "message_gen.h"
+#include "net/tls.h"
 #include "population.h"
 #include "service.h"
 
@@ -32,6 +33,10 @@ config::Config make_config(const py::dict& opts) {
     c.smtp_port = 0;  // in-process servers take ephemeral ports unless told otherwise
     c.pop3_port = 0;
     c.imap_port = 0;
+    c.submission_port = 0;  // the TLS listeners open only with tls_cert/tls_key
+    c.submissions_port = 0;
+    c.imaps_port = 0;
+    c.pop3s_port = 0;
     for (auto [k, v] : opts) {
         auto key = k.cast<std::string>();
         if (v.is_none()) continue;
@@ -51,6 +56,18 @@ config::Config make_config(const py::dict& opts) {
             c.pop3_port = v.cast<int>();
         else if (key == "imap_port")
             c.imap_port = v.cast<int>();
+        else if (key == "tls_cert")
+            c.tls_cert = v.cast<std::string>();
+        else if (key == "tls_key")
+            c.tls_key = v.cast<std::string>();
+        else if (key == "submission_port")
+            c.submission_port = v.cast<int>();
+        else if (key == "submissions_port")
+            c.submissions_port = v.cast<int>();
+        else if (key == "imaps_port")
+            c.imaps_port = v.cast<int>();
+        else if (key == "pop3s_port")
+            c.pop3s_port = v.cast<int>();
         else if (key == "io_threads")
             c.io_threads = v.cast<unsigned>();
         else if (key == "store_threads")
@@ -312,6 +329,11 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("smtp_port", &Service::smtp_port)
         .def_property_readonly("pop3_port", &Service::pop3_port)
         .def_property_readonly("imap_port", &Service::imap_port)
+        .def_property_readonly("submission_port", &Service::submission_port)
+        .def_property_readonly("submissions_port", &Service::submissions_port)
+        .def_property_readonly("imaps_port", &Service::imaps_port)
+        .def_property_readonly("pop3s_port", &Service::pop3s_port)
+        .def("reload_tls", &Service::reload_tls, py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("store_spec", [](Service& s) { return s.config().store_spec(); })
         .def_property_readonly("hostname", [](Service& s) { return s.config().hostname; })
         .def("add_user",
@@ -411,6 +433,14 @@ PYBIND11_MODULE(_core, m) {
           "KeyboardInterrupt in progress (or Ctrl-C) stops it with \"interrupted\": true; a bad "
           "configuration is a ValueError.");
     m.def("verify_password", &auth::verify_password, py::arg("stored"), py::arg("password"));
+    m.def(
+        "write_self_signed",
+        [](const std::string& dir, const std::string& cn) {
+            auto made = net::write_self_signed(dir, cn);
+            return py::make_tuple(made.cert, made.key);
+        },
+        py::arg("dir"), py::arg("cn") = "localhost",
+        "Writes a self-signed development cert.pem and key.pem into dir; returns their paths.");
 
     // The load simulator's message generator (sim/message_gen.h), for tests and Python tools.
     m.def(

@@ -1,6 +1,7 @@
 // main.cpp: millipost-server: runs the reference mail server, or manages its users.
 #include "auth/password.h"
 #include "config/config.h"
+#include "net/tls.h"
 #include "service.h"
 #include "store/mail_store.h"
 
@@ -34,7 +35,8 @@ int run_server(millipost::config::Config cfg) {
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            spdlog::info("SIGHUP: nothing to reload yet");
+            spdlog::info("SIGHUP: reloading the TLS certificate");
+            service.reload_tls();
             continue;
         }
         spdlog::info("signal {}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -56,8 +58,9 @@ std::string read_password() {
 int main(int argc, char** argv) {
     millipost::config::Config cfg;
     CLI::App app{
-        "millipost-server: the millipost reference mail server (SMTP, POP3) on SQLite.\n"
-        "With no subcommand it serves until SIGINT/SIGTERM."};
+        "millipost-server: the millipost reference mail server (SMTP, POP3, IMAP; STARTTLS and\n"
+        "implicit TLS) on SQLite.\n"
+        "With no subcommand it serves until SIGINT/SIGTERM; SIGHUP reloads the TLS certificate."};
     app.set_version_flag("--version", "millipost-server 0.1.0");
     std::string config_file;
     std::string log_level;
@@ -74,6 +77,18 @@ int main(int argc, char** argv) {
         app.add_option("--postmaster", cfg.postmaster, "login that receives mail for <postmaster>");
     auto* listen = app.add_option("--listen", cfg.listen, "address to listen on");
     auto* domains = app.add_option("--domain", cfg.domains, "extra local mail domain (repeatable)");
+    auto* tls_cert =
+        app.add_option("--tls-cert", cfg.tls_cert,
+                       "TLS certificate chain (PEM); enables STARTTLS and the TLS ports");
+    auto* tls_key = app.add_option("--tls-key", cfg.tls_key, "TLS private key (PEM)");
+    auto* submission = app.add_option("--submission", cfg.submission_port,
+                                      "submission port, plain + STARTTLS (needs TLS; -1 = off)");
+    auto* submissions = app.add_option("--submissions", cfg.submissions_port,
+                                       "submission port over implicit TLS (needs TLS; -1 = off)");
+    auto* imaps =
+        app.add_option("--imaps", cfg.imaps_port, "IMAP over implicit TLS (needs TLS; -1 = off)");
+    auto* pop3s =
+        app.add_option("--pop3s", cfg.pop3s_port, "POP3 over implicit TLS (needs TLS; -1 = off)");
     auto* threads =
         app.add_option("--threads", cfg.io_threads, "network threads (0 = one per core)");
     auto* maxsize =
@@ -100,6 +115,16 @@ int main(int argc, char** argv) {
     auto* count = user->add_subcommand("count", "print the number of users");
     user->require_subcommand(1);
 
+    auto* cert = app.add_subcommand("cert", "make TLS certificates");
+    bool self_signed = false;
+    std::string cert_out = ".", cert_cn = "localhost";
+    cert->add_flag("--self-signed", self_signed,
+                   "write a self-signed development key and certificate (EC P-256; SAN localhost, "
+                   "127.0.0.1, ::1) as cert.pem and key.pem")
+        ->required();
+    cert->add_option("--out", cert_out, "directory to write them to (default: .)");
+    cert->add_option("--cn", cert_cn, "common name, also added as a DNS name (default: localhost)");
+
     CLI11_PARSE(app, argc, argv);
 
     if (!config_file.empty()) {
@@ -124,6 +149,12 @@ int main(int argc, char** argv) {
         keep(postmaster, cfg.postmaster, from_file.postmaster);
         keep(domains, cfg.domains, from_file.domains);
         keep(threads, cfg.io_threads, from_file.io_threads);
+        keep(tls_cert, cfg.tls_cert, from_file.tls_cert);
+        keep(tls_key, cfg.tls_key, from_file.tls_key);
+        keep(submission, cfg.submission_port, from_file.submission_port);
+        keep(submissions, cfg.submissions_port, from_file.submissions_port);
+        keep(imaps, cfg.imaps_port, from_file.imaps_port);
+        keep(pop3s, cfg.pop3s_port, from_file.pop3s_port);
         keep(maxsize, cfg.max_message_size, from_file.max_message_size);
         keep(maxconn, cfg.max_connections, from_file.max_connections);
         cfg.store_threads = from_file.store_threads;
@@ -140,6 +171,20 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
+    if (cert->parsed()) {
+        try {
+            auto made = millipost::net::write_self_signed(cert_out, cert_cn);
+            std::cout << "wrote " << made.cert << " and " << made.key << "\n";
+        } catch (const std::exception& e) {
+            std::cerr << "millipost-server: " << e.what() << "\n";
+            return 1;
+        }
+        return 0;
+    }
+    if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
+        std::cerr << "millipost-server: TLS needs both --tls-cert and --tls-key\n";
+        return 2;
+    }
     if (add->parsed() || passwd->parsed()) {
         bool adding = add->parsed();
         if (!(adding ? add : passwd)->get_option("--password")->count()) password = read_password();

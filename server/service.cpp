@@ -3,6 +3,7 @@
 
 #include "auth/password.h"
 #include "imap/session.h"
+#include "net/tls.h"
 #include "pop3/session.h"
 #include "proto/smtp/parser.h"
 #include "search/fts5_index.h"
@@ -22,6 +23,18 @@ namespace {
 auth::ThrottleConfig throttle_config(const config::Config& c) {
     return {c.auth_fail_delay, c.auth_fail_max_delay, c.auth_fail_limit,
             c.auth_lockout,    c.auth_fail_window,    c.auth_throttle_entries};
+}
+
+using Serve = net::awaitable<void> (*)(std::shared_ptr<net::Connection>, Service&);
+
+// An implicit-TLS listener (RFC 8314): the handshake comes first, then the plain protocol.
+// (No call returning a non-trivial temporary inside a co_await expression: g++ 12 destroys
+// such temporaries twice.)
+net::awaitable<void> serve_tls(std::shared_ptr<net::Connection> conn, Service& svc, Serve serve) {
+    auto ctx = svc.tls_context();
+    bool up = co_await conn->start_tls(std::move(ctx), limits::kTlsHandshakeTimeout);
+    if (!up) co_return;
+    co_await serve(conn, svc);
 }
 
 }  // namespace
@@ -47,6 +60,11 @@ void Service::start() {
     if (index_ && !indexer_)
         indexer_ = std::make_unique<search::BackgroundIndexer>(*store_, *index_);
 
+    if (cfg_.tls_configured() && !tls_) {
+        auto ctx = net::make_server_context(cfg_.tls_cert, cfg_.tls_key);  // throws: fail fast
+        std::lock_guard lock(tls_mutex_);
+        tls_ = std::move(ctx);
+    }
     unsigned threads =
         cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
     net_ = std::make_unique<net::Server>(threads, cfg_.store_threads, cfg_.max_connections);
@@ -60,6 +78,26 @@ void Service::start() {
     if (cfg_.imap_port >= 0)
         listeners.push_back({"imap", cfg_.listen, static_cast<unsigned short>(cfg_.imap_port),
                              [this](auto conn) { return imap::serve(std::move(conn), *this); }});
+    if (tls_) {
+        auto add = [&](const char* name, int port, Serve serve, bool implicit) {
+            if (port < 0) return;
+            auto p = static_cast<unsigned short>(port);
+            if (implicit)
+                listeners.push_back({name, cfg_.listen, p, [this, serve](auto conn) {
+                                         return serve_tls(std::move(conn), *this, serve);
+                                     }});
+            else
+                listeners.push_back({name, cfg_.listen, p, [this, serve](auto conn) {
+                                         return serve(std::move(conn), *this);
+                                     }});
+        };
+        // Submission runs the same SMTP session as port 25 for now; the AUTH-required
+        // submission policy (RFC 6409) comes with SASL and the outbound queue.
+        add("submission", cfg_.submission_port, smtp::serve, false);
+        add("submissions", cfg_.submissions_port, smtp::serve, true);
+        add("imaps", cfg_.imaps_port, imap::serve, true);
+        add("pop3s", cfg_.pop3s_port, pop3::serve, true);
+    }
     try {
         net_->start(std::move(listeners));
     } catch (...) {
@@ -68,6 +106,9 @@ void Service::start() {
     }
     spdlog::info("millipost listening on {}: smtp {} pop3 {} imap {}; store {}", cfg_.listen,
                  smtp_port(), pop3_port(), imap_port(), cfg_.store_spec());
+    if (tls_)
+        spdlog::info("TLS with {}: submission {} submissions {} imaps {} pop3s {}", cfg_.tls_cert,
+                     submission_port(), submissions_port(), imaps_port(), pop3s_port());
 }
 
 void Service::stop() {
@@ -90,6 +131,41 @@ unsigned short Service::pop3_port() const {
 
 unsigned short Service::imap_port() const {
     return net_ ? net_->port("imap") : 0;
+}
+
+unsigned short Service::submission_port() const {
+    return net_ ? net_->port("submission") : 0;
+}
+unsigned short Service::submissions_port() const {
+    return net_ ? net_->port("submissions") : 0;
+}
+unsigned short Service::imaps_port() const {
+    return net_ ? net_->port("imaps") : 0;
+}
+unsigned short Service::pop3s_port() const {
+    return net_ ? net_->port("pop3s") : 0;
+}
+
+std::shared_ptr<boost::asio::ssl::context> Service::tls_context() const {
+    std::lock_guard lock(tls_mutex_);
+    return tls_;
+}
+
+bool Service::reload_tls() {
+    if (!cfg_.tls_configured()) {
+        spdlog::info("TLS reload: no [tls] certificate configured");
+        return false;
+    }
+    try {
+        auto ctx = net::make_server_context(cfg_.tls_cert, cfg_.tls_key);
+        std::lock_guard lock(tls_mutex_);
+        tls_ = std::move(ctx);
+    } catch (const std::exception& e) {
+        spdlog::error("TLS reload failed, keeping the previous certificate: {}", e.what());
+        return false;
+    }
+    spdlog::info("TLS certificate reloaded from {}", cfg_.tls_cert);
+    return true;
 }
 
 std::optional<store::User> Service::authenticate(const std::string& login,

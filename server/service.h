@@ -45,6 +45,20 @@ class Service {
     unsigned short smtp_port() const;
     unsigned short pop3_port() const;
     unsigned short imap_port() const;
+    // The TLS listeners' ports (docs/tls.md); 0 when off (no certificate configured).
+    unsigned short submission_port() const;
+    unsigned short submissions_port() const;
+    unsigned short imaps_port() const;
+    unsigned short pop3s_port() const;
+
+    // The TLS context new handshakes use, or nullptr when no certificate is configured. STARTTLS
+    // is advertised only with one (and only before TLS is active).
+    std::shared_ptr<boost::asio::ssl::context> tls_context() const;
+    bool tls_available() const { return tls_context() != nullptr; }
+    // Reloads the certificate and key from the configured paths (SIGHUP): sessions that start
+    // TLS afterwards use the new ones; established ones keep theirs. On a bad file the old
+    // context stays and the error is logged. Returns whether the new files were taken.
+    bool reload_tls();
 
     const config::Config& config() const { return cfg_; }
     store::MailStore& store() { return *store_; }
@@ -79,6 +93,8 @@ class Service {
     config::Config cfg_;
     std::unique_ptr<store::MailStore> store_;
     std::unique_ptr<net::Server> net_;
+    mutable std::mutex tls_mutex_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
     std::unique_ptr<search::FullTextIndex> index_;
     std::unique_ptr<search::BackgroundIndexer> indexer_;  // indexes mail as it is stored
     Counters counters_;

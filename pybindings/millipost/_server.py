@@ -1,9 +1,10 @@
 """The reference server in-process: real sockets, a real SQLite file, threads outside the GIL."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple, Union
 
 from . import _core
 from .population import Population
@@ -28,6 +29,13 @@ class Server:
     (failures before refusal; 0 = never), ``auth_lockout``, ``auth_fail_window`` (seconds),
     ``auth_throttle_entries`` (see docs/auth.md).
 
+    ``tls`` turns TLS on (docs/tls.md): ``"self-signed"`` makes a development certificate for
+    localhost/127.0.0.1 in the data directory, ``("cert.pem", "key.pem")`` uses those files,
+    ``None`` (the default) means no TLS. With TLS, SMTP/IMAP/POP3 offer STARTTLS/STLS and four more
+    listeners open: ``submission_port`` (plain + STARTTLS), ``submissions_port``, ``imaps_port`` and
+    ``pop3s_port`` (implicit TLS; each 0 = ephemeral, -1 = off). ``tls_cert_path`` is the
+    certificate to trust (``ssl.create_default_context(cafile=s.tls_cert_path)``).
+
         with Server() as s:
             s.add_user("alice", "secret")
             smtplib.SMTP(s.host, s.smtp_port).sendmail(...)
@@ -35,7 +43,8 @@ class Server:
 
     host = "127.0.0.1"
 
-    def __init__(self, data_dir: Optional[str] = None, start: bool = True, **options):
+    def __init__(self, data_dir: Optional[str] = None, start: bool = True,
+                 tls: Union[None, str, Tuple[str, str]] = None, **options):
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="millipost-")
@@ -43,7 +52,19 @@ class Server:
         self.data_dir = str(data_dir)
         options.setdefault("log_level", "warn")
         options["data_dir"] = self.data_dir
+        self.tls_cert_path: Optional[str] = None
+        self.tls_key_path: Optional[str] = None
         try:
+            if tls == "self-signed":
+                cert, key = _core.write_self_signed(os.path.join(self.data_dir, "tls"),
+                                                    "localhost")
+            elif isinstance(tls, (tuple, list)) and len(tls) == 2:
+                cert, key = (os.fspath(p) for p in tls)
+            elif tls is not None:
+                raise ValueError('tls must be "self-signed", (cert, key) or None')
+            if tls is not None:
+                self.tls_cert_path, self.tls_key_path = str(cert), str(key)
+                options["tls_cert"], options["tls_key"] = self.tls_cert_path, self.tls_key_path
             self._service = _core.Service(options)
             if start:
                 self.start()
@@ -86,6 +107,36 @@ class Server:
     @property
     def imap_port(self) -> int:
         return self._service.imap_port
+
+    @property
+    def submission_port(self) -> int:
+        """SMTP submission, plain + STARTTLS (0 without TLS). Runs the same SMTP session as
+        ``smtp_port`` for now: the AUTH-required submission policy is not there yet."""
+        return self._service.submission_port
+
+    @property
+    def submissions_port(self) -> int:
+        """SMTP submission over implicit TLS (RFC 8314; 0 without TLS)."""
+        return self._service.submissions_port
+
+    @property
+    def imaps_port(self) -> int:
+        """IMAP over implicit TLS (0 without TLS)."""
+        return self._service.imaps_port
+
+    @property
+    def pop3s_port(self) -> int:
+        """POP3 over implicit TLS (0 without TLS)."""
+        return self._service.pop3s_port
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_path is not None
+
+    def reload_tls(self) -> bool:
+        """Reloads the certificate and key from their paths, as SIGHUP does for
+        millipost-server: new handshakes use them. False (old ones kept) on a bad file."""
+        return self._service.reload_tls()
 
     @property
     def hostname(self) -> str:
@@ -152,4 +203,7 @@ class Server:
     def __repr__(self) -> str:
         state = (f"smtp={self.smtp_port} pop3={self.pop3_port} imap={self.imap_port}"
                  if self.running else "stopped")
+        if self.running and self.tls:
+            state += (f" submission={self.submission_port} submissions={self.submissions_port}"
+                      f" imaps={self.imaps_port} pop3s={self.pop3s_port}")
         return f"<millipost.Server {state} data_dir={self.data_dir!r}>"

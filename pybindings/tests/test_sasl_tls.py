@@ -23,11 +23,6 @@ from OpenSSL import SSL
 import millipost
 from conftest import TIMEOUT
 
-# Written on the SASL branch before the TLS layer was merged: until Server has TLS ports there
-# is nothing to connect to. (Remove this guard once TLS is in.)
-if not hasattr(millipost.Server, "imaps_port"):
-    pytest.skip("the TLS layer is not in this build", allow_module_level=True)
-
 B64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
 
 

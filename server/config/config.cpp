@@ -126,6 +126,18 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*auth, "throttle_entries", cfg.auth_throttle_entries, k);
             reject_unknown(*auth, k, "[auth].");
         }
+        if (auto tls = root["tls"].as_table()) {
+            std::set<std::string> k;
+            take(*tls, "cert", cfg.tls_cert, k);
+            take(*tls, "key", cfg.tls_key, k);
+            take(*tls, "submission", cfg.submission_port, k);
+            take(*tls, "submissions", cfg.submissions_port, k);
+            take(*tls, "imaps", cfg.imaps_port, k);
+            take(*tls, "pop3s", cfg.pop3s_port, k);
+            reject_unknown(*tls, k, "[tls].");
+            if (cfg.tls_cert.empty() != cfg.tls_key.empty())
+                throw std::runtime_error("[tls] needs both cert and key");
+        }
     } catch (const std::runtime_error& e) {
         throw std::runtime_error(path + ": " + e.what());
     }

@@ -28,8 +28,16 @@ struct Config {
     int smtp_port = 2525;                   // 0 = ephemeral, -1 = off
     int pop3_port = 1110;
     int imap_port = 1143;
-    unsigned io_threads = 0;     // 0 = one per core
-    unsigned store_threads = 4;  // blocking store calls run here
+    // TLS (docs/tls.md): a PEM certificate chain and key. With them, SMTP, IMAP and POP3 offer
+    // STARTTLS/STLS and the listeners below open; without, they stay closed.
+    std::string tls_cert;
+    std::string tls_key;
+    int submission_port = 1587;   // SMTP submission, plain + STARTTLS (RFC 6409; 587 in production)
+    int submissions_port = 1465;  // SMTP submission over implicit TLS (RFC 8314; 465)
+    int imaps_port = 1993;        // IMAP over implicit TLS (993)
+    int pop3s_port = 1995;        // POP3 over implicit TLS (995)
+    unsigned io_threads = 0;      // 0 = one per core
+    unsigned store_threads = 4;   // blocking store calls run here
     std::size_t max_connections = limits::kMaxConnections;
     std::size_t max_message_size = limits::kSmtpDefaultMaxMessage;
     std::size_t max_recipients = limits::kSmtpMaxRecipients;
@@ -55,6 +63,7 @@ struct Config {
     std::chrono::seconds auth_fail_window = limits::kAuthFailWindow;
     std::size_t auth_throttle_entries = limits::kAuthThrottleEntries;
 
+    bool tls_configured() const { return !tls_cert.empty() && !tls_key.empty(); }
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }
     bool has_quota() const { return quota_storage != 0 || quota_messages != 0; }
     // Whether a user with `used` messages/octets may receive `add_messages` more holding

@@ -81,3 +81,21 @@ TEST(Config, AuthSection) {
     EXPECT_THROW(load_toml(c, write("[auth]\nlockout = 0\n")), std::runtime_error);
     EXPECT_THROW(load_toml(c, write("[auth]\nplaintext = \"never\"\n")), std::runtime_error);
 }
+
+TEST(Config, Tls) {
+    Config c;
+    EXPECT_FALSE(c.tls_configured());  // no certificate: no STARTTLS, no TLS listeners
+    load_toml(c, write("[tls]\ncert = \"/etc/m/cert.pem\"\nkey = \"/etc/m/key.pem\"\n"
+                       "submission = 587\nsubmissions = -1\nimaps = 0\npop3s = 995\n"));
+    EXPECT_TRUE(c.tls_configured());
+    EXPECT_EQ(c.tls_cert, "/etc/m/cert.pem");
+    EXPECT_EQ(c.tls_key, "/etc/m/key.pem");
+    EXPECT_EQ(c.submission_port, 587);
+    EXPECT_EQ(c.submissions_port, -1);
+    EXPECT_EQ(c.imaps_port, 0);
+    EXPECT_EQ(c.pop3s_port, 995);
+    Config d;
+    EXPECT_THROW(load_toml(d, write("[tls]\ncert = \"c.pem\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nimap = 1\n")),
+                 std::runtime_error);
+}

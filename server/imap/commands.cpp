@@ -18,6 +18,7 @@ constexpr std::array kCommands{
     CommandSpec{"ENABLE", kLoggedIn, cmd_enable},
     CommandSpec{"LOGIN", kNotAuthenticated, cmd_login},
     CommandSpec{"AUTHENTICATE", kNotAuthenticated, cmd_authenticate},
+    CommandSpec{"STARTTLS", kNotAuthenticated, cmd_starttls},
     CommandSpec{"SELECT", kLoggedIn, cmd_select},
     CommandSpec{"EXAMINE", kLoggedIn, cmd_select},
     CommandSpec{"CREATE", kLoggedIn, cmd_create},
@@ -67,6 +68,9 @@ std::string capabilities(const Session& s) {
             caps += " AUTH=" + m;
         caps += " SASL-IR";
     }
+    // RFC 9051 §6.2.1: STARTTLS before login, with a certificate, until TLS is active.
+    if (s.state == kNotAuthenticated && !s.conn->tls_active() && s.svc.tls_available())
+        caps += " STARTTLS";
     caps +=
         " LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UIDPLUS MOVE ESEARCH BINARY CHILDREN "
         "UTF8=ACCEPT CONDSTORE QRESYNC NOTIFY";

@@ -208,6 +208,7 @@ net::awaitable<void> cmd_id(Session&, Command&);
 net::awaitable<void> cmd_enable(Session&, Command&);
 net::awaitable<void> cmd_login(Session&, Command&);
 net::awaitable<void> cmd_authenticate(Session&, Command&);
+net::awaitable<void> cmd_starttls(Session&, Command&);
 net::awaitable<void> cmd_select(Session&, Command&);
 net::awaitable<void> cmd_create(Session&, Command&);
 net::awaitable<void> cmd_delete(Session&, Command&);

@@ -1,10 +1,13 @@
 // net/connection.h: one client connection: its socket, input buffer, timeouts and the
-// read/write primitives a session uses. Plain TCP now; TLS will wrap the same interface.
+// read/write primitives a session uses, over plain TCP or, after start_tls(), over TLS with the
+// same semantics.
 #pragma once
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +48,25 @@ class Connection {
     std::string_view input() const { return std::string_view(in_).substr(in_pos_); }
     void consume(std::size_t n);
 
+    // Switches to TLS as the server: STARTTLS after its positive reply, or at once on an
+    // implicit-TLS listener (RFC 8314). Input not yet consumed is discarded first: bytes a client
+    // pipelined after STARTTLS were sent in the clear and must not be executed as if they came
+    // through TLS (the STARTTLS command-injection class, CVE-2011-0411 and kin). False when the
+    // handshake failed or did not finish within `timeout`; it is logged, closed() says
+    // Error or Timeout, and the session must end.
+    awaitable<bool> start_tls(std::shared_ptr<asio::ssl::context> ctx,
+                              std::chrono::steady_clock::duration timeout);
+    // True once a TLS handshake completed (STARTTLS or implicit TLS).
+    bool tls_active() const { return tls_ != nullptr; }
+    // RFC 9266 tls-exporter channel binding: the TLS exporter with label
+    // "EXPORTER-Channel-Binding", empty context, 32 bytes; nullopt without TLS 1.3
+    // (RFC 9266 defines tls-exporter for TLS 1.3; for TLS 1.2 also nullopt).
+    std::optional<std::string> tls_exporter() const;
+    // "TLSv1.3" and the cipher, for logs and Received: headers; empty without TLS.
+    std::string tls_description() const;
+    // Sends TLS close_notify (best effort, bounded by a short timeout) before the socket closes.
+    awaitable<void> close_tls();
+
     Closed closed() const { return closed_; }
     bool shutting_down() const;
     tcp::socket& socket() { return socket_; }
@@ -52,10 +74,6 @@ class Connection {
     // The peer's IP address without the port (failed-login throttling counts per address).
     const std::string& peer_address() const { return peer_address_; }
     bool peer_is_loopback() const { return loopback_; }
-    // placeholder until the TLS layer lands
-    bool tls_active() const { return false; }
-    // placeholder until the TLS layer lands
-    std::optional<std::string> tls_exporter() const { return std::nullopt; }
     Server& server() { return server_; }
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
@@ -65,8 +83,17 @@ class Connection {
     void set_protected(bool on) { protected_ = on; }
 
   private:
+    using TlsStream = asio::ssl::stream<tcp::socket&>;
+    // The parallel group behind fill_or_wake over either stream.
+    template <class Stream>
+    awaitable<Filled> read_into(Stream& stream, std::chrono::steady_clock::duration timeout,
+                                asio::steady_timer* wake);
+
     Server& server_;
     tcp::socket socket_;
+    // The context outlives the stream that refers to it, whatever SIGHUP reloads meanwhile.
+    std::shared_ptr<asio::ssl::context> tls_ctx_;
+    std::unique_ptr<TlsStream> tls_;
     std::string in_;
     std::size_t in_pos_ = 0;
     Closed closed_ = Closed::No;

@@ -1,6 +1,8 @@
 // net/server.cpp: listeners, connections, threads and graceful shutdown (see server.h).
 #include "net/server.h"
 
+#include "util/limits.h"
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -58,6 +60,16 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
         in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
+    Filled r = tls_ ? co_await read_into(*tls_, timeout, wake)
+                    : co_await read_into(socket_, timeout, wake);
+    co_return r;
+}
+
+template <class Stream>
+awaitable<Connection::Filled> Connection::read_into(Stream& stream,
+                                                    std::chrono::steady_clock::duration timeout,
+                                                    asio::steady_timer* wake) {
+    // 16 KiB: one TLS record's plaintext at most, so a record is delivered in one read.
     constexpr std::size_t kChunk = 16384;
     std::size_t old = in_.size();
     in_.resize(old + kChunk);
@@ -66,24 +78,24 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
     // A parallel group rather than `||`: when the timer or the wake-up finishes first, a read
     // that had already completed still hands back its bytes (with `||` they were dropped: a
     // command arriving together with a NOTIFY event was lost and its client waited forever).
+    // Over TLS a cancelled read loses nothing either: ciphertext already received stays in the
+    // stream's engine and is decrypted by the next read.
     boost::system::error_code ec;
     std::size_t n = 0;
     std::size_t first = 0;  // 0 read, 1 timeout, 2 wake-up
     if (wake) {
-        auto r =
-            co_await asio::experimental::make_parallel_group(
-                socket_.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
-                timer.async_wait(asio::deferred), wake->async_wait(asio::deferred))
-                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        auto r = co_await asio::experimental::make_parallel_group(
+                     stream.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
+                     timer.async_wait(asio::deferred), wake->async_wait(asio::deferred))
+                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
         first = std::get<0>(r)[0];
         ec = std::get<1>(r);
         n = std::get<2>(r);
     } else {
-        auto r =
-            co_await asio::experimental::make_parallel_group(
-                socket_.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
-                timer.async_wait(asio::deferred))
-                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        auto r = co_await asio::experimental::make_parallel_group(
+                     stream.async_read_some(asio::buffer(in_.data() + old, kChunk), asio::deferred),
+                     timer.async_wait(asio::deferred))
+                     .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
         first = std::get<0>(r)[0];
         ec = std::get<1>(r);
         n = std::get<2>(r);
@@ -97,9 +109,10 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
     if (n > 0 && first != 0) ec = {};  // the read completed; the other's win is moot
     in_.resize(old + n);
     if (ec) {
-        closed_ = server_.stopping()       ? Closed::Shutdown
-                  : ec == asio::error::eof ? Closed::Eof
-                                           : Closed::Error;
+        closed_ = server_.stopping() ? Closed::Shutdown
+                  : ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+                      ? Closed::Eof
+                      : Closed::Error;
         co_return n > 0 ? Filled::Data : Filled::Closed;
     }
     co_return Filled::Data;
@@ -118,9 +131,12 @@ awaitable<bool> Connection::flush_and_fill(std::string& out,
 awaitable<bool> Connection::send(std::string_view data) {
     asio::steady_timer timer(socket_.get_executor());
     timer.expires_after(std::chrono::seconds(60));  // a peer that stops reading is dropped
-    auto result = co_await (
-        asio::async_write(socket_, asio::buffer(data), asio::as_tuple(asio::use_awaitable)) ||
-        timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    // The same awaitable type over either stream.
+    auto write =
+        tls_ ? asio::async_write(*tls_, asio::buffer(data), asio::as_tuple(asio::use_awaitable))
+             : asio::async_write(socket_, asio::buffer(data), asio::as_tuple(asio::use_awaitable));
+    auto result =
+        co_await (std::move(write) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
     if (result.index() == 1) {
         closed_ = Closed::Timeout;
         co_return false;
@@ -131,6 +147,68 @@ awaitable<bool> Connection::send(std::string_view data) {
         co_return false;
     }
     co_return true;
+}
+
+awaitable<bool> Connection::start_tls(std::shared_ptr<asio::ssl::context> ctx,
+                                      std::chrono::steady_clock::duration timeout) {
+    // The injection defence: nothing read before the handshake is ever parsed after it.
+    in_.clear();
+    in_pos_ = 0;
+    if (!ctx || tls_) {
+        closed_ = Closed::Error;
+        co_return false;
+    }
+    auto stream = std::make_unique<TlsStream>(socket_, *ctx);
+    asio::steady_timer timer(socket_.get_executor());
+    timer.expires_after(timeout);
+    auto r = co_await asio::experimental::make_parallel_group(
+                 stream->async_handshake(asio::ssl::stream_base::server, asio::deferred),
+                 timer.async_wait(asio::deferred))
+                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    std::size_t first = std::get<0>(r)[0];
+    boost::system::error_code ec = std::get<1>(r);
+    if (first != 0 || ec) {
+        closed_ = first != 0 ? Closed::Timeout : Closed::Error;
+        if (first != 0)
+            spdlog::info("connection {} {}: TLS handshake timed out", id_, peer_);
+        else
+            spdlog::info("connection {} {}: TLS handshake failed: {}", id_, peer_, ec.message());
+        co_return false;
+    }
+    tls_ctx_ = std::move(ctx);
+    tls_ = std::move(stream);
+    spdlog::debug("connection {} {}: {}", id_, peer_, tls_description());
+    co_return true;
+}
+
+std::optional<std::string> Connection::tls_exporter() const {
+    if (!tls_) return std::nullopt;
+    SSL* ssl = tls_->native_handle();
+    if (SSL_version(ssl) != TLS1_3_VERSION) return std::nullopt;
+    static constexpr char kLabel[] = "EXPORTER-Channel-Binding";
+    std::string out(32, '\0');
+    // An empty context (RFC 9266 §2); in TLS 1.3 an absent and an empty context are the same.
+    if (SSL_export_keying_material(ssl, reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                                   kLabel, sizeof kLabel - 1, nullptr, 0, 0) != 1)
+        return std::nullopt;
+    return out;
+}
+
+std::string Connection::tls_description() const {
+    if (!tls_) return {};
+    SSL* ssl = tls_->native_handle();
+    return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+}
+
+awaitable<void> Connection::close_tls() {
+    if (!tls_) co_return;
+    asio::steady_timer timer(socket_.get_executor());
+    timer.expires_after(limits::kTlsShutdownTimeout);
+    // async_shutdown sends close_notify, then waits for the peer's: most clients just close, so
+    // the wait is cut short by the timer (or by the peer's EOF).
+    co_await asio::experimental::make_parallel_group(tls_->async_shutdown(asio::deferred),
+                                                     timer.async_wait(asio::deferred))
+        .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
 }
 
 Server::Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections)
@@ -191,6 +269,10 @@ awaitable<void> Server::accept_loop(tcp::acceptor& acceptor, Handler handler) {
                     co_await handler(conn);
                 } catch (const std::exception& e) {
                     spdlog::error("session {} {}: {}", conn->id(), conn->peer(), e.what());
+                }
+                try {
+                    co_await conn->close_tls();
+                } catch (const std::exception&) {  // best effort: the socket closes anyway
                 }
                 boost::system::error_code ignored;
                 conn->socket().shutdown(tcp::socket::shutdown_both, ignored);

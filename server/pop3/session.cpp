@@ -76,6 +76,9 @@ struct Session {
 
 void capa(Session& s) {
     s.ok("Capability list follows");
+    // RFC 2595 §4: STLS only in the AUTHORIZATION state, with a certificate, not yet in TLS.
+    if (s.state == Session::State::Authorization && !s.conn->tls_active() && s.svc.tls_available())
+        s.out += "STLS\r\n";
     // USER and the plaintext SASL mechanisms only where plaintext logins are allowed (RFC 2595
     // §4 practice; RFC 5034 §5's SASL line lists the mechanisms). Both only before login.
     if (s.state == Session::State::Authorization) {
@@ -163,6 +166,30 @@ void refuse(Session& s, const auth::SaslOutcome& o) {
     }
 }
 
+// RFC 2595 §4: +OK, then the handshake. Input pipelined after STLS is discarded (start_tls);
+// afterwards the session is back at the start of AUTHORIZATION (no pending USER).
+net::awaitable<void> stls(Session& s) {
+    if (s.conn->tls_active()) {
+        s.err("TLS already active");
+        co_return;
+    }
+    auto ctx = s.svc.tls_context();
+    if (!ctx) {
+        s.err("STLS not available");
+        co_return;
+    }
+    s.ok("Begin TLS negotiation");
+    bool up = co_await s.conn->send(s.out);
+    s.out.clear();
+    if (up) up = co_await s.conn->start_tls(std::move(ctx), limits::kTlsHandshakeTimeout);
+    if (!up) {
+        s.quit = true;
+        co_return;
+    }
+    s.lines = proto::LineParser(s.lines.max_line());
+    s.pending_user.clear();
+}
+
 net::awaitable<void> authorization(Session& s, Command& c) {
     switch (c.verb) {
         case Verb::Capa:
@@ -224,7 +251,7 @@ net::awaitable<void> authorization(Session& s, Command& c) {
             break;
         }
         case Verb::Stls:
-            s.err("STLS not available");
+            co_await stls(s);
             break;
         case Verb::Unknown:
             s.bad("unknown command");

@@ -11,6 +11,11 @@
 namespace millipost::smtp {
 namespace {
 
+// STARTTLS is offered with a certificate configured, and only until TLS is active.
+bool starttls_offered(const Session& s) {
+    return !s.conn->tls_active() && s.svc.tls_available();
+}
+
 net::awaitable<void> cmd_helo(Session& s, Command& c) {
     s.reset_transaction();
     s.helo = c.arg;
@@ -20,12 +25,21 @@ net::awaitable<void> cmd_helo(Session& s, Command& c) {
         s.reply(250, "", host);
         co_return;
     }
+    std::vector<std::string> ext = {host + " greets " + c.arg,
+                                    "PIPELINING",
+                                    fmt::format("SIZE {}", s.svc.config().max_message_size),
+                                    "8BITMIME",
+                                    "SMTPUTF8",
+                                    "ENHANCEDSTATUSCODES",
+                                    "HELP"};
+    // RFC 3207 §4.2: STARTTLS is offered before TLS; RFC 4954 §3: the mechanisms this
+    // connection may use (plaintext ones only where allowed).
+    if (starttls_offered(s)) ext.push_back("STARTTLS");
     std::string auth = "AUTH";
     for (auto& m : auth::advertised_mechanisms(s.svc, *s.conn))
         auth += " " + m;
-    s.reply_multi(250, {host + " greets " + c.arg, "PIPELINING",
-                        fmt::format("SIZE {}", s.svc.config().max_message_size), "8BITMIME",
-                        "SMTPUTF8", "ENHANCEDSTATUSCODES", auth, "HELP"});
+    ext.push_back(auth);
+    s.reply_multi(250, ext);
 }
 
 // SMTP's SASL framing (RFC 4954 §4): "334 <base64>" challenges, one response line each.
@@ -99,6 +113,34 @@ net::awaitable<void> cmd_auth(Session& s, Command& c) {
             }
             break;
     }
+}
+
+// RFC 3207: 220, then the handshake. The reply and anything before it are sent first; input
+// the client pipelined after STARTTLS is discarded by start_tls (never run as if it came
+// through TLS). Afterwards the session is as new: no HELO/EHLO, no transaction (§4.2).
+net::awaitable<void> cmd_starttls(Session& s, Command&) {
+    if (s.conn->tls_active()) {
+        s.reply(503, "5.5.1", "Error: TLS already active");
+        co_return;
+    }
+    auto ctx = s.svc.tls_context();
+    if (!ctx) {
+        s.reply(454, "4.7.0", "TLS not available");
+        co_return;
+    }
+    s.reply(220, "2.0.0", "Ready to start TLS");
+    bool up = co_await s.conn->send(s.out);
+    s.out.clear();
+    if (up) up = co_await s.conn->start_tls(std::move(ctx), limits::kTlsHandshakeTimeout);
+    if (!up) {
+        s.quit = true;  // the connection is unusable: closed without another word
+        co_return;
+    }
+    s.lines = proto::LineParser(s.lines.max_line());
+    s.reset_transaction();
+    s.helo.clear();
+    s.esmtp = false;
+    s.user.reset();  // §4.2: nothing learnt before TLS is kept, an authentication included
 }
 
 net::awaitable<void> cmd_mail(Session& s, Command& c) {
@@ -229,8 +271,9 @@ net::awaitable<void> cmd_expn(Session& s, Command&) {
 }
 
 net::awaitable<void> cmd_help(Session& s, Command&) {
-    s.reply_multi(214, {"2.0.0 Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT",
-                        "2.0.0 See RFC 5321; this server: millipost"});
+    s.reply_multi(
+        214, {"2.0.0 Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP VRFY HELP QUIT STARTTLS",
+              "2.0.0 See RFC 5321; this server: millipost"});
     co_return;
 }
 
@@ -241,9 +284,11 @@ net::awaitable<void> cmd_quit(Session& s, Command&) {
 }
 
 constexpr CommandSpec kCommands[] = {
-    {Verb::Helo, cmd_helo}, {Verb::Ehlo, cmd_helo}, {Verb::Mail, cmd_mail}, {Verb::Rcpt, cmd_rcpt},
-    {Verb::Data, cmd_data}, {Verb::Rset, cmd_rset}, {Verb::Noop, cmd_noop}, {Verb::Vrfy, cmd_vrfy},
-    {Verb::Expn, cmd_expn}, {Verb::Help, cmd_help}, {Verb::Quit, cmd_quit}, {Verb::Auth, cmd_auth},
+    {Verb::Helo, cmd_helo},         {Verb::Ehlo, cmd_helo}, {Verb::Mail, cmd_mail},
+    {Verb::Rcpt, cmd_rcpt},         {Verb::Data, cmd_data}, {Verb::Rset, cmd_rset},
+    {Verb::Noop, cmd_noop},         {Verb::Vrfy, cmd_vrfy}, {Verb::Expn, cmd_expn},
+    {Verb::Help, cmd_help},         {Verb::Quit, cmd_quit}, {Verb::Auth, cmd_auth},
+    {Verb::Starttls, cmd_starttls},
 };
 
 }  // namespace

@@ -76,6 +76,12 @@ inline constexpr std::size_t kAuthThrottleEntries = 100000;
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;
 
+// TLS: a client has this long to complete its handshake (after STARTTLS or on an implicit-TLS
+// port) before the connection is closed; a slow or silent handshake holds a connection slot.
+inline constexpr std::chrono::seconds kTlsHandshakeTimeout{30};
+// At the end of a TLS session, how long close_notify may take to send before the socket closes.
+inline constexpr std::chrono::milliseconds kTlsShutdownTimeout{500};
+
 // Shutdown: how long in-flight sessions may take to finish after SIGTERM.
 inline constexpr std::chrono::seconds kShutdownGrace{10};
 

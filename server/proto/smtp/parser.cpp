@@ -167,9 +167,11 @@ ParseResult parse_command(std::string_view line) {
     std::string_view word = line.substr(0, sp);
     std::string_view rest = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
     static constexpr std::pair<std::string_view, Verb> kVerbs[] = {
-        {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail}, {"RCPT", Verb::Rcpt},
-        {"DATA", Verb::Data}, {"RSET", Verb::Rset}, {"NOOP", Verb::Noop}, {"VRFY", Verb::Vrfy},
-        {"EXPN", Verb::Expn}, {"HELP", Verb::Help}, {"QUIT", Verb::Quit}, {"AUTH", Verb::Auth},
+        {"HELO", Verb::Helo},         {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail},
+        {"RCPT", Verb::Rcpt},         {"DATA", Verb::Data}, {"RSET", Verb::Rset},
+        {"NOOP", Verb::Noop},         {"VRFY", Verb::Vrfy}, {"EXPN", Verb::Expn},
+        {"HELP", Verb::Help},         {"QUIT", Verb::Quit}, {"AUTH", Verb::Auth},
+        {"STARTTLS", Verb::Starttls},
     };
     Verb verb = Verb::Unknown;
     for (auto& [name, v] : kVerbs)
@@ -195,6 +197,7 @@ ParseResult parse_command(std::string_view line) {
         case Verb::Data:
         case Verb::Rset:
         case Verb::Quit:
+        case Verb::Starttls:  // RFC 3207 §4: no parameters; 501 otherwise
             if (!rest.empty() && rest.find_first_not_of(' ') != std::string_view::npos)
                 return fail(501, "5.5.4", "Syntax error: no parameters allowed");
             break;

@@ -8,7 +8,22 @@
 
 namespace millipost::smtp {
 
-enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Vrfy, Expn, Help, Quit, Auth, Unknown };
+enum class Verb {
+    Helo,
+    Ehlo,
+    Mail,
+    Rcpt,
+    Data,
+    Rset,
+    Noop,
+    Vrfy,
+    Expn,
+    Help,
+    Quit,
+    Auth,      // RFC 4954
+    Starttls,  // RFC 3207
+    Unknown
+};
 
 // One ESMTP parameter of MAIL or RCPT: `KEY=VALUE` or `KEY`.
 struct Param {

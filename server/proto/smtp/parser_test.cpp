@@ -17,6 +17,15 @@ TEST(SmtpParser, MailWithParameters) {
     EXPECT_EQ(r.command->params[0].value, "100");
 }
 
+TEST(SmtpParser, Starttls) {
+    auto r = parse_command("starttls");
+    ASSERT_TRUE(r.command);
+    EXPECT_EQ(r.command->verb, Verb::Starttls);
+    auto bad = parse_command("STARTTLS now");  // RFC 3207 §4: no parameters
+    ASSERT_FALSE(bad.command);
+    EXPECT_EQ(bad.error.code, 501);
+}
+
 TEST(SmtpParser, NullReversePathAndSourceRoute) {
     auto r = parse_command("mail from:<>");
     ASSERT_TRUE(r.command);
