@@ -151,6 +151,8 @@ def _behaviour(name: str, q: Mapping) -> dict:
     else:
         b.update(actions_mean=float(q["actions_mean"]),
                  commands={k: float(w) for k, w in q["commands"].items()})
+    if q["kind"] == "pop3":
+        b.update(leave_on_server=float(q["leave_on_server"]))
     if q["kind"] == "mobile":
         b.update(idle_seconds=float(q["idle_hold_s"]),
                  idle_max_seconds=float(q["idle_hold_max_s"]), qresync=bool(q["qresync"]))
@@ -160,10 +162,10 @@ def _behaviour(name: str, q: Mapping) -> dict:
 def engine_config(config: Mapping) -> dict:
     """The configuration in the keys the engine reads (sim/engine.cpp, parse_config; it
     rejects keys it does not know). Each behaviour of the profile goes through as it is, with
-    its own weight, think times, action weights, IDLE hold, QRESYNC switch and messages and
-    recipients per session. Not yet used by the engine: the message size and structure
-    parameters, POP3 ``leave_on_server`` (mail always stays), pre-populated mailboxes, the
-    session timeout and ``closed_restart_s``; they are validated and recorded in the results."""
+    its own weight, think times, action weights, IDLE hold, QRESYNC switch, POP3
+    ``leave_on_server`` and messages and recipients per session; the ``[message]`` table as
+    it is; the reply and session timeouts and ``closed_restart_s``. (Pre-populated mailboxes
+    are filled by :func:`prepopulate` before the engine starts.)"""
     prof = config["profile"]
     out = {
         "targets": list(config["targets"]),
@@ -177,12 +179,15 @@ def engine_config(config: Mapping) -> dict:
         "behaviours": [_behaviour(name, q) for name, q in prof["profiles"].items()
                        if q["weight"] > 0],
         "timeout": prof["load"]["reply_timeout_s"],
+        "session_timeout": prof["load"]["session_timeout_s"],
+        "message": dict(prof["message"]),
     }
     if config["mode"] == "open":
         # The engine derives its arrival rate from users x rate_per_user_per_hour.
         out["rate_per_user_per_hour"] = config["rate"] * 3600.0 / config["users"]
     else:
         out["sessions"] = config["sessions"]
+        out["closed_restart"] = prof["load"]["closed_restart_s"]
     return out
 
 
