@@ -157,7 +157,12 @@ struct Config {
     double session_timeout = 0;  // seconds a session may take before it is abandoned (0: none)
     double closed_restart = 0;   // closed loop: seconds before a worker starts its next session
     std::optional<MessageShape> shape;  // "message": a profile's sizes and mix (else the model's)
-    double reply_fraction = 0;          // share of messages that reply to an earlier one
+    // One of `workers` engine processes (millipost load --workers): this one owns the users i
+    // with i % workers == worker, and numbers its sessions, messages and source addresses in
+    // its own residue class, so that the processes never collide and each oracle is complete.
+    std::uint64_t worker = 0, workers = 1;
+    std::uint64_t own_users() const { return (users - worker + workers - 1) / workers; }
+    double reply_fraction = 0;  // share of messages that reply to an earlier one
     bool check = true, verify = true, spread_sources = true;
     double contract_sample = 1;  // fraction of sessions checked (checking dominates our CPU)
     double verify_bytes = 0.1;   // fraction of messages whose full bytes verification compares
@@ -312,7 +317,8 @@ Config parse_config(const json::object& in) {
         "contracts_dir",  "target_pid",
         "verify",         "verify_bytes",
         "spread_sources", "session_timeout",
-        "closed_restart", "message"};
+        "closed_restart", "message",
+        "worker",         "workers"};
     for (auto& kv : in)
         if (!known.count(kv.key()))
             throw std::invalid_argument("load config: unknown key " + std::string(kv.key()));
@@ -405,6 +411,11 @@ Config parse_config(const json::object& in) {
     if (total <= 0)
         throw std::invalid_argument("load config: no behaviour has a target for its protocol");
     c.timeout = get<double>(in, "timeout", c.timeout);
+    c.workers = get<std::uint64_t>(in, "workers", 1);
+    c.worker = get<std::uint64_t>(in, "worker", 0);
+    if (c.workers < 1 || c.worker >= c.workers || c.users < c.workers)
+        throw std::invalid_argument(
+            "load config: worker must be below workers, and users at least workers");
     c.session_timeout = get<double>(in, "session_timeout", c.session_timeout);
     c.closed_restart = get<double>(in, "closed_restart", c.closed_restart);
     if (!(c.timeout > 0) || !(c.session_timeout >= 0) || !(c.closed_restart >= 0))
@@ -477,6 +488,8 @@ Config parse_config(const json::object& in) {
         bs.push_back(echo_behaviour(b));
     e["behaviours"] = std::move(bs);
     e["timeout"] = c.timeout;
+    e["worker"] = c.worker;
+    e["workers"] = c.workers;
     e["session_timeout"] = c.session_timeout;
     e["closed_restart"] = c.closed_restart;
     e["contracts"] = c.check;
@@ -901,7 +914,19 @@ class Engine {
         } while (!started.compare_exchange_weak(n, n + 1));
         return true;
     }
-    std::uint64_t next_source() { return sources.fetch_add(1, std::memory_order_relaxed); }
+    std::uint64_t next_source() {
+        return sources.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    std::uint64_t next_session_id() {
+        return session_ids.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    std::uint64_t next_message_index() {
+        return msg_index.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    // A user of this worker's partition (all users with one worker).
+    std::uint64_t pick_user(Rng& rng) const {
+        return cfg.worker + cfg.workers * rng.below(cfg.own_users());
+    }
 
     Config cfg;
     Population population;
@@ -1955,14 +1980,14 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
     auto n = count_at_least_one(rng, b.messages_mean, kMaxMessages);
     for (std::uint64_t m = 0; m < n && !e.stopping(); ++m) {
         auto k = count_at_least_one(rng, b.recipients_mean,
-                                    std::min<std::uint64_t>(b.recipients_max, e.cfg.users));
+                                    std::min<std::uint64_t>(b.recipients_max, e.cfg.own_users()));
         std::vector<SimUser> rcpts;
         std::set<std::uint64_t> chosen;
         while (rcpts.size() < k) {
-            auto r = rng.below(e.cfg.users);
+            auto r = e.pick_user(rng);
             if (chosen.insert(r).second) rcpts.push_back(e.population.user(r));
         }
-        auto index = e.msg_index.fetch_add(1, std::memory_order_relaxed);
+        auto index = e.next_message_index();
         auto msg = make_message(e.cfg, index, from, rcpts.front().address);
         std::string mail = "MAIL FROM:<" + from + ">\r\n";
         std::vector<std::string> to;
@@ -2026,7 +2051,7 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
 // ---- sessions, arrivals, verification ---------------------------------------------------------
 
 awaitable<void> Engine::session(unsigned shard, const Behaviour& b, std::uint64_t user_index) {
-    auto id = session_ids.fetch_add(1, std::memory_order_relaxed);
+    auto id = next_session_id();
     Rng rng{derive(cfg.seed, id, 11)};
     try {
         auto user = population.user(user_index);
@@ -2056,11 +2081,11 @@ awaitable<void> Engine::session(unsigned shard, const Behaviour& b, std::uint64_
 }
 
 awaitable<void> Engine::closed_worker(unsigned shard) {
-    Rng rng{derive(cfg.seed, shard, 13) ^ mix(session_ids.load())};
+    Rng rng{derive(cfg.seed, shard + cfg.worker * 1000, 13) ^ mix(session_ids.load())};
     while (!stopping()) {
         if (!claim_session()) break;
         const auto& b = pick_behaviour(rng);
-        auto u = rng.below(cfg.users);
+        auto u = pick_user(rng);
         co_await session(shard, b, u);
         if (cfg.closed_restart > 0)
             co_await sleep(*shards[shard], std::chrono::duration_cast<Clock::duration>(
@@ -2069,9 +2094,9 @@ awaitable<void> Engine::closed_worker(unsigned shard) {
 }
 
 awaitable<void> Engine::arrivals() {
-    double rate = static_cast<double>(cfg.users) * cfg.rate_per_user_per_hour / 3600.0;
-    Arrivals gaps(rate, derive(cfg.seed, 0, 17));
-    Rng rng{derive(cfg.seed, 0, 19)};
+    double rate = static_cast<double>(cfg.own_users()) * cfg.rate_per_user_per_hour / 3600.0;
+    Arrivals gaps(rate, derive(cfg.seed, cfg.worker, 17));
+    Rng rng{derive(cfg.seed, cfg.worker, 19)};
     auto next = Clock::now();
     unsigned rr = 0;
     while (!stopping() && rate > 0) {
@@ -2081,7 +2106,7 @@ awaitable<void> Engine::arrivals() {
         if (stopping()) break;
         if (!claim_session()) break;
         auto shard = rr++ % static_cast<unsigned>(ctxs.size());
-        asio::co_spawn(*ctxs[shard], session(shard, pick_behaviour(rng), rng.below(cfg.users)),
+        asio::co_spawn(*ctxs[shard], session(shard, pick_behaviour(rng), pick_user(rng)),
                        asio::detached);
     }
     generating = false;
@@ -2106,7 +2131,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         std::string transcript;
         bool complete = false;
         try {
-            Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
+            Conn c(*this, shard, "imap", next_session_id(), false);
             Imap imap(c);
             bool up = co_await c.connect();
             if (up) up = co_await imap.greeting();

@@ -35,7 +35,7 @@ ENGINE_KEYS = {"targets", "mode", "users", "rate_per_user_per_hour", "sessions",
                "domain", "prefix", "behaviours", "profiles", "think_ms", "idle_seconds",
                "timeout", "messages_per_session", "contracts", "contract_sample",
                "contracts_dir", "target_pid", "verify", "verify_bytes", "spread_sources",
-               "session_timeout", "closed_restart", "message"}
+               "session_timeout", "closed_restart", "message", "worker", "workers"}
 
 COMMANDS = {
     "IMAP LOGIN": (900, 0.6), "IMAP SELECT": (700, 0.8), "IMAP UID FETCH": (4000, 1.5),

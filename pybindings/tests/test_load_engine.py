@@ -491,3 +491,45 @@ def test_engine_refuses_unknown_message_keys(target):
     with pytest.raises(ValueError, match="leave_on_server"):
         _core.run_load(config(target, think_ms=None, idle_seconds=None,
                               behaviours=[{"kind": "pop3", "leave_on_server": 2}]))
+
+
+# ---- mailbox.prepopulate_messages -------------------------------------------------------------
+
+# Webmail readers only (nothing sends): they can read, flag, move and delete only what was
+# there before the run.
+READERS_ONLY = {"profiles": {
+    "webmail": {"think_time_s": 0.005, "think_time_max_s": 0.02, "actions_mean": 6,
+                "commands": {"fetch_headers": 3, "read": 3, "flag": 2, "move": 1,
+                             "delete": 1}},
+    "mobile": {"weight": 0}, "pop3": {"weight": 0}, "sender": {"weight": 0},
+    "mx": {"weight": 0}}}
+
+
+def test_prepopulated_mailboxes_over_imap_are_read_and_never_unexpected():
+    users = 4
+    with millipost.Server() as server:
+        server.provision(millipost.Population(SEED, users, password=PASSWORD))
+        prof = dict(READERS_ONLY, mailbox={"prepopulate_messages": 6})
+        r = millipost.load([f"imap://127.0.0.1:{server.imap_port}"], users=users,
+                           duration=1.5, seed=SEED, password=PASSWORD, mode="closed",
+                           sessions=2, profile=prof, progress=False)
+        assert r.ok and r["errors"] == {}, (r["errors"], r["violations"][:2])
+        cmds = r.commands
+        # The readers found mail to read and change: the APPENDed messages.
+        assert cmds["IMAP UID FETCH"]["count"] > 0 and cmds["IMAP UID STORE"]["count"] > 0
+        assert r.totals["messages_delivered"] == 0
+        left = sum(len(server.mailbox_uids(f"user{i}")) + len(server.mailbox_uids(
+            f"user{i}", "Archive")) for i in range(users))
+        assert 0 < left <= users * 6
+
+
+def test_prepopulated_reference_server_takes_the_fast_path():
+    prof = dict(READERS_ONLY, mailbox={"prepopulate_messages": 5})
+    r = millipost.load(reference=True, users=4, duration=1.5, seed=SEED, mode="closed",
+                       sessions=2, profile=prof, progress=False)
+    assert r.ok and r["errors"] == {}, (r["errors"], r["violations"][:2])
+    assert r.commands["IMAP UID FETCH"]["count"] > 0
+    # Without pre-populated mail the same readers have nothing to read.
+    r = millipost.load(reference=True, users=4, duration=1.0, seed=SEED, mode="closed",
+                       sessions=2, profile=READERS_ONLY, progress=False)
+    assert "IMAP UID FETCH" not in r.commands and "IMAP UID STORE" not in r.commands
