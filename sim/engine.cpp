@@ -942,6 +942,7 @@ class Engine {
     std::uint64_t breaches = 0;
     json::array breach_list;
     json::array error_samples;  // the first errors with their sessions' transcripts
+    std::atomic<bool> error_samples_full{false};
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> sync;  // QRESYNC
 
   private:
@@ -1028,7 +1029,10 @@ void Conn::error(const std::string& kind) {
         ++shard_.errors[kind];
         ++shard_.sec_errors;
     }
+    // Once the samples are taken (an overloaded run has errors by the thousand), no lock.
+    if (e_.error_samples_full.load(std::memory_order_relaxed)) return;
     std::lock_guard l(e_.mu);
+    if (e_.error_samples.size() + 1 >= kMaxErrorSamples) e_.error_samples_full = true;
     if (e_.error_samples.size() < kMaxErrorSamples)
         e_.error_samples.push_back(
             json::object{{"kind", kind}, {"session", session_}, {"transcript", transcript()}});
