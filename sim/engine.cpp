@@ -610,24 +610,26 @@ class Oracle {
         deliveries_.emplace(id, d);
         ++delivered_;
     }
-    void deleted(const std::string& id) {
+    // Deletions and moves are per user: a message sent to several users is one id in several
+    // mailboxes, and one user's delete excuses no other's loss.
+    void deleted(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        deleted_.insert(id);
+        deleted_.insert(login + '\0' + id);
     }
-    void moved(const std::string& id) {
+    void moved(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        moved_.insert(id);
+        moved_.insert(login + '\0' + id);
     }
     // A POP3 DELE that QUIT's +OK committed (RFC 1939 §6): the message must be gone from INBOX
     // (unless a session moved it, which may have put a copy back).
-    // (Per user: a message sent to several users is one id in several mailboxes.)
     void committed_delete(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
         committed_.insert(login + '\0' + id);
     }
     bool must_be_gone(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        return committed_.count(login + '\0' + id) > 0 && !moved_.count(id);
+        auto key = login + '\0' + id;
+        return committed_.count(key) > 0 && !moved_.count(key);
     }
     // A UID seen holding a message id: the same (mailbox, UIDVALIDITY, UID) must always hold
     // the same message.
@@ -692,13 +694,15 @@ class Oracle {
         if (it == deliveries_.end()) return std::nullopt;
         return it->second;
     }
-    bool was_deleted(const std::string& id) {
+    bool was_deleted(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        return deleted_.count(id) > 0;
+        return deleted_.count(login + '\0' + id) > 0;
     }
-    bool was_removed(const std::string& id) {  // deleted or moved out by a session
+    // Deleted or moved out by a session of that user.
+    bool was_removed(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        return deleted_.count(id) > 0 || moved_.count(id) > 0;
+        auto key = login + '\0' + id;
+        return deleted_.count(key) > 0 || moved_.count(key) > 0;
     }
     std::uint64_t delivered_count() {
         std::lock_guard l(mu_);
@@ -734,8 +738,8 @@ class Oracle {
     std::mutex mu_;
     std::map<std::uint64_t, std::vector<std::string>> expected_;  // user -> acknowledged ids
     std::unordered_map<std::string, Delivery> deliveries_;        // id -> how to regenerate it
-    std::set<std::string> deleted_;                               // ids a session expunged
-    std::set<std::string> moved_;                                 // ids a session moved to Archive
+    std::set<std::string> deleted_;    // login, id: a session of the user expunged it
+    std::set<std::string> moved_;      // login, id: a session of the user moved it
     std::set<std::string> committed_;  // login, id: POP3 deleted it, QUIT acknowledged
     std::unordered_map<std::string, std::string> uids_;
     std::unordered_map<std::string, FlagState> flags_;  // login, id, flag -> state
@@ -1709,7 +1713,8 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             // CREATE answers NO once Archive exists: expected, not an error.
             if (to != "INBOX")
                 co_await imap.command("CREATE", "CREATE " + std::string(kArchive), false);
-            e.oracle.moved(id);  // before the command: once sent, it may be gone from here
+            e.oracle.moved(user.login,
+                           id);  // before the command: once sent, it may be gone from here
             auto r =
                 co_await imap.command("UID MOVE", "UID MOVE " + std::to_string(uid) + " " + to);
             if (!r.ok()) co_return;
@@ -1719,7 +1724,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             auto pick = rng.below(listed.size());
             auto [uid, id] = listed[pick];
             auto u = std::to_string(uid);
-            e.oracle.deleted(id);  // before the command: once sent, it may be gone
+            e.oracle.deleted(user.login, id);  // before the command: once sent, it may be gone
             auto r =
                 co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
             if (!r.ok()) co_return;
@@ -1822,7 +1827,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
                 }
                 for (auto uid : *uids) {
                     auto id = e.oracle.at(user.login, "INBOX", box.uidvalidity, uid);
-                    if (id && !e.oracle.was_removed(*id))
+                    if (id && !e.oracle.was_removed(user.login, *id))
                         e.oracle.violation("vanished", user.login, "INBOX", *id,
                                            "QRESYNC reported UID " + std::to_string(uid) +
                                                " expunged, but no session deleted or moved it",
@@ -1886,7 +1891,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
             auto pick = rng.below(known.size());
             auto [uid, id] = known[pick];
             auto u = std::to_string(uid);
-            e.oracle.deleted(id);
+            e.oracle.deleted(user.login, id);
             auto r =
                 co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
             if (!r.ok()) co_return;
@@ -1945,7 +1950,7 @@ awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Be
     }
     // Once QUIT is sent the deletions may happen whatever its answer: absent is then allowed.
     for (auto& id : dele_ids)
-        e.oracle.deleted(id);
+        e.oracle.deleted(user.login, id);
     if (!co_await pop3_simple(c, "QUIT", "QUIT")) co_return;
     for (auto& id : dele_ids)
         e.oracle.committed_delete(user.login, id);
@@ -2219,7 +2224,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
                 std::find(it->second.begin(), it->second.end(), "INBOX") != it->second.end()) {
                 oracle.violation("undeleted", user.login, "INBOX", id,
                                  "POP3 DELE committed by QUIT's +OK, still in INBOX", transcript);
-            } else if (n == 1 || (n == 0 && oracle.was_deleted(id))) {
+            } else if (n == 1 || (n == 0 && oracle.was_deleted(user.login, id))) {
                 verified.fetch_add(1);
             } else if (n == 0) {
                 oracle.violation(
