@@ -459,7 +459,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("seed"), py::arg("index"), py::arg("from_addr"), py::arg("to_addr"),
         py::arg("in_reply_to") = py::none(),
         "(bytes, X-Millipost-Id, Message-ID) of message (seed, index), deterministic");
-    m.def("message_size", &sim::message_size, py::arg("seed"), py::arg("index"));
+    m.def("message_size", py::overload_cast<std::uint64_t, std::uint64_t>(&sim::message_size),
+          py::arg("seed"), py::arg("index"));
     m.def("message_uid", &sim::message_uid, py::arg("seed"), py::arg("index"));
     m.def("message_id", &sim::message_id, py::arg("seed"), py::arg("index"));
 

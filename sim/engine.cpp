@@ -57,6 +57,9 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Breaches and violations kept in the results (their counts are exact).
 constexpr std::size_t kMaxReported = 100;
+// Errors whose session transcript the results keep ("error_samples"): enough to see why a kind
+// of error happens, few enough that an overloaded run's results stay small.
+constexpr std::size_t kMaxErrorSamples = 20;
 // How long sessions still running at the end get to log out before the engine gives up on them.
 constexpr auto kDrainGrace = std::chrono::seconds(15);
 // Longest server line or literal the engine accepts (a defence against a runaway target).
@@ -128,6 +131,7 @@ struct Behaviour {
     std::map<std::string, double> commands;         // action weights (kinds with choices)
     double idle_seconds = 2, idle_max_seconds = 0;  // mobile: IDLE hold, cap (0 = none)
     bool qresync = true;                            // mobile: resynchronise with QRESYNC
+    double leave_on_server = 1;                     // pop3: share of sessions that never DELE
     double messages_mean = 1.5;                     // sender, mx: messages per session
     double recipients_mean = 1;                     // sender, mx: RCPTs per message
     std::uint64_t recipients_max = 1;
@@ -150,6 +154,15 @@ struct Config {
     std::string domain = "localhost", prefix = "user";
     std::vector<Behaviour> behaviours;  // those of positive weight with a target
     double timeout = 30;
+    double session_timeout = 0;  // seconds a session may take before it is abandoned (0: none)
+    double closed_restart = 0;   // closed loop: seconds before a worker starts its next session
+    std::optional<MessageShape> shape;  // "message": a profile's sizes and mix (else the model's)
+    // One of `workers` engine processes (millipost load --workers): this one owns the users i
+    // with i % workers == worker, and numbers its sessions, messages and source addresses in
+    // its own residue class, so that the processes never collide and each oracle is complete.
+    std::uint64_t worker = 0, workers = 1;
+    std::uint64_t own_users() const { return (users - worker + workers - 1) / workers; }
+    double reply_fraction = 0;  // share of messages that reply to an earlier one
     bool check = true, verify = true, spread_sources = true;
     double contract_sample = 1;  // fraction of sessions checked (checking dominates our CPU)
     double verify_bytes = 0.1;   // fraction of messages whose full bytes verification compares
@@ -204,8 +217,10 @@ Behaviour parse_behaviour(const json::value& v, std::size_t i) {
                                                 "think_max_ms"};
     switch (b.kind) {
         case Kind::webmail:
-        case Kind::pop3:
             known.insert({"actions_mean", "commands"});
+            break;
+        case Kind::pop3:
+            known.insert({"actions_mean", "commands", "leave_on_server"});
             break;
         case Kind::mobile:
             known.insert(
@@ -232,6 +247,9 @@ Behaviour parse_behaviour(const json::value& v, std::size_t i) {
     b.recipients_mean = get<double>(o, "recipients_mean", b.kind == Kind::mx ? 2.0 : 1.0, where);
     b.recipients_max = get<std::uint64_t>(o, "recipients_max", b.kind == Kind::mx ? 10 : 1, where);
     b.pipelining = get<bool>(o, "pipelining", true, where);
+    b.leave_on_server = get<double>(o, "leave_on_server", 1.0, where);
+    if (!(b.leave_on_server >= 0 && b.leave_on_server <= 1))
+        throw std::invalid_argument("load config: " + where + "leave_on_server is 0 to 1");
     if (b.weight < 0 || b.think_ms < 0 || b.think_max_ms < 0 || b.actions_mean < 0 ||
         b.idle_seconds < 0 || b.idle_max_seconds < 0 || b.messages_mean < 1 ||
         b.recipients_mean < 1 || b.recipients_max < 1)
@@ -274,6 +292,7 @@ json::object echo_behaviour(const Behaviour& b) {
             c[k] = w;
         o["commands"] = std::move(c);
     }
+    if (b.kind == Kind::pop3) o["leave_on_server"] = b.leave_on_server;
     if (b.kind == Kind::mobile) {
         o["idle_seconds"] = b.idle_seconds;
         o["idle_max_seconds"] = b.idle_max_seconds;
@@ -284,20 +303,22 @@ json::object echo_behaviour(const Behaviour& b) {
 
 Config parse_config(const json::object& in) {
     static const std::set<std::string, std::less<>> known = {
-        "targets",       "mode",
-        "users",         "rate_per_user_per_hour",
-        "sessions",      "duration",
-        "max_sessions",  "max_commands",
-        "seed",          "run_id",
-        "io_threads",    "password",
-        "domain",        "prefix",
-        "behaviours",    "profiles",
-        "think_ms",      "idle_seconds",
-        "timeout",       "messages_per_session",
-        "contracts",     "contract_sample",
-        "contracts_dir", "target_pid",
-        "verify",        "verify_bytes",
-        "spread_sources"};
+        "targets",        "mode",
+        "users",          "rate_per_user_per_hour",
+        "sessions",       "duration",
+        "max_sessions",   "max_commands",
+        "seed",           "run_id",
+        "io_threads",     "password",
+        "domain",         "prefix",
+        "behaviours",     "profiles",
+        "think_ms",       "idle_seconds",
+        "timeout",        "messages_per_session",
+        "contracts",      "contract_sample",
+        "contracts_dir",  "target_pid",
+        "verify",         "verify_bytes",
+        "spread_sources", "session_timeout",
+        "closed_restart", "message",
+        "worker",         "workers"};
     for (auto& kv : in)
         if (!known.count(kv.key()))
             throw std::invalid_argument("load config: unknown key " + std::string(kv.key()));
@@ -390,12 +411,54 @@ Config parse_config(const json::object& in) {
     if (total <= 0)
         throw std::invalid_argument("load config: no behaviour has a target for its protocol");
     c.timeout = get<double>(in, "timeout", c.timeout);
+    c.workers = get<std::uint64_t>(in, "workers", 1);
+    c.worker = get<std::uint64_t>(in, "worker", 0);
+    if (c.workers < 1 || c.worker >= c.workers || c.users < c.workers)
+        throw std::invalid_argument(
+            "load config: worker must be below workers, and users at least workers");
+    c.session_timeout = get<double>(in, "session_timeout", c.session_timeout);
+    c.closed_restart = get<double>(in, "closed_restart", c.closed_restart);
+    if (!(c.timeout > 0) || !(c.session_timeout >= 0) || !(c.closed_restart >= 0))
+        throw std::invalid_argument(
+            "load config: timeout must be positive, session_timeout and closed_restart >= 0");
     c.check = get<bool>(in, "contracts", true);
     c.contract_sample = std::clamp(get<double>(in, "contract_sample", 1.0), 0.0, 1.0);
     c.verify = get<bool>(in, "verify", true);
     c.verify_bytes = std::clamp(get<double>(in, "verify_bytes", c.verify_bytes), 0.0, 1.0);
     c.spread_sources = get<bool>(in, "spread_sources", true);
     c.contracts_dir = get<std::string>(in, "contracts_dir", "");
+    if (auto it = in.find("message"); it != in.end() && !it->value().is_null()) {
+        // The profile's [message] table (docs/load.md), keys as there.
+        if (!it->value().is_object())
+            throw std::invalid_argument("load config: message is {key: value}");
+        const auto& m = it->value().as_object();
+        static const std::set<std::string, std::less<>> keys = {
+            "size_median_bytes",  "tail_fraction",       "tail_alpha",         "size_max_bytes",
+            "multipart_fraction", "attachment_fraction", "non_ascii_fraction", "reply_fraction"};
+        for (auto& kv : m)
+            if (!keys.count(kv.key()))
+                throw std::invalid_argument("load config: message: unknown key " +
+                                            std::string(kv.key()));
+        MessageShape sh;
+        const std::string w = "message.";
+        sh.size_median = get<double>(m, "size_median_bytes", sh.size_median, w);
+        sh.tail_fraction = get<double>(m, "tail_fraction", sh.tail_fraction, w);
+        sh.tail_alpha = get<double>(m, "tail_alpha", sh.tail_alpha, w);
+        sh.size_max = get<std::size_t>(m, "size_max_bytes", sh.size_max, w);
+        sh.multipart_fraction = get<double>(m, "multipart_fraction", sh.multipart_fraction, w);
+        sh.attachment_fraction = get<double>(m, "attachment_fraction", sh.attachment_fraction, w);
+        sh.non_ascii_fraction = get<double>(m, "non_ascii_fraction", sh.non_ascii_fraction, w);
+        c.reply_fraction = get<double>(m, "reply_fraction", 0.0, w);
+        auto frac = [](double x) { return x >= 0 && x <= 1; };
+        if (!(sh.size_median >= 100) || !(sh.tail_alpha > 0) ||
+            static_cast<double>(sh.size_max) < sh.size_median || !frac(sh.tail_fraction) ||
+            !frac(sh.multipart_fraction) || !frac(sh.attachment_fraction) ||
+            !frac(sh.non_ascii_fraction) || !frac(c.reply_fraction))
+            throw std::invalid_argument(
+                "load config: message: size_median_bytes >= 100, size_max_bytes >= it, "
+                "tail_alpha > 0, fractions 0 to 1");
+        c.shape = sh;
+    }
 #ifdef MILLIPOST_SOURCE_CONTRACTS_DIR
     if (c.contracts_dir.empty()) c.contracts_dir = MILLIPOST_SOURCE_CONTRACTS_DIR;
 #endif
@@ -425,6 +488,10 @@ Config parse_config(const json::object& in) {
         bs.push_back(echo_behaviour(b));
     e["behaviours"] = std::move(bs);
     e["timeout"] = c.timeout;
+    e["worker"] = c.worker;
+    e["workers"] = c.workers;
+    e["session_timeout"] = c.session_timeout;
+    e["closed_restart"] = c.closed_restart;
     e["contracts"] = c.check;
     e["contract_sample"] = c.contract_sample;
     e["contracts_dir"] = c.contracts_dir;
@@ -432,6 +499,15 @@ Config parse_config(const json::object& in) {
     e["verify"] = c.verify;
     e["verify_bytes"] = c.verify_bytes;
     e["spread_sources"] = c.spread_sources;
+    if (c.shape)
+        e["message"] = json::object{{"size_median_bytes", c.shape->size_median},
+                                    {"tail_fraction", c.shape->tail_fraction},
+                                    {"tail_alpha", c.shape->tail_alpha},
+                                    {"size_max_bytes", c.shape->size_max},
+                                    {"multipart_fraction", c.shape->multipart_fraction},
+                                    {"attachment_fraction", c.shape->attachment_fraction},
+                                    {"non_ascii_fraction", c.shape->non_ascii_fraction},
+                                    {"reply_fraction", c.reply_fraction}};
     return c;
 }
 
@@ -448,9 +524,17 @@ struct Message {
 // A realistic message from the generator (sim/message_gen.h), its X-Millipost-Id replaced by
 // "<seed>.<run id>.<index>" so that runs against one server never share ids and the oracle can
 // tell this run's messages from earlier ones.
-Message make_message(std::uint64_t seed, const std::string& run_id, std::uint64_t index,
-                     const std::string& from, const std::string& to) {
-    auto g = generate_message(MessageSpec{seed, index, from, to, std::nullopt});
+Message make_message(const Config& cfg, std::uint64_t index, const std::string& from,
+                     const std::string& to) {
+    auto seed = cfg.seed;
+    const auto& run_id = cfg.run_id;
+    MessageSpec spec{seed, index, from, to, std::nullopt, cfg.shape};
+    // A reply names an earlier message of the run as its parent (threads), all from the index.
+    Rng pick{derive(seed, index, 31)};
+    if (index > 0 && cfg.reply_fraction > 0 && pick.u() < cfg.reply_fraction)
+        spec.in_reply_to =
+            message_id(seed, index - 1 - pick.below(std::min<std::uint64_t>(index, 64)));
+    auto g = generate_message(spec);
     Message m;
     m.id = std::to_string(seed) + "." + run_id + "." + std::to_string(index);
     const std::string key = std::string(kIdHeader) + ": ";
@@ -526,13 +610,26 @@ class Oracle {
         deliveries_.emplace(id, d);
         ++delivered_;
     }
-    void deleted(const std::string& id) {
+    // Deletions and moves are per user: a message sent to several users is one id in several
+    // mailboxes, and one user's delete excuses no other's loss.
+    void deleted(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        deleted_.insert(id);
+        deleted_.insert(login + '\0' + id);
     }
-    void moved(const std::string& id) {
+    void moved(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        moved_.insert(id);
+        moved_.insert(login + '\0' + id);
+    }
+    // A POP3 DELE that QUIT's +OK committed (RFC 1939 §6): the message must be gone from INBOX
+    // (unless a session moved it, which may have put a copy back).
+    void committed_delete(const std::string& login, const std::string& id) {
+        std::lock_guard l(mu_);
+        committed_.insert(login + '\0' + id);
+    }
+    bool must_be_gone(const std::string& login, const std::string& id) {
+        std::lock_guard l(mu_);
+        auto key = login + '\0' + id;
+        return committed_.count(key) > 0 && !moved_.count(key);
     }
     // A UID seen holding a message id: the same (mailbox, UIDVALIDITY, UID) must always hold
     // the same message. `transcript()` gives the session's excerpt, only built for a violation
@@ -599,13 +696,15 @@ class Oracle {
         if (it == deliveries_.end()) return std::nullopt;
         return it->second;
     }
-    bool was_deleted(const std::string& id) {
+    bool was_deleted(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        return deleted_.count(id) > 0;
+        return deleted_.count(login + '\0' + id) > 0;
     }
-    bool was_removed(const std::string& id) {  // deleted or moved out by a session
+    // Deleted or moved out by a session of that user.
+    bool was_removed(const std::string& login, const std::string& id) {
         std::lock_guard l(mu_);
-        return deleted_.count(id) > 0 || moved_.count(id) > 0;
+        auto key = login + '\0' + id;
+        return deleted_.count(key) > 0 || moved_.count(key) > 0;
     }
     std::uint64_t delivered_count() {
         std::lock_guard l(mu_);
@@ -641,8 +740,9 @@ class Oracle {
     std::mutex mu_;
     std::map<std::uint64_t, std::vector<std::string>> expected_;  // user -> acknowledged ids
     std::unordered_map<std::string, Delivery> deliveries_;        // id -> how to regenerate it
-    std::set<std::string> deleted_;                               // ids a session expunged
-    std::set<std::string> moved_;                                 // ids a session moved to Archive
+    std::set<std::string> deleted_;    // login, id: a session of the user expunged it
+    std::set<std::string> moved_;      // login, id: a session of the user moved it
+    std::set<std::string> committed_;  // login, id: POP3 deleted it, QUIT acknowledged
     std::unordered_map<std::string, std::string> uids_;
     std::unordered_map<std::string, FlagState> flags_;  // login, id, flag -> state
     std::uint64_t delivered_ = 0, count_ = 0;
@@ -686,6 +786,8 @@ class Conn {
     void refusal(const std::string& kind);  // an answer the protocol allows, not a fault
     void close_clean();  // after QUIT/LOGOUT: the checker's end-of-stream rules apply
     bool failed() const { return failed_; }
+    // When the session is abandoned (session_timeout): every wait ends there at the latest.
+    Clock::time_point deadline() const { return session_deadline_; }
     const std::string& proto_upper() const { return proto_upper_; }
     Engine& engine() { return e_; }
     Shard& shard() { return shard_; }
@@ -723,7 +825,9 @@ class Conn {
     std::array<char, 16384> rbuf_;
     std::optional<contracts::Checker> checker_;
     bool breached_ = false, failed_ = false;
+    bool expired_ = false;  // the session deadline ended a wait
     std::chrono::steady_clock::duration timeout_;
+    Clock::time_point session_deadline_ = Clock::time_point::max();
 };
 
 // ---- the engine -------------------------------------------------------------------------------
@@ -786,11 +890,8 @@ class Engine {
         shard.waiting.erase(&t);
     }
     // A think time of behaviour b: exponential, capped at think_max_ms when set.
-    awaitable<void> think(Rng& rng, Shard& shard, const Behaviour& b) {
-        double ms = rng.exp(b.think_ms);
-        if (b.think_max_ms > 0) ms = std::min(ms, b.think_max_ms);
-        co_await sleep(shard, std::chrono::microseconds(static_cast<long>(ms * 1000)));
-    }
+    // It ends at the session's deadline at the latest (the next reply then times out).
+    awaitable<void> think(Rng& rng, Conn& c, const Behaviour& b);
     // QRESYNC state of a user's INBOX from its last mobile session: (UIDVALIDITY, HIGHESTMODSEQ).
     std::optional<std::pair<std::uint64_t, std::uint64_t>> sync_state(std::uint64_t user) {
         std::lock_guard l(mu);
@@ -823,7 +924,19 @@ class Engine {
         } while (!started.compare_exchange_weak(n, n + 1));
         return true;
     }
-    std::uint64_t next_source() { return sources.fetch_add(1, std::memory_order_relaxed); }
+    std::uint64_t next_source() {
+        return sources.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    std::uint64_t next_session_id() {
+        return session_ids.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    std::uint64_t next_message_index() {
+        return msg_index.fetch_add(1, std::memory_order_relaxed) * cfg.workers + cfg.worker;
+    }
+    // A user of this worker's partition (all users with one worker).
+    std::uint64_t pick_user(Rng& rng) const {
+        return cfg.worker + cfg.workers * rng.below(cfg.own_users());
+    }
 
     Config cfg;
     Population population;
@@ -838,6 +951,8 @@ class Engine {
     std::mutex mu;
     std::uint64_t breaches = 0;
     json::array breach_list;
+    json::array error_samples;  // the first errors with their sessions' transcripts
+    std::atomic<bool> error_samples_full{false};
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> sync;  // QRESYNC
 
   private:
@@ -876,7 +991,19 @@ Conn::Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t se
     Rng pick{derive(e.cfg.seed, session, 23)};
     if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample)
         checker_.emplace(*c);
+    if (record && e.cfg.session_timeout > 0)
+        session_deadline_ =
+            Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(e.cfg.session_timeout));
     shard_.live.insert(this);
+}
+
+awaitable<void> Engine::think(Rng& rng, Conn& c, const Behaviour& b) {
+    double ms = rng.exp(b.think_ms);
+    if (b.think_max_ms > 0) ms = std::min(ms, b.think_max_ms);
+    Clock::duration d = std::chrono::microseconds(static_cast<long>(ms * 1000));
+    auto left = c.deadline() - Clock::now();  // (max() - now: no overflow for a steady clock)
+    co_await sleep(c.shard(), std::min(d, left));
 }
 
 Conn::~Conn() {
@@ -907,9 +1034,18 @@ void Conn::record(const std::string& verb, Clock::time_point t0, bool ok) {
 }
 
 void Conn::error(const std::string& kind) {
-    std::lock_guard l(shard_.mu);
-    ++shard_.errors[kind];
-    ++shard_.sec_errors;
+    {
+        std::lock_guard l(shard_.mu);
+        ++shard_.errors[kind];
+        ++shard_.sec_errors;
+    }
+    // Once the samples are taken (an overloaded run has errors by the thousand), no lock.
+    if (e_.error_samples_full.load(std::memory_order_relaxed)) return;
+    std::lock_guard l(e_.mu);
+    if (e_.error_samples.size() + 1 >= kMaxErrorSamples) e_.error_samples_full = true;
+    if (e_.error_samples.size() < kMaxErrorSamples)
+        e_.error_samples.push_back(
+            json::object{{"kind", kind}, {"session", session_}, {"transcript", transcript()}});
 }
 
 void Conn::refusal(const std::string& kind) {
@@ -960,10 +1096,10 @@ awaitable<bool> Conn::connect() {
         }
     }
     asio::steady_timer timer(sock_.get_executor());
-    timer.expires_after(timeout_);
+    timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
     auto r = co_await (sock_.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
     if (r.index() == 1) {
-        error("connect timeout");
+        error(Clock::now() >= session_deadline_ ? "timeout" : "connect timeout");
         failed_ = true;
         co_return false;
     }
@@ -1020,7 +1156,7 @@ awaitable<bool> Conn::send(std::string data) {
     }
     if (sent == data.size()) co_return true;
     asio::steady_timer timer(sock_.get_executor());
-    timer.expires_after(timeout_);
+    timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
     auto r = co_await (asio::async_write(sock_, asio::buffer(data) + sent, use_tuple) ||
                        timer.async_wait(use_tuple));
     if (r.index() == 1) {
@@ -1043,7 +1179,7 @@ awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible)
         pos_ = 0;
     }
     asio::steady_timer timer(sock_.get_executor());
-    timer.expires_at(deadline);
+    timer.expires_at(std::min(deadline, session_deadline_));
     if (interruptible) {
         shard_.waiting.insert(&timer);
         if (e_.stopping()) {
@@ -1066,7 +1202,10 @@ awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible)
         in_.append(got);
         co_return Fill::data;
     }
-    if (std::get<0>(r)[0] == 1) co_return Fill::timeout;
+    if (std::get<0>(r)[0] == 1) {
+        if (Clock::now() >= session_deadline_) expired_ = true;
+        co_return Fill::timeout;
+    }
     if (ec && n == 0) co_return Fill::closed;
     co_return Fill::data;
 }
@@ -1121,8 +1260,8 @@ awaitable<bool> Conn::wait_data(Clock::time_point until) {
     if (failed_) co_return false;
     if (has_line()) co_return true;
     auto f = co_await fill(until, true);
-    if (f == Fill::closed) {
-        error("closed by server");
+    if (f == Fill::closed || expired_) {
+        error(expired_ ? "timeout" : "closed by server");
         failed_ = true;
         co_return false;
     }
@@ -1280,21 +1419,6 @@ struct Selected {
     std::uint64_t exists = 0, uidvalidity = 0, uidnext = 0;
 };
 
-Selected parse_select(const ImapReply& r) {
-    Selected s;
-    for (auto& u : r.untagged) {
-        if (u.text.size() > 2 && u.text.find(" EXISTS") != std::string::npos)
-            s.exists = number_after(u.text, "* ").value_or(0);
-        // A server may report an expunge that raced the SELECT right after its EXISTS.
-        else if (u.text.size() > 10 && u.text.compare(u.text.size() - 8, 8, " EXPUNGE") == 0 &&
-                 s.exists > 0)
-            --s.exists;
-        if (auto v = number_after(u.text, "[UIDVALIDITY ")) s.uidvalidity = *v;
-        if (auto v = number_after(u.text, "[UIDNEXT ")) s.uidnext = *v;
-    }
-    return s;
-}
-
 // The value of the id header in header text, if present.
 std::optional<std::string> id_in(std::string_view headers) {
     // The first "x-millipost-id:" in any case, found without a lower-cased copy of the headers
@@ -1374,9 +1498,15 @@ awaitable<std::optional<std::string>> pop3_status(Conn& c, const std::string& ve
     // RFC 2449 §8.1.1: [IN-USE] is the maildrop lock another session of the user holds; a
     // real client meets it too, so it is a refusal the results count apart, not an error.
     bool in_use = l && !ok && l->find("[IN-USE]") != std::string::npos;
-    c.record(verb, t0, ok || in_use);
+    // RFC 3206 §4: [SYS/TEMP] is a transient condition the client should retry later, e.g. a
+    // message of the maildrop expunged by a concurrent IMAP session ("log in again"): the
+    // session ends there, as a real client's would, and it is counted apart too.
+    bool temp = l && !ok && l->find("[SYS/TEMP]") != std::string::npos;
+    c.record(verb, t0, ok || in_use || temp);
     if (in_use)
         c.refusal("POP3 [IN-USE]");
+    else if (temp)
+        c.refusal("POP3 [SYS/TEMP]");
     else if (l && !ok)
         c.error("-ERR reply");
     if (!ok) co_return std::nullopt;
@@ -1507,6 +1637,19 @@ void track(Selected& box, const ImapReply& r) {
     }
 }
 
+// A SELECT's (or EXAMINE's) answer: UIDVALIDITY, UIDNEXT and the message count, with the
+// expunges a server may report right after the EXISTS (EXPUNGE, or VANISHED once QRESYNC is
+// enabled: a concurrent session's delete racing the SELECT) taken off it.
+Selected parse_select(const ImapReply& r) {
+    Selected s;
+    track(s, r);
+    for (auto& u : r.untagged) {
+        if (auto v = number_after(u.text, "[UIDVALIDITY ")) s.uidvalidity = *v;
+        if (auto v = number_after(u.text, "[UIDNEXT ")) s.uidnext = *v;
+    }
+    return s;
+}
+
 const std::string kFlagged = "\\Flagged";
 const std::string kSeen = "\\Seen";
 
@@ -1520,7 +1663,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
     if (!up) co_return;
     bool in = co_await imap.login(user);
     if (!in) co_return;
-    co_await e.think(rng, c.shard(), b);
+    co_await e.think(rng, c, b);
     std::string mbox = "INBOX";
     auto sel = co_await imap.command("SELECT", "SELECT INBOX");
     if (!sel.ok()) co_return;
@@ -1531,7 +1674,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
     std::vector<std::pair<std::uint64_t, std::string>> listed;
     auto n = action_count(rng, b.actions_mean);
     for (std::uint64_t i = 0; i < n && !e.stopping(); ++i) {
-        if (i > 0) co_await e.think(rng, c.shard(), b);
+        if (i > 0) co_await e.think(rng, c, b);
         if (e.stopping()) break;
         auto cmd = pick_command(rng, b.commands);
         bool needs_message = cmd == "read" || cmd == "flag" || cmd == "move" || cmd == "delete";
@@ -1543,7 +1686,8 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             if (!s.ok()) co_return;
         } else if (cmd == "select") {
             std::string other = mbox == "INBOX" ? kArchive : "INBOX";
-            auto r = co_await imap.command("SELECT", "SELECT " + other, other != "INBOX");
+            // (A NO is an error for INBOX only: Archive exists once a move has created it.)
+            auto r = co_await imap.command("SELECT", "SELECT " + other, other == "INBOX");
             if (r.status == "NO") {  // no Archive yet; a failed SELECT leaves none selected
                 other = "INBOX";
                 r = co_await imap.command("SELECT", "SELECT INBOX");
@@ -1596,7 +1740,8 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             // CREATE answers NO once Archive exists: expected, not an error.
             if (to != "INBOX")
                 co_await imap.command("CREATE", "CREATE " + std::string(kArchive), false);
-            e.oracle.moved(id);  // before the command: once sent, it may be gone from here
+            e.oracle.moved(user.login,
+                           id);  // before the command: once sent, it may be gone from here
             auto r =
                 co_await imap.command("UID MOVE", "UID MOVE " + std::to_string(uid) + " " + to);
             if (!r.ok()) co_return;
@@ -1606,7 +1751,7 @@ awaitable<void> webmail(Engine& e, Conn& c, Rng& rng, const SimUser& user, const
             auto pick = rng.below(listed.size());
             auto [uid, id] = listed[pick];
             auto u = std::to_string(uid);
-            e.oracle.deleted(id);  // before the command: once sent, it may be gone
+            e.oracle.deleted(user.login, id);  // before the command: once sent, it may be gone
             auto r =
                 co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
             if (!r.ok()) co_return;
@@ -1709,7 +1854,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
                 }
                 for (auto uid : *uids) {
                     auto id = e.oracle.at(user.login, "INBOX", box.uidvalidity, uid);
-                    if (id && !e.oracle.was_removed(*id))
+                    if (id && !e.oracle.was_removed(user.login, *id))
                         e.oracle.violation("vanished", user.login, "INBOX", *id,
                                            "QRESYNC reported UID " + std::to_string(uid) +
                                                " expunged, but no session deleted or moved it",
@@ -1726,7 +1871,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
     auto next_uid = std::max<std::uint64_t>(box.uidnext, 1);
     auto n = std::max<std::uint64_t>(action_count(rng, b.actions_mean), 1);
     for (std::uint64_t i = 0; i < n && !e.stopping(); ++i) {
-        if (i > 0) co_await e.think(rng, c.shard(), b);
+        if (i > 0) co_await e.think(rng, c, b);
         if (e.stopping()) break;
         auto cmd = pick_command(rng, b.commands);
         if ((cmd == "flag" || cmd == "delete") && known.empty()) {
@@ -1774,7 +1919,7 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
             auto pick = rng.below(known.size());
             auto [uid, id] = known[pick];
             auto u = std::to_string(uid);
-            e.oracle.deleted(id);
+            e.oracle.deleted(user.login, id);
             auto r =
                 co_await imap.command("UID STORE", "UID STORE " + u + " +FLAGS.SILENT (\\Deleted)");
             if (!r.ok()) co_return;
@@ -1786,8 +1931,8 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
     co_await imap.logout();
 }
 
-// POP3 fetcher (leaves mail on the server): login, STAT, UIDL, then actions by weight:
-// retrieve (RETR the newest 1-3) or top (TOP n 0 of the newest 1-3); QUIT.
+// POP3 fetcher: login, STAT, UIDL, then actions by weight: retrieve (RETR the newest 1-3,
+// DELE each unless the session leaves mail on the server) or top (TOP n 0 of the newest 1-3); QUIT.
 awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Behaviour& b) {
     auto t0 = Clock::now();
     if (!co_await pop3_status(c, "CONNECT", t0)) co_return;
@@ -1801,21 +1946,42 @@ awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Be
     auto uidl = co_await pop3_multi(c, "UIDL", "UIDL");
     if (!uidl) co_return;
     auto n = std::max<std::uint64_t>(action_count(rng, b.actions_mean), 1);
+    // A session that does not leave mail on the server DELEs each message it RETRieves; the
+    // deletions take effect at QUIT (RFC 1939 §6), so the oracle learns of them there.
+    bool dele = b.leave_on_server < 1 && !rng.chance(b.leave_on_server);
+    std::set<std::uint64_t> gone;  // message numbers marked deleted in this session
+    std::vector<std::string> dele_ids;
     for (std::uint64_t a = 0; a < n && !e.stopping(); ++a) {
-        if (a > 0) co_await e.think(rng, c.shard(), b);
+        if (a > 0) co_await e.think(rng, c, b);
         bool top = pick_command(rng, b.commands) == "top";
-        auto fetch = std::min<std::uint64_t>(count, 1 + rng.below(3));
-        for (std::uint64_t i = 0; i < fetch && !e.stopping(); ++i) {
-            auto which = std::to_string(count - i);
+        auto fetch = std::min<std::uint64_t>(count - gone.size(), 1 + rng.below(3));
+        for (std::uint64_t k = count, i = 0; k > 0 && i < fetch && !e.stopping(); --k) {
+            if (gone.count(k)) continue;
+            ++i;
+            auto which = std::to_string(k);
             std::optional<std::vector<std::string>> msg;
             if (top)
                 msg = co_await pop3_multi(c, "TOP", "TOP " + which + " 0");
             else
                 msg = co_await pop3_multi(c, "RETR", "RETR " + which);
             if (!msg) co_return;
+            if (top || !dele) continue;
+            std::string head;
+            for (auto& l : *msg) {
+                if (l.empty()) break;
+                head += l + "\r\n";
+            }
+            if (!co_await pop3_simple(c, "DELE", "DELE " + which)) co_return;
+            gone.insert(k);
+            if (auto id = id_in(head)) dele_ids.push_back(*id);
         }
     }
+    // Once QUIT is sent the deletions may happen whatever its answer: absent is then allowed.
+    for (auto& id : dele_ids)
+        e.oracle.deleted(user.login, id);
     if (!co_await pop3_simple(c, "QUIT", "QUIT")) co_return;
+    for (auto& id : dele_ids)
+        e.oracle.committed_delete(user.login, id);
     c.close_clean();
 }
 
@@ -1851,15 +2017,15 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
     auto n = count_at_least_one(rng, b.messages_mean, kMaxMessages);
     for (std::uint64_t m = 0; m < n && !e.stopping(); ++m) {
         auto k = count_at_least_one(rng, b.recipients_mean,
-                                    std::min<std::uint64_t>(b.recipients_max, e.cfg.users));
+                                    std::min<std::uint64_t>(b.recipients_max, e.cfg.own_users()));
         std::vector<SimUser> rcpts;
         std::set<std::uint64_t> chosen;
         while (rcpts.size() < k) {
-            auto r = rng.below(e.cfg.users);
+            auto r = e.pick_user(rng);
             if (chosen.insert(r).second) rcpts.push_back(e.population.user(r));
         }
-        auto index = e.msg_index.fetch_add(1, std::memory_order_relaxed);
-        auto msg = make_message(e.cfg.seed, e.cfg.run_id, index, from, rcpts.front().address);
+        auto index = e.next_message_index();
+        auto msg = make_message(e.cfg, index, from, rcpts.front().address);
         std::string mail = "MAIL FROM:<" + from + ">\r\n";
         std::vector<std::string> to;
         for (auto& r : rcpts)
@@ -1910,7 +2076,7 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
             if (accepted[i])
                 e.oracle.delivered(rcpts[i].index, msg.id,
                                    Delivery{index, from, rcpts.front().address});
-        if (m + 1 < n) co_await e.think(rng, c.shard(), b);
+        if (m + 1 < n) co_await e.think(rng, c, b);
     }
     t0 = Clock::now();
     if (!co_await c.send("QUIT\r\n")) co_return;
@@ -1922,7 +2088,7 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
 // ---- sessions, arrivals, verification ---------------------------------------------------------
 
 awaitable<void> Engine::session(unsigned shard, const Behaviour& b, std::uint64_t user_index) {
-    auto id = session_ids.fetch_add(1, std::memory_order_relaxed);
+    auto id = next_session_id();
     Rng rng{derive(cfg.seed, id, 11)};
     try {
         auto user = population.user(user_index);
@@ -1952,19 +2118,22 @@ awaitable<void> Engine::session(unsigned shard, const Behaviour& b, std::uint64_
 }
 
 awaitable<void> Engine::closed_worker(unsigned shard) {
-    Rng rng{derive(cfg.seed, shard, 13) ^ mix(session_ids.load())};
+    Rng rng{derive(cfg.seed, shard + cfg.worker * 1000, 13) ^ mix(session_ids.load())};
     while (!stopping()) {
         if (!claim_session()) break;
         const auto& b = pick_behaviour(rng);
-        auto u = rng.below(cfg.users);
+        auto u = pick_user(rng);
         co_await session(shard, b, u);
+        if (cfg.closed_restart > 0)
+            co_await sleep(*shards[shard], std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(cfg.closed_restart)));
     }
 }
 
 awaitable<void> Engine::arrivals() {
-    double rate = static_cast<double>(cfg.users) * cfg.rate_per_user_per_hour / 3600.0;
-    Arrivals gaps(rate, derive(cfg.seed, 0, 17));
-    Rng rng{derive(cfg.seed, 0, 19)};
+    double rate = static_cast<double>(cfg.own_users()) * cfg.rate_per_user_per_hour / 3600.0;
+    Arrivals gaps(rate, derive(cfg.seed, cfg.worker, 17));
+    Rng rng{derive(cfg.seed, cfg.worker, 19)};
     auto next = Clock::now();
     unsigned rr = 0;
     while (!stopping() && rate > 0) {
@@ -1974,7 +2143,7 @@ awaitable<void> Engine::arrivals() {
         if (stopping()) break;
         if (!claim_session()) break;
         auto shard = rr++ % static_cast<unsigned>(ctxs.size());
-        asio::co_spawn(*ctxs[shard], session(shard, pick_behaviour(rng), rng.below(cfg.users)),
+        asio::co_spawn(*ctxs[shard], session(shard, pick_behaviour(rng), pick_user(rng)),
                        asio::detached);
     }
     generating = false;
@@ -1999,7 +2168,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         std::string transcript;
         bool complete = false;
         try {
-            Conn c(*this, shard, "imap", session_ids.fetch_add(1), false);
+            Conn c(*this, shard, "imap", next_session_id(), false);
             Imap imap(c);
             auto excerpt = [&c] { return c.transcript(); };
             bool up = co_await c.connect();
@@ -2055,7 +2224,7 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
                             if (u.text.find(" FETCH (") != std::string::npos &&
                                 number_after(u.text, "UID ") == uid && !u.literals.empty())
                                 got = u.literals.back();
-                        auto sent = make_message(cfg.seed, cfg.run_id, d->index, d->from, d->to);
+                        auto sent = make_message(cfg, d->index, d->from, d->to);
                         auto bad = got ? body_mismatch(*got, sent.bytes)
                                        : std::optional<std::string>("no BODY[] in the answer");
                         if (bad)
@@ -2080,7 +2249,11 @@ awaitable<void> Engine::verifier(unsigned shard, std::shared_ptr<std::vector<std
         for (auto& id : expected[index]) {
             auto it = where.find(id);
             auto n = it == where.end() ? 0 : it->second.size();
-            if (n == 1 || (n == 0 && oracle.was_deleted(id))) {
+            if (n > 0 && oracle.must_be_gone(user.login, id) &&
+                std::find(it->second.begin(), it->second.end(), "INBOX") != it->second.end()) {
+                oracle.violation("undeleted", user.login, "INBOX", id,
+                                 "POP3 DELE committed by QUIT's +OK, still in INBOX", transcript);
+            } else if (n == 1 || (n == 0 && oracle.was_deleted(user.login, id))) {
                 verified.fetch_add(1);
             } else if (n == 0) {
                 oracle.violation(
@@ -2394,11 +2567,12 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
         target["max_rss_bytes"] = nullptr;
     }
     std::uint64_t nb;
-    json::array blist;
+    json::array blist, samples;
     {
         std::lock_guard l(mu);
         nb = breaches;
         blist = breach_list;
+        samples = error_samples;
     }
     json::object r;
     r["tool"] = "millipost load";
@@ -2431,7 +2605,8 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
                      {"cpu_seconds", engine_cpu},
                      {"cpu_ms_per_1000_commands",
                       total_cmds ? engine_cpu * 1e6 / static_cast<double>(total_cmds) : 0.0}};
-    r["stuck"] = std::move(stuck);  // transcripts of sessions abandoned at the end
+    r["error_samples"] = std::move(samples);  // the first errors, with their transcripts
+    r["stuck"] = std::move(stuck);            // transcripts of sessions abandoned at the end
     r["interrupted"] = interrupted;
     return r;
 }

@@ -104,6 +104,48 @@ Plan make_plan(std::uint64_t seed, std::uint64_t index) {
     return p;
 }
 
+std::size_t base64_lines_size(std::size_t raw);
+
+// The plan of a profile's distribution (MessageShape in message_gen.h).
+Plan make_plan(std::uint64_t seed, std::uint64_t index, const MessageShape& s) {
+    Rng r(derive(seed, index, kPlanField));
+    Plan p;
+    double size = r.uniform() < s.tail_fraction
+                      ? s.size_median / std::pow(r.open_uniform(), 1.0 / s.tail_alpha)
+                      : std::exp(std::log(s.size_median) + kTextSigma * r.normal());
+    auto total = static_cast<std::size_t>(std::min(size, static_cast<double>(s.size_max)));
+    p.alternative = r.uniform() < s.multipart_fraction;
+    bool attach = r.uniform() < s.attachment_fraction;
+    if (r.uniform() < s.non_ascii_fraction) {
+        p.script = static_cast<Script>(1 + r.below(kScripts - 1));
+        p.encoding = r.below(10) < 6 ? BodyEncoding::QuotedPrintable : BodyEncoding::EightBit;
+    }
+    // What the headers and MIME parts around the text take, so that the whole is near `total`.
+    std::size_t frame = kHeaderEstimate + (p.alternative ? 2 * kPartEstimate : 0);
+    std::size_t body = total > frame ? total - frame : 0;
+    std::size_t per_text = p.alternative ? 3 : 1;  // text + HTML (twice the text)
+    if (!attach) {
+        p.text_len = std::max(kTextMin, body / per_text);
+        return p;
+    }
+    // Attachments carry what a typical text does not (base64: 4/3 of the raw octets).
+    double t = std::exp(std::log(kTextMedian) + kTextSigma * r.normal());
+    p.text_len = std::clamp(static_cast<std::size_t>(t), kTextMin, kTextMax);
+    std::size_t rest = body > p.text_len * per_text + kPartEstimate
+                           ? body - p.text_len * per_text - kPartEstimate
+                           : 0;
+    auto n = r.below(100);
+    p.attachments = n < 50 ? 1 : n < 85 ? 2 : 3;
+    std::size_t per = rest * 3 / 4 / static_cast<std::size_t>(p.attachments);
+    std::size_t raw = per > kPartEstimate + 64 ? per - kPartEstimate : 64;
+    for (int i = 0; i < p.attachments; ++i) {
+        auto& a = p.attach[static_cast<std::size_t>(i)];
+        a.png = r.below(2) == 0;
+        a.raw = std::min(raw, kAttachMax / 3);
+    }
+    return p;
+}
+
 std::size_t base64_lines_size(std::size_t raw) {
     std::size_t b64 = (raw + 2) / 3 * 4;
     return b64 + 2 * ((b64 + 75) / 76);
@@ -492,8 +534,13 @@ std::size_t message_size(std::uint64_t seed, std::uint64_t index) {
     return planned_size(make_plan(seed, index));
 }
 
+std::size_t message_size(std::uint64_t seed, std::uint64_t index, const MessageShape& shape) {
+    return planned_size(make_plan(seed, index, shape));
+}
+
 GeneratedMessage generate_message(const MessageSpec& spec) {
-    auto plan = make_plan(spec.seed, spec.index);
+    auto plan = spec.shape ? make_plan(spec.seed, spec.index, *spec.shape)
+                           : make_plan(spec.seed, spec.index);
     GeneratedMessage g;
     g.id = message_uid(spec.seed, spec.index);
     g.message_id = message_id(spec.seed, spec.index);

@@ -25,11 +25,26 @@
 
 namespace millipost::sim {
 
+// A profile's own distribution (docs/load.md, "[message]"), in place of the model above. Sizes:
+// with probability tail_fraction a Pareto draw (x_m = size_median, index tail_alpha), else a
+// lognormal one of median size_median (sigma 1), capped at size_max; the text carries it (HTML
+// is twice the text in multipart/alternative), or the attachments when there are some.
+// Structure: multipart/alternative, attachments (1-3, application/pdf or image/png) and non-ASCII
+// text (a script other than English) each with its own probability. Replies are the caller's
+// (MessageSpec::in_reply_to). Every draw still derives from (seed, index) alone.
+struct MessageShape {
+    double size_median = 6000;
+    double tail_fraction = 0.05, tail_alpha = 1.2;
+    std::size_t size_max = 10'000'000;
+    double multipart_fraction = 0.5, attachment_fraction = 0.1, non_ascii_fraction = 0.3;
+};
+
 struct MessageSpec {
     std::uint64_t seed = 0;
     std::uint64_t index = 0;
     std::string from, to;  // addresses ("user1@localhost"), or "Name <address>" kept as written
     std::optional<std::string> in_reply_to;  // Message-ID of the parent, with or without <>
+    std::optional<MessageShape> shape;       // none: the built-in model described above
 };
 
 struct GeneratedMessage {
@@ -46,6 +61,7 @@ GeneratedMessage generate_message(const MessageSpec& spec);
 // generator follows. The generated message is within a few hundred octets of headers of it
 // (the addresses and parent are not part of the plan).
 std::size_t message_size(std::uint64_t seed, std::uint64_t index);
+std::size_t message_size(std::uint64_t seed, std::uint64_t index, const MessageShape& shape);
 
 // The X-Millipost-Id of (seed, index): "<seed hex>.<index hex>", unique and reversible.
 std::string message_uid(std::uint64_t seed, std::uint64_t index);

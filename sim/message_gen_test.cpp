@@ -159,6 +159,48 @@ TEST(MessageGen, ParsesCleanlyWithCrlfAndShortLines) {
     EXPECT_GT(kinds[3], 1000);
 }
 
+// A profile's shape (MessageShape) replaces the model: its median, tail, cap and mix hold, the
+// messages still parse cleanly, and the same (seed, index, shape) gives the same bytes.
+TEST(MessageGen, ShapeFromAProfile) {
+    sim::MessageShape shape;
+    shape.size_median = 20000;
+    shape.tail_fraction = 0.1;
+    shape.tail_alpha = 1.5;
+    shape.size_max = 400000;
+    shape.multipart_fraction = 0.8;
+    shape.attachment_fraction = 0.3;
+    shape.non_ascii_fraction = 0.0;
+    constexpr int kN = 2000;
+    std::vector<std::size_t> sizes;
+    int alternative = 0, mixed = 0, encoded = 0;
+    for (std::uint64_t i = 0; i < kN; ++i) {
+        auto s = spec(i);
+        s.shape = shape;
+        auto g = generate_message(s);
+        check_lines(g.bytes, i);
+        EXPECT_EQ(g.bytes, generate_message(s).bytes);
+        auto m = mime::parse(g.bytes);
+        int leaves = 0;
+        walk(m.root, g.bytes, i, leaves);
+        if (g.bytes.find("multipart/alternative") != std::string::npos) ++alternative;
+        if (m.root.type_is("multipart", "mixed")) ++mixed;
+        if (m.root.header("Subject")->value.find("=?UTF-8?") != std::string_view::npos) ++encoded;
+        sizes.push_back(g.size());
+        // Within a few hundred octets of headers and parts of the plan.
+        EXPECT_LT(g.size(), sim::message_size(42, i, shape) + 2000) << "index " << i;
+    }
+    std::sort(sizes.begin(), sizes.end());
+    EXPECT_GT(sizes[kN / 2], 15000u);
+    EXPECT_LT(sizes[kN / 2], 27000u);
+    EXPECT_LT(sizes.back(), shape.size_max + 4000);  // the cap, plus headers
+    EXPECT_GT(sizes[kN * 99 / 100], 100000u);        // the Pareto tail
+    EXPECT_NEAR(alternative, kN * 0.8, kN * 0.05);
+    EXPECT_NEAR(mixed, kN * 0.3, kN * 0.05);
+    EXPECT_EQ(encoded, 0);  // non_ascii_fraction 0: plain English only
+    // Without a shape, the built-in model is untouched.
+    EXPECT_NE(sim::message_size(42, 7), sim::message_size(42, 7, shape));
+}
+
 // Not a gate: prints the generator's throughput for the report.
 TEST(MessageGen, Throughput) {
     auto t0 = std::chrono::steady_clock::now();

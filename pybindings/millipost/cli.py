@@ -312,7 +312,7 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
 
     kwargs = dict(users=args.users, duration=args.duration, seed=args.seed, profile=args.profile,
                   mode=args.mode, sessions=args.sessions, rate=args.rate, domain=args.domain,
-                  password=args.password)
+                  password=args.password, workers=args.workers)
     targets, reference = list(args.urls), args.reference
     try:
         if args.repeat:
@@ -320,14 +320,14 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
             cfg = Results.from_file(args.repeat).config
             given = {k for k in kwargs if getattr(args, k) is not None}
             for key in ("users", "duration", "seed", "mode", "sessions", "rate", "domain",
-                        "password", "profile"):
+                        "password", "profile", "workers"):
                 if key not in given and cfg.get(key) is not None:
                     kwargs[key] = cfg[key]
             if not targets and not reference:
                 reference = bool(cfg.get("reference"))
                 targets = [] if reference else list(cfg.get("targets", []))
         defaults = {"users": 1000, "duration": "30s", "seed": 1, "mode": "open",
-                    "domain": "localhost"}
+                    "domain": "localhost", "workers": 1}
         for k, v in defaults.items():
             if kwargs[k] is None:
                 kwargs[k] = v
@@ -599,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
                         "profile's rate_per_user_per_hour / 3600)")
     p.add_argument("--domain", default=None, help="mail domain of the users (default localhost)")
     p.add_argument("--password", help="one shared password instead of derived ones")
+    p.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="engine processes sharing the run (default 1): each owns the users "
+                        "i %% N, for more connections than one process has file descriptors")
     p.add_argument("--target-pid", type=int, metavar="PID",
                    help="sample this process's CPU and memory as the target's (with "
                         "--reference: this process)")

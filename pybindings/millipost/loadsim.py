@@ -73,7 +73,7 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
                  mode: str = "open", sessions: Optional[int] = None,
                  rate: Optional[float] = None, domain: str = "localhost",
                  password: Optional[str] = None, target_pid: Optional[int] = None,
-                 reference: bool = False) -> dict:
+                 reference: bool = False, workers: int = 1) -> dict:
     """The engine configuration (docs/load.md, "Engine configuration"), validated, with every
     default filled in: the results carry it, so a run can be repeated from its JSON alone."""
     if isinstance(users, bool) or not isinstance(users, int) or users < 1:
@@ -119,6 +119,14 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
                             "arrive; give rate or use mode='closed'")
     if mode == "closed" and sessions is None:
         sessions = min(users, DEFAULT_CLOSED_SESSIONS)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise LoadError(f"workers must be a positive integer, not {workers!r}")
+    if workers > users:
+        raise LoadError(f"workers ({workers}) cannot exceed users ({users}): each worker owns "
+                        f"the users i with i % workers == its number")
+    if mode == "closed" and sessions < workers:
+        raise LoadError(f"sessions ({sessions}) must be at least workers ({workers}): the "
+                        f"closed-loop sessions are split among them")
     return {
         "seed": seed,
         "targets": targets,
@@ -134,6 +142,7 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
         "rate": rate if mode == "open" else None,
         "sessions": sessions,
         "target_pid": target_pid,
+        "workers": workers,
         "profile": prof,
     }
 
@@ -151,6 +160,8 @@ def _behaviour(name: str, q: Mapping) -> dict:
     else:
         b.update(actions_mean=float(q["actions_mean"]),
                  commands={k: float(w) for k, w in q["commands"].items()})
+    if q["kind"] == "pop3":
+        b.update(leave_on_server=float(q["leave_on_server"]))
     if q["kind"] == "mobile":
         b.update(idle_seconds=float(q["idle_hold_s"]),
                  idle_max_seconds=float(q["idle_hold_max_s"]), qresync=bool(q["qresync"]))
@@ -160,10 +171,10 @@ def _behaviour(name: str, q: Mapping) -> dict:
 def engine_config(config: Mapping) -> dict:
     """The configuration in the keys the engine reads (sim/engine.cpp, parse_config; it
     rejects keys it does not know). Each behaviour of the profile goes through as it is, with
-    its own weight, think times, action weights, IDLE hold, QRESYNC switch and messages and
-    recipients per session. Not yet used by the engine: the message size and structure
-    parameters, POP3 ``leave_on_server`` (mail always stays), pre-populated mailboxes, the
-    session timeout and ``closed_restart_s``; they are validated and recorded in the results."""
+    its own weight, think times, action weights, IDLE hold, QRESYNC switch, POP3
+    ``leave_on_server`` and messages and recipients per session; the ``[message]`` table as
+    it is; the reply and session timeouts and ``closed_restart_s``. (Pre-populated mailboxes
+    are filled by :func:`prepopulate` before the engine starts.)"""
     prof = config["profile"]
     out = {
         "targets": list(config["targets"]),
@@ -177,12 +188,18 @@ def engine_config(config: Mapping) -> dict:
         "behaviours": [_behaviour(name, q) for name, q in prof["profiles"].items()
                        if q["weight"] > 0],
         "timeout": prof["load"]["reply_timeout_s"],
+        "session_timeout": prof["load"]["session_timeout_s"],
+        "message": dict(prof["message"]),
     }
+    if config.get("workers", 1) > 1:
+        # Every worker must number its messages under the same run id.
+        out["run_id"] = str(int.from_bytes(os.urandom(4), "big") % 1_000_000_000)
     if config["mode"] == "open":
         # The engine derives its arrival rate from users x rate_per_user_per_hour.
         out["rate_per_user_per_hour"] = config["rate"] * 3600.0 / config["users"]
     else:
         out["sessions"] = config["sessions"]
+        out["closed_restart"] = prof["load"]["closed_restart_s"]
     return out
 
 
@@ -322,7 +339,7 @@ class LiveStatus:
 
 
 def _start_reference(users: int, seed: int, domain: str, password: Optional[str],
-                     progress: bool):
+                     progress: bool, messages: int = 0):
     from . import Population, Server
     from .progress import Progress
 
@@ -333,10 +350,50 @@ def _start_reference(users: int, seed: int, domain: str, password: Optional[str]
         server.provision(population, progress=bar.update if bar else None)
         if bar:
             bar.close()
+        if messages:
+            # The fast path of `millipost provision --messages`: straight into the store.
+            bar = Progress(users, "mailboxes", unit="users") if progress else None
+            server.populate_mailboxes(population, messages=messages,
+                                      progress=(lambda u, m: bar.update(u)) if bar else None)
+            if bar:
+                bar.close()
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def prepopulate(config: Mapping, progress: bool = False) -> int:
+    """Fills every user's INBOX of a run against other servers with the profile's
+    ``mailbox.prepopulate_messages`` generated messages, by IMAP APPEND (the reference server
+    takes the store's fast path instead, in ``load``). Returns the messages added. The
+    messages carry the generator's own ``X-Millipost-Id`` (``<seed hex>.<index hex>``), never
+    a run's (``<seed>.<run_id>.<n>``): the oracle does not count them as the run's mail, so
+    they are never ``unexpected``, and sessions read, flag, move and delete them like any
+    other message (every UID seen is still held to the id it showed before)."""
+    from . import Population
+    from .progress import Progress
+    from .provision import populate_over_protocol
+
+    n = int(config["profile"]["mailbox"]["prepopulate_messages"])
+    imap = [t for t in config["targets"] if _protocol_of(t) == "imap"]
+    if not n or config.get("reference"):
+        return 0
+    if not imap:
+        raise LoadError("mailbox.prepopulate_messages needs an imap:// target to APPEND to")
+    population = Population(config["seed"], config["users"], password=config["password"],
+                            domain=config["domain"])
+    bar = Progress(config["users"], "mailboxes", unit="users") if progress else None
+    try:
+        r = populate_over_protocol(imap[0], population, messages=n,
+                                   progress=(lambda u, m: bar.update(u)) if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if r.failed:
+        raise LoadError(f"pre-populating the mailboxes failed for {r.failed} users: "
+                        f"{'; '.join(r.errors[:3])}")
+    return r.messages
 
 
 def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
@@ -345,7 +402,8 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
          sessions: Optional[int] = None, rate: Optional[float] = None,
          domain: str = "localhost", password: Optional[str] = None,
          target_pid: Optional[int] = None, json: str | os.PathLike | None = None,
-         html: str | os.PathLike | bool | None = None, progress: bool = True) -> Results:
+         html: str | os.PathLike | bool | None = None, progress: bool = True,
+         workers: int = 1) -> Results:
     """Drives mail servers with the traffic of ``users`` synthetic users for ``duration``.
 
     ``targets``: server URLs (``imap://HOST:PORT``, ``pop3://...``, ``smtp://...``; every
@@ -357,7 +415,9 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
     ``profile``: a TOML file or dict merged over the default mix (docs/load.md). ``json`` and
     ``html`` write the results file and the HTML report (``html=True``: the default path).
     ``progress`` shows a progress bar on a terminal. Ctrl-C stops the run cleanly and returns
-    the partial results (``interrupted`` is true).
+    the partial results (``interrupted`` is true). ``workers``: engine processes sharing the
+    run (each owns the users ``i % workers``; for more connections than one process has file
+    descriptors); their results are merged into one.
     """
     if isinstance(targets, str):
         targets = [targets]
@@ -368,16 +428,18 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
     server = None
     if reference:
         # Validate before the (possibly long) provisioning.
-        build_config(["imap://x", "pop3://x", "smtp://x"], users, duration, seed, profile, mode,
-                     sessions, rate, domain, password)
-        server = _start_reference(users, seed, domain, password, progress)
+        pre = build_config(["imap://x", "pop3://x", "smtp://x"], users, duration, seed, profile,
+                           mode, sessions, rate, domain, password, workers=workers)
+        server = _start_reference(users, seed, domain, password, progress,
+                                  pre["profile"]["mailbox"]["prepopulate_messages"])
         host = server.host
         targets = [f"imap://{host}:{server.imap_port}", f"pop3://{host}:{server.pop3_port}",
                    f"smtp://{host}:{server.smtp_port}"]
         target_pid = os.getpid()
     try:
         config = build_config(targets, users, duration, seed, profile, mode, sessions, rate,
-                              domain, password, target_pid, reference)
+                              domain, password, target_pid, reference, workers)
+        prepopulate(config, progress)
         results = _run(run, config, progress)
     finally:
         if server is not None:
@@ -402,7 +464,12 @@ def _run(run: Callable, config: dict, progress: bool) -> Results:
     # engine calls back into it, and that KeyboardInterrupt is what stops the engine cleanly.
     status = LiveStatus(seconds, draw if bar else None)
     try:
-        raw = run(engine_config(config), status)
+        if config.get("workers", 1) > 1:
+            from . import loadworkers
+
+            raw = loadworkers.run(engine_config(config), config["workers"], status)
+        else:
+            raw = run(engine_config(config), status)
         if bar and status.last and not (isinstance(raw, Mapping) and raw.get("interrupted")):
             bar.update(bar.total, status.text())  # the engine's last call is before the end
     except ValueError as e:  # the engine's verdict on a configuration that got past ours

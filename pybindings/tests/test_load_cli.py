@@ -34,7 +34,8 @@ ENGINE_KEYS = {"targets", "mode", "users", "rate_per_user_per_hour", "sessions",
                "max_sessions", "max_commands", "seed", "run_id", "io_threads", "password",
                "domain", "prefix", "behaviours", "profiles", "think_ms", "idle_seconds",
                "timeout", "messages_per_session", "contracts", "contract_sample",
-               "contracts_dir", "target_pid", "verify", "verify_bytes", "spread_sources"}
+               "contracts_dir", "target_pid", "verify", "verify_bytes", "spread_sources",
+               "session_timeout", "closed_restart", "message", "worker", "workers"}
 
 COMMANDS = {
     "IMAP LOGIN": (900, 0.6), "IMAP SELECT": (700, 0.8), "IMAP UID FETCH": (4000, 1.5),
@@ -277,11 +278,16 @@ def test_engine_config_passes_each_behaviour_through():
     assert "commands" not in b["mx"]
     assert e["timeout"] == c["profile"]["load"]["reply_timeout_s"]
     assert math.isclose(e["rate_per_user_per_hour"], 4.0) and "sessions" not in e
+    assert e["session_timeout"] == c["profile"]["load"]["session_timeout_s"]
+    assert e["message"] == c["profile"]["message"] and "closed_restart" not in e
     # --rate becomes the per-user rate the engine multiplies back.
     e = engine_config(build_config(t, users=100, rate=5.0))
     assert math.isclose(e["rate_per_user_per_hour"] * 100 / 3600, 5.0)
-    e = engine_config(build_config(t, users=100, mode="closed", sessions=7))
+    e = engine_config(build_config(t, users=100, mode="closed", sessions=7, profile={
+        "load": {"closed_restart_s": 2.5}, "profiles": {"pop3": {"leave_on_server": 0.25}}}))
     assert e["sessions"] == 7 and "rate_per_user_per_hour" not in e
+    assert e["closed_restart"] == 2.5
+    assert {b["name"]: b for b in e["behaviours"]}["pop3"]["leave_on_server"] == 0.25
     assert set(e) <= ENGINE_KEYS
 
 

@@ -371,3 +371,165 @@ def test_oracle_catches_flags_that_do_not_stick(target):
     assert v["user"].startswith("user") and v["message_id"] and "FLAGS" in v["transcript"]
     # Losses and duplicates are another matter: every message is still there once.
     assert t["messages_verified"] == t["messages_delivered"] > 0
+
+
+# ---- profile keys the engine takes: timeouts, restart pause, POP3 DELE, message shape ----------
+
+
+def test_session_timeout_abandons_a_long_session(target):
+    # Mobile sessions that would hold IDLE for ~20 s are abandoned after 0.5 s: each is an
+    # error "timeout", and the closed loop starts the next one (so more than 2 sessions run).
+    mobile = {"kind": "mobile", "think_ms": 1, "actions_mean": 1, "idle_seconds": 20,
+              "idle_max_seconds": 20, "commands": {"idle": 1}}
+    cfg = config(target, duration=2.5, mode="closed", sessions=2, think_ms=None,
+                 idle_seconds=None, verify=False, behaviours=[mobile])
+    r = _core.run_load(dict(cfg, session_timeout=0.5))
+    assert r["errors"].get("timeout", 0) >= 4, r["errors"]
+    assert r["totals"]["sessions"] >= 6 and r["stuck"] == []
+    assert r["config"]["session_timeout"] == 0.5
+    # Without it the same sessions hold their IDLE until the run stops: no timeout.
+    r = _core.run_load(dict(cfg, duration=1.5))
+    assert "timeout" not in r["errors"] and r["totals"]["sessions"] == 2
+
+
+def test_closed_restart_pauses_between_sessions(target):
+    pop = {"kind": "pop3", "think_ms": 0, "actions_mean": 1, "commands": {"top": 1}}
+    cfg = config(target, duration=2.0, mode="closed", sessions=2, think_ms=None,
+                 idle_seconds=None, verify=False, behaviours=[pop])
+    fast = _core.run_load(cfg)["totals"]["sessions"]
+    slow = _core.run_load(dict(cfg, closed_restart=0.8))
+    assert slow["config"]["closed_restart"] == 0.8
+    # Two workers, each a session then 0.8 s: at most 2 x 3 in 2 s (POP3 sessions are ms long).
+    assert 2 <= slow["totals"]["sessions"] <= 6 < fast, (slow["totals"], fast)
+
+
+def pop3_deleting(target, **over):
+    pop = {"kind": "pop3", "think_ms": 1, "actions_mean": 2, "leave_on_server": 0.0,
+           "commands": {"retrieve": 1}}
+    cfg = config(target, duration=3, mode="closed", sessions=4, think_ms=None,
+                 idle_seconds=None, verify_bytes=0.0,
+                 behaviours=[pop] + behaviours(sender=3))
+    cfg.update(over)
+    return cfg
+
+
+def test_pop3_sessions_that_do_not_leave_mail_delete_it(target):
+    r = _core.run_load(pop3_deleting(target))
+    t = r["totals"]
+    assert r["errors"] == {} and r["breaches"] == [] and r["violations"] == [], r["errors"]
+    assert r["commands"]["POP3 DELE"]["count"] > 0
+    # Deleted messages count as verified (absent because the run deleted them).
+    assert t["messages_delivered"] > 0 and t["messages_verified"] == t["messages_delivered"]
+    assert r["config"]["behaviours"][0]["leave_on_server"] == 0.0
+    # leave_on_server = 1: no DELE at all.
+    r = _core.run_load(pop3_deleting(target, duration=1.5))
+    cfg = pop3_deleting(target, duration=1.5)
+    cfg["behaviours"][0]["leave_on_server"] = 1.0
+    r = _core.run_load(cfg)
+    assert "POP3 DELE" not in r["commands"] and r["commands"]["POP3 RETR"]["count"] > 0
+
+
+def test_oracle_catches_pop3_deletions_that_do_not_happen(target):
+    # The proxy turns DELE n into LIST n (same one-line +OK): QUIT says +OK, nothing is gone.
+    proxy = RewritingProxy(target.pop3_port, b"DELE ", b"LIST ")
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    cfg = pop3_deleting(target)
+    cfg["targets"][2] = f"pop3://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        r = _core.run_load(cfg)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.rewrites > 0
+    kinds = {v["kind"] for v in r["violations"]}
+    assert kinds == {"undeleted"}, r["violations"][:3]
+    v = r["violations"][0]
+    assert v["mailbox"] == "INBOX" and "QUIT" in v["detail"]
+
+
+def test_message_shape_from_the_profile_reaches_the_server():
+    import imaplib
+
+    shape = {"size_median_bytes": 40000, "tail_fraction": 0.0, "tail_alpha": 1.2,
+             "size_max_bytes": 60000, "multipart_fraction": 1.0, "attachment_fraction": 0.0,
+             "non_ascii_fraction": 0.0, "reply_fraction": 1.0}
+    with millipost.Server() as server:
+        server.provision(millipost.Population(SEED, 3, password=PASSWORD))
+        cfg = config(server, users=3, duration=1.5, mode="closed", sessions=2, think_ms=None,
+                     idle_seconds=None, verify_bytes=1.0, behaviours=behaviours(sender=1),
+                     message=shape)
+        r = _core.run_load(cfg)
+        assert r["errors"] == {} and r["violations"] == []
+        assert r["config"]["message"] == shape and r["bytes_verified"] > 0
+        sizes, replies, alternative = [], 0, 0
+        for i in range(3):
+            im = imaplib.IMAP4("127.0.0.1", server.imap_port)
+            im.login(f"user{i}", PASSWORD)
+            im.select("INBOX", readonly=True)
+            typ, data = im.fetch("1:*", "(RFC822.SIZE BODY.PEEK[HEADER])")
+            im.logout()
+            for item in data:
+                if not isinstance(item, tuple):
+                    continue
+                sizes.append(int(item[0].split(b"RFC822.SIZE ")[1].split()[0].rstrip(b")")))
+                replies += b"\nIn-Reply-To: " in item[1]
+                alternative += b"multipart/alternative" in item[1]
+        n = len(sizes)
+        assert n == r["totals"]["messages_delivered"] > 3
+        # Lognormal around 40 kB capped at 60 kB (plus the server's trace fields).
+        assert 20000 < sorted(sizes)[n // 2] < 62000 and max(sizes) < 62000, sizes
+        # Every message after a run's first is a reply; all are multipart/alternative.
+        assert replies >= n - 2 and alternative == n
+
+
+def test_engine_refuses_unknown_message_keys(target):
+    with pytest.raises(ValueError, match="message: unknown key"):
+        _core.run_load(config(target, message={"size_median": 5000}))
+    with pytest.raises(ValueError, match="unknown key"):
+        _core.run_load(config(target, think_ms=None, idle_seconds=None,
+                              behaviours=[{"kind": "webmail", "leave_on_server": 0.5}]))
+    with pytest.raises(ValueError, match="leave_on_server"):
+        _core.run_load(config(target, think_ms=None, idle_seconds=None,
+                              behaviours=[{"kind": "pop3", "leave_on_server": 2}]))
+
+
+# ---- mailbox.prepopulate_messages -------------------------------------------------------------
+
+# Webmail readers only (nothing sends): they can read, flag, move and delete only what was
+# there before the run.
+READERS_ONLY = {"profiles": {
+    "webmail": {"think_time_s": 0.005, "think_time_max_s": 0.02, "actions_mean": 6,
+                "commands": {"fetch_headers": 3, "read": 3, "flag": 2, "move": 1,
+                             "delete": 1}},
+    "mobile": {"weight": 0}, "pop3": {"weight": 0}, "sender": {"weight": 0},
+    "mx": {"weight": 0}}}
+
+
+def test_prepopulated_mailboxes_over_imap_are_read_and_never_unexpected():
+    users = 4
+    with millipost.Server() as server:
+        server.provision(millipost.Population(SEED, users, password=PASSWORD))
+        prof = dict(READERS_ONLY, mailbox={"prepopulate_messages": 6})
+        r = millipost.load([f"imap://127.0.0.1:{server.imap_port}"], users=users,
+                           duration=1.5, seed=SEED, password=PASSWORD, mode="closed",
+                           sessions=2, profile=prof, progress=False)
+        assert r.ok and r["errors"] == {}, (r["errors"], r["violations"][:2])
+        cmds = r.commands
+        # The readers found mail to read and change: the APPENDed messages.
+        assert cmds["IMAP UID FETCH"]["count"] > 0 and cmds["IMAP UID STORE"]["count"] > 0
+        assert r.totals["messages_delivered"] == 0
+        left = sum(len(server.mailbox_uids(f"user{i}")) + len(server.mailbox_uids(
+            f"user{i}", "Archive")) for i in range(users))
+        assert 0 < left <= users * 6
+
+
+def test_prepopulated_reference_server_takes_the_fast_path():
+    prof = dict(READERS_ONLY, mailbox={"prepopulate_messages": 5})
+    r = millipost.load(reference=True, users=4, duration=1.5, seed=SEED, mode="closed",
+                       sessions=2, profile=prof, progress=False)
+    assert r.ok and r["errors"] == {}, (r["errors"], r["violations"][:2])
+    assert r.commands["IMAP UID FETCH"]["count"] > 0
+    # Without pre-populated mail the same readers have nothing to read.
+    r = millipost.load(reference=True, users=4, duration=1.0, seed=SEED, mode="closed",
+                       sessions=2, profile=READERS_ONLY, progress=False)
+    assert "IMAP UID FETCH" not in r.commands and "IMAP UID STORE" not in r.commands
