@@ -739,3 +739,41 @@ def test_login_replies_do_not_tell_which_users_exist(srv):
         replies[name] = got
     assert replies[b"bob"] == replies[b"nosuchuser"]
     assert replies[b"bob"][1].startswith(b"-ERR")
+
+
+def test_a_message_delivered_to_both_users_is_two_independent_copies(srv):
+    """One delivery to alice and bob stores the body once (shared in the store). Whatever alice
+    does to her copy (flags, COPY, MOVE, EXPUNGE, deleting the mailbox) leaves bob's copy, its
+    flags and its bytes as they were."""
+    shared = (b"From: carol@example.org\r\nTo: alice@localhost, bob@localhost\r\n"
+              b"Subject: for both\r\nMessage-ID: <both@example.org>\r\n\r\nshared body\r\n")
+    deliver(srv, ["alice@localhost", "bob@localhost"], shared)
+    before = snapshot(srv)
+    assert b"for both" in repr(before).encode()
+    c = imap_login(srv, "bob")
+    ok(c.select("INBOX", readonly=True))
+    bob_copy = ok(c.uid("FETCH", "4", "(BODY.PEEK[])"))
+    c.logout()
+    assert shared in bob_copy[0][1]
+    a = Attacker(srv)
+    try:
+        assert a.status_of(b"SELECT INBOX") == b"OK"
+        assert a.status_of(b"UID STORE 3 +FLAGS (\\Seen \\Flagged $Mine)") == b"OK"
+        assert a.status_of(b"CREATE Keep") == b"OK"
+        assert a.status_of(b"UID COPY 3 Keep") == b"OK"
+        assert a.status_of(b"UID STORE 3 +FLAGS (\\Deleted)") == b"OK"
+        assert a.status_of(b"UID EXPUNGE 3") == b"OK"
+        assert a.status_of(b"SELECT Keep") == b"OK"
+        assert a.status_of(b"CREATE Gone") == b"OK"
+        assert a.status_of(b"UID MOVE 1 Gone") == b"OK"
+        assert a.status_of(b"CLOSE") == b"OK"
+        assert a.status_of(b"DELETE Gone") == b"OK"
+        assert a.status_of(b"DELETE Keep") == b"OK"
+        assert_no_leak(a.transcript)
+    finally:
+        a.close()
+    assert snapshot(srv) == before
+    c = imap_login(srv, "bob")
+    ok(c.select("INBOX", readonly=True))
+    assert ok(c.uid("FETCH", "4", "(BODY.PEEK[])")) == bob_copy
+    c.logout()
