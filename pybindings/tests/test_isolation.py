@@ -617,6 +617,45 @@ def test_pop3_user_names_never_reach_bob(srv):
         c.close()
 
 
+def test_the_postmaster_account_made_on_first_mail_cannot_be_logged_into(srv):
+    """Mail to postmaster creates its account with an unusable secret ("!"): no password, not
+    even "!" or the empty one, opens it (its mail would be everyone's reports)."""
+    deliver(srv, ["postmaster@localhost"], alice_message(7))
+    assert srv.mailbox_uids("postmaster", "INBOX") == [1]
+    for password in (b"!", b"", b"*", b"secret"):
+        s = socket.create_connection((srv.host, srv.imap_port), timeout=TIMEOUT)
+        try:
+            s.recv(4096)
+            s.sendall(b"l1 LOGIN postmaster {%d+}\r\n%s\r\n" % (len(password), password))
+            got = s.recv(4096)
+            assert got.startswith(b"l1 NO"), (password, got)
+        finally:
+            s.close()
+        c = RawClient(srv.host, srv.pop3_port)
+        try:
+            c.read_line()
+            c.send(b"USER postmaster\r\nPASS " + password + b"\r\n")
+            assert c.read_line().startswith(b"+OK")
+            assert c.read_line().startswith(b"-ERR"), password
+        finally:
+            c.close()
+
+
+def test_imap_second_login_in_a_session_is_refused(srv):
+    """Logged in as alice, LOGIN or AUTHENTICATE as bob (with his real password) is refused:
+    the session stays alice's."""
+    a = Attacker(srv)
+    try:
+        blob = base64.b64encode(b"\x00bob\x00hunter2")
+        for cmd in (b'LOGIN bob hunter2', b"AUTHENTICATE PLAIN " + blob):
+            assert a.status_of(cmd) == b"BAD", cmd
+        untagged, _ = a.cmd(b"STATUS INBOX (MESSAGES)")
+        assert untagged == [b"* STATUS INBOX (MESSAGES 2)"], untagged
+        assert_no_leak(a.transcript)
+    finally:
+        a.close()
+
+
 def test_imap_authenticate_authzid_of_other_user_is_refused(srv):
     for authz in (b"bob", b"../bob", b"BOB", b"bob\x00", b"alice"):  # alice's own: the control
         s = socket.create_connection((srv.host, srv.imap_port), timeout=TIMEOUT)
@@ -647,12 +686,16 @@ def test_pop3_maildrop_is_the_logged_in_users(srv):
     assert b"alice own 2" in body
     assert_no_leak(body)
     for cmd in ("RETR 3", "TOP 3 0", "UIDL 3", "LIST 3", "DELE 3", "RETR 99", "RETR -1",
-                "RETR 0", "RETR ../bob/1"):
+                "RETR 0", "RETR ../bob/1",
+                # A second login in the TRANSACTION state, even with bob's password.
+                "USER bob", "PASS hunter2", "APOP bob 0123456789abcdef0123456789abcdef",
+                "AUTH PLAIN " + base64.b64encode(b"\x00bob\x00hunter2").decode()):
         try:
             resp = p._shortcmd(cmd)
         except poplib.error_proto as e:
             resp = e.args[0]
         assert resp.startswith(b"-ERR"), (cmd, resp)
+    assert _maildrop_is_alices(p)
     p.rset()
     p.quit()
     assert snapshot(srv) == before
