@@ -820,3 +820,47 @@ def test_a_message_delivered_to_both_users_is_two_independent_copies(srv):
     ok(c.select("INBOX", readonly=True))
     assert ok(c.uid("FETCH", "4", "(BODY.PEEK[])")) == bob_copy
     c.logout()
+
+
+def _median_reply_ms(send_and_wait, samples: int = 21) -> float:
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        send_and_wait()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[samples // 2] * 1000
+
+
+def test_failed_login_timing_does_not_tell_which_users_exist(srv):
+    """A wrong password for bob costs the PBKDF2 check of his secret; a login that does not
+    exist must cost as much (a dummy secret), or the reply's timing tells alice which accounts
+    exist (about 10x apart before the fix). Medians of interleaved attempts, with a wide
+    margin for a loaded machine."""
+    a = socket.create_connection((srv.host, srv.imap_port), timeout=TIMEOUT)
+    p = RawClient(srv.host, srv.pop3_port)
+    try:
+        a.recv(4096)
+        p.read_line()
+
+        def imap(name):
+            def go():
+                a.sendall(b"l LOGIN " + name + b" wrong\r\n")
+                assert a.recv(4096).startswith(b"l NO")
+            return go
+
+        def pop(name):
+            def go():
+                p.send(b"USER " + name + b"\r\nPASS wrong\r\n")
+                assert p.read_line().startswith(b"+OK")
+                assert p.read_line().startswith(b"-ERR")
+            return go
+
+        for proto in (imap, pop):
+            known = unknown = 0.0
+            for _ in range(3):  # interleaved rounds, so that load spikes hit both
+                known += _median_reply_ms(proto(b"bob"))
+                unknown += _median_reply_ms(proto(b"nosuchuser"))
+            assert unknown > 0.4 * known, (proto.__name__, known / 3, unknown / 3)
+    finally:
+        a.close()
+        p.close()
