@@ -171,8 +171,10 @@ bool Service::reload_tls() {
 std::optional<store::User> Service::authenticate(const std::string& login,
                                                  const std::string& password) {
     auto user = store_->find_user(login);
-    // Counted by the caller (auth/sasl_session.cpp), with the throttling.
-    if (!user || !auth::verify_password(user->secret, password)) return std::nullopt;
+    // Counted by the caller (auth/sasl_session.cpp), with the throttling. An unknown login
+    // costs a dummy check as long as a real one: IMAP LOGIN and POP3 USER/PASS must not tell
+    // by their timing which logins exist (the SASL mechanisms do the same).
+    if (!auth::verify_login_password(user ? &user->secret : nullptr, password)) return std::nullopt;
     return user;
 }
 

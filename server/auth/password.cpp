@@ -196,4 +196,11 @@ bool verify_password(std::string_view stored, std::string_view password) {
     return CRYPTO_memcmp(stored_key.data(), s->stored_key.data(), 32) == 0;
 }
 
+bool verify_login_password(const std::string* stored, std::string_view password) {
+    static const std::string dummy = make_secret("millipost-dummy-password");
+    bool known = stored && parse_secret(*stored).has_value();
+    bool ok = verify_password(known ? *stored : dummy, password);
+    return known && ok;
+}
+
 }  // namespace millipost::auth

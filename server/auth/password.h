@@ -32,6 +32,10 @@ std::string make_synthetic_secret(std::string_view password, std::uint64_t salt_
 std::optional<ScramSecret> parse_secret(std::string_view stored);
 // Constant-time check of a cleartext password against a stored secret.
 bool verify_password(std::string_view stored, std::string_view password);
+// verify_password for a login that may not exist (`stored` null) or whose secret is unusable
+// (the postmaster's "!"): those are checked against a dummy secret of the default cost and
+// fail, so that the time a refusal takes does not tell which logins exist.
+bool verify_login_password(const std::string* stored, std::string_view password);
 
 // The primitives of SCRAM (RFC 5802 §2.2), for auth/sasl.cpp.
 std::string hmac_sha256(std::string_view key, std::string_view data);

@@ -14,6 +14,19 @@ TEST(Password, VerifiesOnlyTheRightPassword) {
     EXPECT_NE(make_secret("pencil", 4096), s);  // random salt
 }
 
+// For a login that may not exist: only a usable secret and the right password succeed; no
+// secret and an unusable one (the postmaster's "!") fail, whatever the password, even the
+// dummy's own.
+TEST(Password, LoginPasswordFailsWithoutAUsableSecret) {
+    auto s = make_secret("pencil", 4096);
+    EXPECT_TRUE(verify_login_password(&s, "pencil"));
+    EXPECT_FALSE(verify_login_password(&s, "pen"));
+    const std::string unusable = "!";
+    for (auto* stored : {static_cast<const std::string*>(nullptr), &unusable})
+        for (auto pw : {"", "!", "pencil", "millipost-dummy-password"})
+            EXPECT_FALSE(verify_login_password(stored, pw)) << pw;
+}
+
 TEST(Password, MatchesRfc7677Vector) {
     // RFC 7677 §3's account: password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096 iterations.
     // StoredKey and ServerKey computed independently (Python hashlib/hmac).

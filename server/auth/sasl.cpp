@@ -32,15 +32,12 @@ namespace {
 
 using Error = SaslStep::Error;
 
-// A password check that takes as long for an unknown login as for a known one: the dummy
-// secret costs the same PBKDF2 iterations, so timing does not tell which logins exist.
+// A password check that takes as long for an unknown login as for a known one (see
+// verify_login_password).
 bool check_password(const SecretLookup& lookup, const std::string& login,
                     std::string_view password) {
-    static const std::string dummy = make_secret("millipost-dummy-password");
     auto secret = login.empty() ? std::nullopt : lookup(login);
-    bool known = secret && parse_secret(*secret).has_value();
-    bool ok = verify_password(known ? *secret : dummy, password);
-    return known && ok;
+    return verify_login_password(secret ? &*secret : nullptr, password);
 }
 
 // PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd, in one message.

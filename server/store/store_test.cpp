@@ -84,6 +84,87 @@ TEST_F(StoreContract, UsersCannotReadEachOthersMail) {
     EXPECT_EQ(store_->messages(a, inbox_a).size(), 1u);
 }
 
+// Every call that takes a mailbox id is scoped by the caller's user id: another user's id names
+// no mailbox for the caller (NotFound, or nothing), and the owner's data stays exactly as it was.
+// Mailbox ids are global, so a session that got hold of one (a bug elsewhere, a guessed
+// number) must still not reach through the store.
+TEST_F(StoreContract, CrossUserMailboxIdsReachNothing) {
+    auto a = store_->add_user("a", "$");
+    auto b = store_->add_user("b", "$");
+    store_->create_mailbox(a, "Secrets");
+    auto secrets = store_->find_mailbox(a, "Secrets")->id;
+    auto inbox_a = store_->find_mailbox(a, "INBOX")->id;
+    auto inbox_b = store_->find_mailbox(b, "INBOX")->id;
+    store_->deliver(std::vector<UserId>{a}, "Secrets", "secret one\r\n", 1);
+    store_->deliver(std::vector<UserId>{a}, "INBOX", "secret two\r\n", 2);
+    store_->deliver(std::vector<UserId>{b}, "INBOX", "b's own\r\n", 3);
+    store_->add_subscription(a, "Secrets");
+    const std::vector<std::string> seen{"\\Seen"};
+    store_->store_flags(a, secrets, std::vector<std::uint32_t>{1}, FlagOp::Add, seen);
+
+    auto snapshot = [&] {
+        std::string out;
+        for (auto& mb : store_->list_mailboxes(a)) {
+            out += mb.name + " " + std::to_string(mb.id) + " " + std::to_string(mb.uidnext) + " " +
+                   std::to_string(mb.highestmodseq) + " " + std::to_string(mb.messages) + " " +
+                   std::to_string(mb.recent) + ";";
+            for (auto& m : store_->messages(a, mb.id)) {
+                out += std::to_string(m.uid) + ":" + std::to_string(m.modseq);
+                for (auto& f : m.flags)
+                    out += " " + f;
+                out += " " + store_->read_message(a, mb.id, m.uid) + ";";
+            }
+        }
+        for (auto& sub : store_->subscriptions(a))
+            out += "sub " + sub + ";";
+        out += "state " + std::to_string(store_->state(a));
+        return out;
+    };
+    const auto before = snapshot();
+    const std::vector<std::uint32_t> uids{1, 2, 3};
+    const std::string_view bytes = "planted\r\n";
+    const std::vector<NewMessage> planted{NewMessage{bytes, 4, {}}};
+    // Names are per user: b's lookups of a's names find nothing.
+    EXPECT_FALSE(store_->find_mailbox(b, "Secrets"));
+    for (auto mb : {secrets, inbox_a}) {
+        SCOPED_TRACE(mb);
+        EXPECT_THROW(store_->messages(b, mb), StoreError);
+        EXPECT_THROW(store_->read_message(b, mb, 1), StoreError);
+        EXPECT_THROW(store_->mailbox_changes(b, mb, 0), StoreError);
+        EXPECT_THROW(store_->claim_recent(b, mb), StoreError);
+        EXPECT_THROW(store_->update_flags(b, mb, uids, FlagOp::Replace, {}), StoreError);
+        EXPECT_THROW(store_->expunge(b, mb, uids), StoreError);
+        EXPECT_THROW(store_->append(b, mb, planted), StoreError);
+        // Copy and move in both directions: out of a's mailbox, and into it.
+        EXPECT_THROW(store_->copy_messages(b, mb, uids, inbox_b), StoreError);
+        EXPECT_THROW(store_->move_messages(b, mb, uids, inbox_b), StoreError);
+        EXPECT_THROW(store_->copy_messages(b, inbox_b, uids, mb), StoreError);
+        EXPECT_THROW(store_->move_messages(b, inbox_b, uids, mb), StoreError);
+        EXPECT_THROW(store_->rename_mailbox(b, mb, "Stolen"), StoreError);
+        EXPECT_THROW(store_->delete_mailbox(b, mb), StoreError);
+    }
+    // Delivery to b never lands in a mailbox of a's, even by a's mailbox's name.
+    EXPECT_THROW(store_->deliver(std::vector<UserId>{b}, "Secrets", "x\r\n", 5), StoreError);
+    // b's own changes to names a also has (creating, renaming, subscribing, removing) touch
+    // only b's.
+    store_->create_mailbox(b, "Secrets");
+    auto b_secrets = store_->find_mailbox(b, "Secrets")->id;
+    EXPECT_NE(b_secrets, secrets);
+    store_->rename_mailbox(b, b_secrets, "Secrets2");
+    store_->add_subscription(b, "Secrets");
+    store_->remove_subscription(b, "Secrets");
+    store_->delete_mailbox(b, b_secrets);
+    EXPECT_EQ(store_->usage(b).messages, 1u);
+    EXPECT_EQ(store_->messages(b, inbox_b).size(), 1u);
+    EXPECT_EQ(snapshot(), before);
+    // The change log of b names none of a's mailboxes (ids are "<mailbox>" or "<mailbox>:<uid>").
+    for (auto& c : store_->changes_since(b, 0, 1000).changes) {
+        auto id = c.id.substr(0, c.id.find(':'));
+        EXPECT_NE(id, std::to_string(secrets));
+        EXPECT_NE(id, std::to_string(inbox_a));
+    }
+}
+
 TEST_F(StoreContract, ExpungeNeverReusesUidsAndFreesBodies) {
     auto a = store_->add_user("a", "$");
     auto mb = store_->find_mailbox(a, "INBOX")->id;
