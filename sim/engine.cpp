@@ -17,11 +17,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -73,6 +78,9 @@ constexpr const char* kArchive = "Archive";  // where the webmail profile moves 
 // Lines of a session kept for the transcript excerpt of a violation, and their longest length.
 constexpr std::size_t kTranscriptLines = 16;
 constexpr std::size_t kTranscriptWidth = 200;
+// SCRAM SaltedPassword values kept (one PBKDF2 per user, salt and iteration count instead of
+// one per login); the cache is emptied when it reaches this many (~100 bytes each).
+constexpr std::size_t kMaxScramCache = 1 << 20;
 
 double uniform01(std::uint64_t& state) {
     state = mix(state);
@@ -168,6 +176,15 @@ struct Config {
     double verify_bytes = 0.1;   // fraction of messages whose full bytes verification compares
     std::string contracts_dir;
     std::optional<long> target_pid;
+    // How sessions log in: "login" (IMAP LOGIN, POP3 USER/PASS, SMTP AUTH LOGIN), "plain" or
+    // "scram-sha-256" (SASL). SMTP senders authenticate on submission:// and smtps:// targets,
+    // or on any SMTP target when the key is given.
+    std::string auth = "login";
+    bool auth_given = false;
+    // TLS: the server's certificate is checked only when asked (load tests run against
+    // self-signed certificates); ca_file names the trust anchors and turns the check on.
+    bool tls_verify = false;
+    std::string ca_file;
 };
 
 template <class T>
@@ -318,7 +335,9 @@ Config parse_config(const json::object& in) {
         "verify",         "verify_bytes",
         "spread_sources", "session_timeout",
         "closed_restart", "message",
-        "worker",         "workers"};
+        "worker",         "workers",
+        "auth",           "tls_verify",
+        "ca_file"};
     for (auto& kv : in)
         if (!known.count(kv.key()))
             throw std::invalid_argument("load config: unknown key " + std::string(kv.key()));
@@ -464,12 +483,24 @@ Config parse_config(const json::object& in) {
 #endif
     if (auto it = in.find("target_pid"); it != in.end() && !it->value().is_null())
         c.target_pid = it->value().to_number<long>();
+    if (auto it = in.find("auth"); it != in.end() && !it->value().is_null()) {
+        c.auth = lower(get<std::string>(in, "auth", c.auth));
+        c.auth_given = true;
+        if (c.auth != "login" && c.auth != "plain" && c.auth != "scram-sha-256")
+            throw std::invalid_argument("load config: auth is login, plain or scram-sha-256");
+    }
+    c.ca_file = get<std::string>(in, "ca_file", "");
+    c.tls_verify = get<bool>(in, "tls_verify", !c.ca_file.empty());
 
     json::object& e = c.echo;
     json::array t;
     for (auto& [proto, tg] : c.targets)
-        t.push_back(json::string(proto + "://" + tg.host + ":" + std::to_string(tg.port)));
+        t.push_back(json::string(tg.scheme + "://" + tg.host + ":" + std::to_string(tg.port) +
+                                 (tg.starttls && tg.scheme != "submission" ? "?starttls" : "")));
     e["targets"] = std::move(t);
+    e["auth"] = c.auth;
+    e["tls_verify"] = c.tls_verify;
+    if (!c.ca_file.empty()) e["ca_file"] = c.ca_file;
     e["mode"] = mode;
     e["users"] = c.users;
     e["rate_per_user_per_hour"] = c.rate_per_user_per_hour;
@@ -768,6 +799,13 @@ class Conn {
     Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t session, bool record);
     ~Conn();
     awaitable<bool> connect();
+    // The TLS handshake on the connected socket (implicit TLS from connect(); after a STARTTLS
+    // go-ahead with `restart`: the contract checker, which stops judging at the go-ahead, is
+    // started again in the state after the handshake, so the session inside TLS is checked).
+    awaitable<bool> handshake(bool restart);
+    // Stops contract checking until handshake(true) (IMAP: imap.contract has no STARTTLS).
+    void suspend_checks() { checker_.reset(); }
+    const Target& target() const { return target_; }
     awaitable<bool> send(std::string data);
     // The next line (CRLF stripped), or nullopt on timeout, close or error (recorded).
     awaitable<std::optional<std::string>> line(Clock::time_point deadline);
@@ -812,7 +850,15 @@ class Conn {
     std::string proto_, proto_upper_;
     std::uint64_t session_;
     bool record_;
+    const Target& target_;
     tcp::socket sock_;
+    // TLS over sock_ once handshake() ran; reads and writes then go through it.
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+    const contracts::Contract* contract_ = nullptr;  // set when this session is checked
+    using ReadRace = std::tuple<std::array<std::size_t, 2>, boost::system::error_code, std::size_t,
+                                boost::system::error_code>;
+    template <class Stream>
+    awaitable<ReadRace> read_race(Stream& s, asio::steady_timer& timer);
     void note(const char* who, std::string_view text);
     void note_sent(std::string_view data);
     void note_literal(std::size_t n);
@@ -849,6 +895,27 @@ class Engine {
             if (cfg.targets.count("smtp")) contracts.smtp.emplace(load("smtp"));
             if (cfg.targets.count("imap")) contracts.imap.emplace(load("imap"));
             if (cfg.targets.count("pop3")) contracts.pop3.emplace(load("pop3"));
+        }
+        bool tls = false;
+        for (auto& [proto, t] : cfg.targets)
+            tls = tls || t.tls || t.starttls;
+        if (tls) {
+            tls_ctx.emplace(asio::ssl::context::tls_client);
+            tls_ctx->set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                                 asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+            if (cfg.tls_verify) {
+                boost::system::error_code ec;
+                if (cfg.ca_file.empty())
+                    tls_ctx->set_default_verify_paths(ec);
+                else
+                    tls_ctx->load_verify_file(cfg.ca_file, ec);
+                if (ec)
+                    throw std::invalid_argument("load config: ca_file " + cfg.ca_file + ": " +
+                                                ec.message());
+                tls_ctx->set_verify_mode(asio::ssl::verify_peer);
+            } else {
+                tls_ctx->set_verify_mode(asio::ssl::verify_none);
+            }
         }
         for (unsigned i = 0; i < cfg.io_threads; ++i) {
             ctxs.push_back(std::make_unique<asio::io_context>(1));
@@ -938,9 +1005,36 @@ class Engine {
         return cfg.worker + cfg.workers * rng.below(cfg.own_users());
     }
 
+    // SCRAM's SaltedPassword = PBKDF2(password, salt, i) for (login, password, salt, i): the
+    // server's iteration count makes it the dearest step of a login, and it only changes when
+    // the password or the salt does.
+    std::string salted_password(const std::string& login, const std::string& password,
+                                const std::string& salt, unsigned iterations) {
+        std::string key = login + '\0' + password + '\0' + salt + '\0' + std::to_string(iterations);
+        {
+            std::lock_guard l(scram_mu);
+            if (auto it = scram_cache.find(key); it != scram_cache.end()) return it->second;
+        }
+        std::string out(SHA256_DIGEST_LENGTH, '\0');
+        PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(salt.data()),
+                          static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                          static_cast<int>(out.size()),
+                          reinterpret_cast<unsigned char*>(out.data()));
+        pbkdf2_runs.fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard l(scram_mu);
+        if (scram_cache.size() >= kMaxScramCache) scram_cache.clear();
+        scram_cache.emplace(std::move(key), out);
+        return out;
+    }
+
     Config cfg;
     Population population;
     Contracts contracts;
+    std::optional<asio::ssl::context> tls_ctx;  // when a target speaks TLS
+    std::mutex scram_mu;
+    std::unordered_map<std::string, std::string> scram_cache;
+    std::atomic<std::uint64_t> pbkdf2_runs{0};
     std::vector<std::unique_ptr<asio::io_context>> ctxs;
     std::vector<std::unique_ptr<Shard>> shards;
     Oracle oracle;
@@ -984,13 +1078,16 @@ Conn::Conn(Engine& e, unsigned shard, const std::string& proto, std::uint64_t se
                                      : "POP3"),
       session_(session),
       record_(record),
+      target_(e.cfg.targets.at(proto)),
       sock_(*e.ctxs[shard]),
       timeout_(std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(e.cfg.timeout))) {
     // Sampled sessions are picked from the session id, so a repeated run checks the same ones.
     Rng pick{derive(e.cfg.seed, session, 23)};
-    if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample)
+    if (auto* c = e.contracts.get(proto); c && pick.u() < e.cfg.contract_sample) {
+        contract_ = c;
         checker_.emplace(*c);
+    }
     if (record && e.cfg.session_timeout > 0)
         session_deadline_ =
             Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -1008,6 +1105,7 @@ awaitable<void> Engine::think(Rng& rng, Conn& c, const Behaviour& b) {
 
 Conn::~Conn() {
     shard_.live.erase(this);
+    tls_.reset();
     boost::system::error_code ec;
     sock_.close(ec);
 }
@@ -1055,6 +1153,7 @@ void Conn::refusal(const std::string& kind) {
 
 void Conn::close_clean() {
     if (checker_ && !failed_) check(checker_->on_close());
+    tls_.reset();  // no close_notify: the session is over, the server sees the TCP close
     boost::system::error_code ec;
     sock_.close(ec);
 }
@@ -1111,6 +1210,56 @@ awaitable<bool> Conn::connect() {
         co_return false;
     }
     sock_.set_option(tcp::no_delay(true), ec);
+    if (target_.tls) {
+        bool ok = co_await handshake(false);
+        co_return ok;
+    }
+    co_return true;
+}
+
+awaitable<bool> Conn::handshake(bool restart) {
+    if (failed_) co_return false;
+    // RFC 3207 §4 / the STARTTLS injection class: nothing may follow the go-ahead in the clear.
+    if (pos_ < in_.size()) {
+        error("TLS: plaintext after the STARTTLS go-ahead");
+        failed_ = true;
+        co_return false;
+    }
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *e_.tls_ctx);
+    boost::system::error_code aec;
+    asio::ip::make_address(target_.host, aec);
+    if (aec) SSL_set_tlsext_host_name(tls_->native_handle(), target_.host.c_str());  // SNI
+    if (e_.cfg.tls_verify)
+        tls_->set_verify_callback(asio::ssl::host_name_verification(target_.host));
+    auto t0 = Clock::now();
+    asio::steady_timer timer(sock_.get_executor());
+    timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
+    auto r = co_await (tls_->async_handshake(asio::ssl::stream_base::client, use_tuple) ||
+                       timer.async_wait(use_tuple));
+    if (r.index() == 1) {
+        record("TLS", t0, false);
+        error(Clock::now() >= session_deadline_ ? "timeout" : "TLS handshake timeout");
+        failed_ = true;
+        co_return false;
+    }
+    auto [hec] = std::get<0>(r);
+    record("TLS", t0, !hec);
+    if (hec) {
+        error("TLS handshake: " + hec.message());
+        failed_ = true;
+        co_return false;
+    }
+    if (restart && contract_) {
+        // The contract's `tls` state made the checker opaque (or it was suspended): a fresh one
+        // starts from the state after the handshake, which is the state after a greeting (SMTP:
+        // before EHLO, RFC 3207 §4.2; POP3: AUTHORIZATION; IMAP: not authenticated). The
+        // greeting is made up: it is only fed to the checker, never noted or recorded.
+        checker_.reset();
+        checker_.emplace(*contract_);
+        check(checker_->on_server(proto_ == "smtp"   ? "220 tls\r\n"
+                                  : proto_ == "imap" ? "* OK tls\r\n"
+                                                     : "+OK tls\r\n"));
+    }
     co_return true;
 }
 
@@ -1144,6 +1293,26 @@ awaitable<bool> Conn::send(std::string data) {
     if (failed_) co_return false;
     note_sent(data);
     if (checker_) check(checker_->on_client(data));
+    if (tls_) {
+        // No non-blocking fast path through TLS: a partial SSL_write must be finished by the
+        // same engine, so every write goes through async_write.
+        asio::steady_timer timer(sock_.get_executor());
+        timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
+        auto r = co_await (asio::async_write(*tls_, asio::buffer(data), use_tuple) ||
+                           timer.async_wait(use_tuple));
+        if (r.index() == 1) {
+            error("timeout");
+            failed_ = true;
+            co_return false;
+        }
+        auto [ec, n] = std::get<0>(r);
+        if (ec) {
+            error("write: " + ec.message());
+            failed_ = true;
+            co_return false;
+        }
+        co_return true;
+    }
     // Commands are small: the socket nearly always takes them at once, without the timer and
     // the awaitable group a wait costs. Only what it does not take is waited for.
     boost::system::error_code wec;
@@ -1173,6 +1342,18 @@ awaitable<bool> Conn::send(std::string data) {
     co_return true;
 }
 
+template <class Stream>
+awaitable<Conn::ReadRace> Conn::read_race(Stream& s, asio::steady_timer& timer) {
+    // A parallel group rather than `||`: it hands back what the read got even when the timer
+    // (a deadline, or the stop cancelling it) finished first, so no byte is ever dropped
+    // (through TLS, ciphertext already received stays in the TLS engine).
+    auto r = co_await asio::experimental::make_parallel_group(
+                 s.async_read_some(asio::buffer(rbuf_), asio::deferred),
+                 timer.async_wait(asio::deferred))
+                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    co_return r;
+}
+
 awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible) {
     if (pos_ > 0 && pos_ * 2 > in_.size()) {
         in_.erase(0, pos_);
@@ -1187,12 +1368,11 @@ awaitable<Conn::Fill> Conn::fill(Clock::time_point deadline, bool interruptible)
             co_return Fill::timeout;
         }
     }
-    // A parallel group rather than `||`: it hands back what the read got even when the timer
-    // (a deadline, or the stop cancelling it) finished first, so no byte is ever dropped.
-    auto r = co_await asio::experimental::make_parallel_group(
-                 sock_.async_read_some(asio::buffer(rbuf_), asio::deferred),
-                 timer.async_wait(asio::deferred))
-                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    ReadRace r;
+    if (tls_)
+        r = co_await read_race(*tls_, timer);
+    else
+        r = co_await read_race(sock_, timer);
     if (interruptible) shard_.waiting.erase(&timer);
     auto ec = std::get<1>(r);
     auto n = std::get<2>(r);
@@ -1298,6 +1478,152 @@ std::optional<std::size_t> literal_at_end(const std::string& l) {
     return std::stoull(digits);
 }
 
+// ---- SASL (RFC 4422) client: PLAIN, LOGIN, SCRAM-SHA-256 ------------------------------------
+
+std::string b64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                             reinterpret_cast<const unsigned char*>(in.data()),
+                             static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+std::optional<std::string> unb64(std::string_view in) {
+    if (in.size() % 4) return std::nullopt;
+    std::string out(in.size() / 4 * 3 + 1, '\0');
+    auto n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                             reinterpret_cast<const unsigned char*>(in.data()),
+                             static_cast<int>(in.size()));
+    if (n < 0) return std::nullopt;
+    std::size_t pad = 0;  // EVP_DecodeBlock counts the padding as zero bytes
+    for (auto it = in.rbegin(); it != in.rend() && *it == '=' && pad < 2; ++it)
+        ++pad;
+    out.resize(static_cast<std::size_t>(n) - pad);
+    return out;
+}
+
+std::string hmac256(std::string_view key, std::string_view msg) {
+    std::string out(SHA256_DIGEST_LENGTH, '\0');
+    unsigned len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+         reinterpret_cast<unsigned char*>(out.data()), &len);
+    return out;
+}
+
+// One authentication exchange of the mechanism `auth` names ("login", "plain",
+// "scram-sha-256"); the protocols supply the framing (base64 lines after +, 334, +).
+class SaslClient {
+  public:
+    SaslClient(Engine& e, const std::string& auth, const SimUser& u)
+        : e_(e), auth_(auth), user_(u) {}
+    std::string mechanism() const {
+        return auth_ == "plain" ? "PLAIN" : auth_ == "login" ? "LOGIN" : "SCRAM-SHA-256";
+    }
+    // The initial response (RFC 4422 §3.3), if the mechanism starts (LOGIN waits).
+    std::optional<std::string> initial() {
+        if (auth_ == "plain") return std::string(1, '\0') + user_.login + '\0' + user_.password;
+        if (auth_ == "login") return std::nullopt;
+        unsigned char raw[18];
+        RAND_bytes(raw, sizeof raw);
+        nonce_ = b64(std::string_view(reinterpret_cast<char*>(raw), sizeof raw));
+        std::string name;  // RFC 5802 §5.1: saslname escapes '=' and ','
+        for (char c : user_.login)
+            name += c == '=' ? "=3D" : c == ',' ? "=2C" : std::string(1, c);
+        first_bare_ = "n=" + name + ",r=" + nonce_;
+        return "n,," + first_bare_;
+    }
+    // The response to a (decoded) challenge; nullopt: give up (error() says why).
+    std::optional<std::string> respond(std::string_view challenge) {
+        ++step_;
+        if (auth_ == "plain") return fail("PLAIN: unexpected challenge");
+        if (auth_ == "login")
+            return step_ == 1   ? user_.login
+                   : step_ == 2 ? user_.password
+                                : fail("LOGIN: a third challenge");
+        if (step_ == 1) return client_final(challenge);
+        if (step_ == 2) {
+            if (!check_server_final(challenge)) return std::nullopt;
+            return std::string();  // RFC 4422 §5: an empty response ends the exchange
+        }
+        return fail("SCRAM: a third challenge");
+    }
+    // After the success reply: SCRAM must have checked the server's signature.
+    bool complete() {
+        if (auth_ != "scram-sha-256" || verified_) return true;
+        fail("SCRAM: success without the server's signature");
+        return false;
+    }
+    const std::string& error() const { return error_; }
+
+  private:
+    std::optional<std::string> fail(std::string why) {
+        error_ = std::move(why);
+        return std::nullopt;
+    }
+    static std::optional<std::string> attr(std::string_view msg, char key) {
+        std::size_t p = 0;
+        while (p < msg.size()) {
+            auto end = msg.find(',', p);
+            if (end == std::string_view::npos) end = msg.size();
+            if (end - p >= 2 && msg[p] == key && msg[p + 1] == '=')
+                return std::string(msg.substr(p + 2, end - p - 2));
+            p = end + 1;
+        }
+        return std::nullopt;
+    }
+    std::optional<std::string> client_final(std::string_view server_first) {
+        auto r = attr(server_first, 'r');
+        auto s = attr(server_first, 's');
+        auto i = attr(server_first, 'i');
+        if (!r || !s || !i) return fail("SCRAM: malformed server-first-message");
+        if (r->size() <= nonce_.size() || r->compare(0, nonce_.size(), nonce_) != 0)
+            return fail("SCRAM: the server's nonce does not extend ours");
+        auto salt = unb64(*s);
+        if (!salt || salt->empty() || i->empty() || i->size() > 9 ||
+            !std::all_of(i->begin(), i->end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return fail("SCRAM: bad salt or iteration count");
+        auto iterations = static_cast<unsigned>(std::stoul(*i));
+        if (iterations == 0) return fail("SCRAM: iteration count 0");
+        auto salted = e_.salted_password(user_.login, user_.password, *salt, iterations);
+        auto client_key = hmac256(salted, "Client Key");
+        std::string stored(SHA256_DIGEST_LENGTH, '\0');
+        SHA256(reinterpret_cast<const unsigned char*>(client_key.data()), client_key.size(),
+               reinterpret_cast<unsigned char*>(stored.data()));
+        std::string without_proof = "c=biws,r=" + *r;  // biws: base64 of "n,,"
+        auth_message_ = first_bare_ + "," + std::string(server_first) + "," + without_proof;
+        auto signature = hmac256(stored, auth_message_);
+        std::string proof = client_key;
+        for (std::size_t k = 0; k < proof.size(); ++k)
+            proof[k] = static_cast<char>(proof[k] ^ signature[k]);
+        server_key_ = hmac256(salted, "Server Key");
+        return without_proof + ",p=" + b64(proof);
+    }
+    bool check_server_final(std::string_view server_final) {
+        if (auto e = attr(server_final, 'e')) {
+            fail("SCRAM: server error " + *e);
+            return false;
+        }
+        auto v = attr(server_final, 'v');
+        auto want = hmac256(server_key_, auth_message_);
+        auto got = v ? unb64(*v) : std::nullopt;
+        if (!got || *got != want) {
+            fail("SCRAM: wrong server signature");
+            return false;
+        }
+        verified_ = true;
+        return true;
+    }
+
+    Engine& e_;
+    std::string auth_;
+    const SimUser& user_;
+    unsigned step_ = 0;
+    std::string nonce_, first_bare_, auth_message_, server_key_, error_;
+    bool verified_ = false;
+};
+
 class Imap {
   public:
     explicit Imap(Conn& c) : c_(c) {}
@@ -1331,6 +1657,14 @@ class Imap {
         c_.record("CONNECT", t0, ok);
         if (got && !ok) c_.error("IMAP greeting refused");
         caps_ += u.text;
+        if (ok && c_.target().starttls) {
+            c_.suspend_checks();  // imap.contract has no STARTTLS: checking resumes inside TLS
+            auto r = co_await command("STARTTLS", "STARTTLS");
+            if (!r.ok() || !co_await c_.handshake(true)) co_return false;
+            caps_.clear();  // RFC 9051 §6.2.1: ask again
+            auto cap = co_await command("CAPABILITY", "CAPABILITY");
+            if (!cap.ok()) co_return false;
+        }
         co_return ok;
     }
 
@@ -1380,8 +1714,76 @@ class Imap {
     }
 
     awaitable<bool> login(const SimUser& u) {
+        const auto& auth = c_.engine().cfg.auth;
+        if (auth != "login") {
+            bool ok = co_await authenticate(u, auth);
+            co_return ok;
+        }
         auto r = co_await command("LOGIN", "LOGIN \"" + u.login + "\" \"" + u.password + "\"");
         co_return r.ok();
+    }
+
+    // AUTHENTICATE (RFC 9051 §6.2.2), with the initial response on the command line when the
+    // server offers SASL-IR (RFC 4959). Latency key "IMAP AUTHENTICATE": command to tagged OK.
+    awaitable<bool> authenticate(const SimUser& u, const std::string& auth) {
+        SaslClient sasl(c_.engine(), auth, u);
+        auto tag = next_tag();
+        auto t0 = Clock::now();
+        std::string cmd = tag + " AUTHENTICATE " + sasl.mechanism();
+        auto ir = sasl.initial();
+        std::optional<std::string> pending;  // an initial response that waits for "+"
+        if (ir && has_cap("SASL-IR"))
+            cmd += " " + (ir->empty() ? std::string("=") : b64(*ir));
+        else
+            pending = ir;
+        if (!co_await c_.send(cmd + "\r\n")) {
+            c_.record("AUTHENTICATE", t0, false);
+            co_return false;
+        }
+        for (;;) {
+            auto l = co_await c_.line();
+            if (!l) {
+                c_.record("AUTHENTICATE", t0, false);
+                co_return false;
+            }
+            if (l->rfind(tag + " ", 0) == 0) {
+                bool ok = l->compare(tag.size() + 1, 3, "OK ") == 0;
+                caps_ += *l;
+                c_.record("AUTHENTICATE", t0, ok);
+                if (!ok) {
+                    c_.error(l->compare(tag.size() + 1, 3, "NO ") == 0 ? "NO reply" : "BAD reply");
+                    co_return false;
+                }
+                if (!sasl.complete()) {
+                    c_.error(sasl.error());
+                    co_return false;
+                }
+                co_return true;
+            }
+            if (l->rfind("+", 0) != 0) {  // untagged data during the exchange
+                if (l->find("CAPABILITY") != std::string::npos) caps_ += *l;
+                continue;
+            }
+            std::optional<std::string> resp;
+            if (pending) {
+                resp = std::move(pending);
+                pending.reset();
+            } else {
+                auto challenge = unb64(l->size() > 2 ? l->substr(2) : std::string());
+                if (challenge) resp = sasl.respond(*challenge);
+                if (!challenge || !resp) {
+                    c_.error(challenge ? sasl.error() : "IMAP bad base64 challenge");
+                    resp.reset();
+                }
+            }
+            // "*" cancels (RFC 9051 §6.2.2); the tagged BAD that follows ends the loop.
+            // (Named first: g++ 12 destroys a ?: temporary inside co_await twice.)
+            std::string line = resp ? b64(*resp) + "\r\n" : std::string("*\r\n");
+            if (!co_await c_.send(std::move(line))) {
+                c_.record("AUTHENTICATE", t0, false);
+                co_return false;
+            }
+        }
     }
 
     awaitable<void> logout() {
@@ -1534,6 +1936,71 @@ awaitable<bool> pop3_simple(Conn& c, const std::string& verb, const std::string&
     if (!co_await c.send(cmd + "\r\n")) co_return false;
     auto st = co_await pop3_status(c, verb, t0);
     co_return st.has_value();
+}
+
+// SASL over POP3 AUTH (RFC 5034: "+ " challenges) or SMTP AUTH (RFC 4954: "334 "), the
+// initial response on the command line ("=" when empty). Latency key "POP3 AUTH"/"SMTP AUTH".
+awaitable<bool> sasl_auth(Engine& e, Conn& c, const SimUser& u, const std::string& auth) {
+    bool smtp = c.proto_upper() == "SMTP";
+    SaslClient sasl(e, auth, u);
+    auto t0 = Clock::now();
+    std::string cmd = "AUTH " + sasl.mechanism();
+    if (auto ir = sasl.initial()) cmd += " " + (ir->empty() ? std::string("=") : b64(*ir));
+    if (!co_await c.send(cmd + "\r\n")) {
+        c.record("AUTH", t0, false);
+        co_return false;
+    }
+    for (;;) {
+        std::string l;
+        if (smtp) {
+            SmtpReply r = co_await smtp_reply(c);
+            if (r.code == 0) {
+                c.record("AUTH", t0, false);
+                co_return false;
+            }
+            if (r.code != 334) {
+                c.record("AUTH", t0, r.code == 235);
+                if (r.code != 235) {
+                    c.error(r.code >= 500 ? "SMTP 5xx" : "SMTP 4xx");
+                    co_return false;
+                }
+                break;
+            }
+            l = r.lines.back().substr(std::min<std::size_t>(4, r.lines.back().size()));
+        } else {
+            auto line = co_await c.line();
+            if (!line) {
+                c.record("AUTH", t0, false);
+                co_return false;
+            }
+            if (line->rfind("+OK", 0) == 0) {
+                c.record("AUTH", t0, true);
+                break;
+            }
+            if (line->rfind("+", 0) != 0) {
+                c.record("AUTH", t0, false);
+                c.error("-ERR reply");
+                co_return false;
+            }
+            l = line->size() > 2 ? line->substr(2) : std::string();
+        }
+        auto challenge = unb64(l);
+        std::optional<std::string> resp;
+        if (challenge) resp = sasl.respond(*challenge);
+        if (!resp) c.error(challenge ? sasl.error() : c.proto_upper() + " bad base64 challenge");
+        // "*" cancels (RFC 4954 §4, RFC 5034 §4); the server's refusal then ends the loop.
+        // (Named first: g++ 12 destroys a ?: temporary inside co_await twice.)
+        std::string line = resp ? b64(*resp) + "\r\n" : std::string("*\r\n");
+        if (!co_await c.send(std::move(line))) {
+            c.record("AUTH", t0, false);
+            co_return false;
+        }
+    }
+    if (!sasl.complete()) {
+        c.error(sasl.error());
+        co_return false;
+    }
+    co_return true;
 }
 
 // ---- behaviours -------------------------------------------------------------------------------
@@ -1936,8 +2403,16 @@ awaitable<void> mobile(Engine& e, Conn& c, Rng& rng, const SimUser& user, const 
 awaitable<void> pop3(Engine& e, Conn& c, Rng& rng, const SimUser& user, const Behaviour& b) {
     auto t0 = Clock::now();
     if (!co_await pop3_status(c, "CONNECT", t0)) co_return;
-    if (!co_await pop3_simple(c, "USER", "USER " + user.login)) co_return;
-    if (!co_await pop3_simple(c, "PASS", "PASS " + user.password)) co_return;
+    if (c.target().starttls) {  // RFC 2595 §4
+        if (!co_await pop3_simple(c, "STLS", "STLS")) co_return;
+        if (!co_await c.handshake(true)) co_return;
+    }
+    if (e.cfg.auth != "login") {
+        if (!co_await sasl_auth(e, c, user, e.cfg.auth)) co_return;
+    } else {
+        if (!co_await pop3_simple(c, "USER", "USER " + user.login)) co_return;
+        if (!co_await pop3_simple(c, "PASS", "PASS " + user.password)) co_return;
+    }
     t0 = Clock::now();
     if (!co_await c.send("STAT\r\n")) co_return;
     auto st = co_await pop3_status(c, "STAT", t0);
@@ -2009,6 +2484,24 @@ awaitable<void> smtp_session(Engine& e, Conn& c, Rng& rng, const SimUser& user,
     auto ehlo = co_await smtp_reply(c);
     smtp_judge(c, "EHLO", t0, ehlo, 250);
     if (ehlo.code != 250) co_return;
+    if (c.target().starttls) {  // RFC 3207: STARTTLS, the handshake, then EHLO again (§4.2)
+        t0 = Clock::now();
+        if (!co_await c.send("STARTTLS\r\n")) co_return;
+        auto go = co_await smtp_reply(c);
+        smtp_judge(c, "STARTTLS", t0, go, 220);
+        if (go.code != 220 || !co_await c.handshake(true)) co_return;
+        t0 = Clock::now();
+        std::string again = "EHLO " + helo + "\r\n";
+        if (!co_await c.send(std::move(again))) co_return;
+        ehlo = co_await smtp_reply(c);
+        smtp_judge(c, "EHLO", t0, ehlo, 250);
+        if (ehlo.code != 250) co_return;
+    }
+    // A local sender authenticates on a submission port, or whenever `auth` is given; an MX
+    // host never does (it delivers inbound mail).
+    if (!mx && (c.target().submission || e.cfg.auth_given) &&
+        !co_await sasl_auth(e, c, user, e.cfg.auth))
+        co_return;
     bool pipelining = false;
     for (auto& l : ehlo.lines)
         if (l.size() >= 14 && lower(l.substr(4, 10)) == "pipelining") pipelining = true;
@@ -2603,6 +3096,7 @@ json::object Engine::run(const ProgressFn& progress, const std::atomic<bool>* st
     r["engine"] =
         json::object{{"io_threads", ctxs.size()},
                      {"cpu_seconds", engine_cpu},
+                     {"scram_pbkdf2", pbkdf2_runs.load()},
                      {"cpu_ms_per_1000_commands",
                       total_cmds ? engine_cpu * 1e6 / static_cast<double>(total_cmds) : 0.0}};
     r["error_samples"] = std::move(samples);  // the first errors, with their transcripts
@@ -2622,10 +3116,28 @@ Target parse_target(std::string_view url) {
     if (sep != std::string_view::npos) {
         auto scheme = lower(std::string(url.substr(0, sep)));
         if (scheme == "pop") scheme = "pop3";
-        if (scheme != "smtp" && scheme != "imap" && scheme != "pop3")
+        if (scheme == "pops") scheme = "pop3s";
+        static const std::map<std::string, std::string> protocols = {
+            {"smtp", "smtp"},  {"imap", "imap"},  {"pop3", "pop3"},      {"smtps", "smtp"},
+            {"imaps", "imap"}, {"pop3s", "pop3"}, {"submission", "smtp"}};
+        auto p = protocols.find(scheme);
+        if (p == protocols.end())
             throw std::invalid_argument("target: unknown scheme in " + std::string(url));
-        t.protocol = scheme;
+        t.protocol = p->second;
+        t.scheme = scheme;
+        t.tls = scheme == "smtps" || scheme == "imaps" || scheme == "pop3s";
+        t.starttls = scheme == "submission";
+        t.submission = scheme == "submission" || scheme == "smtps";
         rest = url.substr(sep + 3);
+    }
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        auto query = lower(std::string(rest.substr(q + 1)));
+        rest = rest.substr(0, q);
+        if (query != "starttls" || t.scheme.empty() || t.tls)
+            throw std::invalid_argument(
+                "target: only imap://, pop3:// and smtp:// URLs take ?starttls: " +
+                std::string(url));
+        t.starttls = true;
     }
     if (auto slash = rest.find('/'); slash != std::string_view::npos) rest = rest.substr(0, slash);
     std::string host;
@@ -2671,8 +3183,14 @@ Target parse_target(std::string_view url) {
                 throw std::invalid_argument("target: say smtp://, imap:// or pop3:// for " +
                                             std::string(url));
         }
+        t.scheme = t.protocol;
     }
-    if (t.port == 0) t.port = t.protocol == "smtp" ? 25 : t.protocol == "imap" ? 143 : 110;
+    if (t.port == 0) {
+        static const std::map<std::string, std::uint16_t> ports = {
+            {"smtp", 25},   {"imap", 143},  {"pop3", 110},      {"smtps", 465},
+            {"imaps", 993}, {"pop3s", 995}, {"submission", 587}};
+        t.port = ports.at(t.scheme);
+    }
     return t;
 }
 

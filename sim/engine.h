@@ -22,12 +22,19 @@ namespace millipost::sim {
 
 struct Target {
     std::string protocol;  // "smtp", "imap" or "pop3"
+    std::string scheme;    // as given: "imaps", "submission", ... (the protocol for host:port)
     std::string host;
     std::uint16_t port = 0;
+    bool tls = false;         // implicit TLS (RFC 8314): the handshake first
+    bool starttls = false;    // STARTTLS / STLS after the greeting
+    bool submission = false;  // SMTP senders authenticate (submission://, smtps://)
 };
 
 // smtp://host:port, imap://host[:143], pop3://host[:110] (also pop://), or host:port with a
-// well-known port (25/587/2525 smtp, 110 pop3, 143 imap). Throws std::invalid_argument.
+// well-known port (25/587/2525 smtp, 110 pop3, 143 imap). Implicit TLS: imaps:// (993),
+// pop3s:// (995, also pops://), smtps:// (465, senders authenticate); submission:// (587:
+// STARTTLS, then senders authenticate). "?starttls" after imap://, pop3:// or smtp:// URLs:
+// STARTTLS first. Throws std::invalid_argument.
 Target parse_target(std::string_view url);
 
 // The oracle's byte comparison: nullopt when `fetched` (a server's BODY[]) is `sent` exactly,

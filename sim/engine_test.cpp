@@ -94,6 +94,36 @@ TEST(Targets, UrlsAndWellKnownPorts) {
     EXPECT_THROW(parse_target("smtp://h:2x"), std::invalid_argument);
 }
 
+TEST(Targets, TlsSchemesAndStarttls) {
+    struct Case {
+        const char* url;
+        const char* protocol;
+        std::uint16_t port;
+        bool tls, starttls, submission;
+    };
+    for (auto c : {Case{"imaps://h", "imap", 993, true, false, false},
+                   Case{"pop3s://h", "pop3", 995, true, false, false},
+                   Case{"pops://h:1995", "pop3", 1995, true, false, false},
+                   Case{"smtps://h", "smtp", 465, true, false, true},
+                   Case{"submission://h", "smtp", 587, false, true, true},
+                   Case{"imap://h:1143?starttls", "imap", 1143, false, true, false},
+                   Case{"pop3://h?STARTTLS", "pop3", 110, false, true, false},
+                   Case{"smtp://h?starttls", "smtp", 25, false, true, false},
+                   Case{"smtp://h", "smtp", 25, false, false, false}}) {
+        SCOPED_TRACE(c.url);
+        auto t = parse_target(c.url);
+        EXPECT_EQ(t.protocol, c.protocol);
+        EXPECT_EQ(t.port, c.port);
+        EXPECT_EQ(t.host, "h");
+        EXPECT_EQ(t.tls, c.tls);
+        EXPECT_EQ(t.starttls, c.starttls);
+        EXPECT_EQ(t.submission, c.submission);
+    }
+    EXPECT_THROW(parse_target("imaps://h?starttls"), std::invalid_argument);  // TLS already
+    EXPECT_THROW(parse_target("smtp://h?tls"), std::invalid_argument);
+    EXPECT_THROW(parse_target("h:143?starttls"), std::invalid_argument);  // say imap://
+}
+
 TEST(RunLoad, BadConfigurationsAreRefused) {
     using boost::json::object;
     EXPECT_THROW(run_load(object{}), std::invalid_argument);  // no targets

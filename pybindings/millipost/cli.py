@@ -312,7 +312,8 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
 
     kwargs = dict(users=args.users, duration=args.duration, seed=args.seed, profile=args.profile,
                   mode=args.mode, sessions=args.sessions, rate=args.rate, domain=args.domain,
-                  password=args.password, workers=args.workers)
+                  password=args.password, workers=args.workers, auth=args.auth,
+                  ca_file=args.ca_file)
     targets, reference = list(args.urls), args.reference
     try:
         if args.repeat:
@@ -320,7 +321,7 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
             cfg = Results.from_file(args.repeat).config
             given = {k for k in kwargs if getattr(args, k) is not None}
             for key in ("users", "duration", "seed", "mode", "sessions", "rate", "domain",
-                        "password", "profile", "workers"):
+                        "password", "profile", "workers", "auth", "ca_file"):
                 if key not in given and cfg.get(key) is not None:
                     kwargs[key] = cfg[key]
             if not targets and not reference:
@@ -350,7 +351,7 @@ def cmd_load(args: argparse.Namespace, rest: list[str]) -> int:
              for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         results = load(targets or None, reference=reference, target_pid=args.target_pid,
-                       progress=not args.quiet, **kwargs)
+                       progress=not args.quiet, tls_verify=args.tls_verify, **kwargs)
     except LoadError as e:
         print(f"millipost load: {e}", file=sys.stderr)
         return 2
@@ -602,6 +603,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, metavar="N", default=None,
                    help="engine processes sharing the run (default 1): each owns the users "
                         "i %% N, for more connections than one process has file descriptors")
+    p.add_argument("--auth", choices=("login", "plain", "scram-sha-256"), default=None,
+                   help="how sessions log in (default login: IMAP LOGIN, POP3 USER/PASS; SMTP "
+                        "senders authenticate on submission:// and smtps:// targets, or on "
+                        "every SMTP target when --auth is given)")
+    p.add_argument("--tls-verify", action="store_true",
+                   help="check TLS targets' certificates (default: not, for self-signed ones)")
+    p.add_argument("--ca-file", metavar="PEM", default=None,
+                   help="trust anchors for TLS targets (implies --tls-verify)")
     p.add_argument("--target-pid", type=int, metavar="PID",
                    help="sample this process's CPU and memory as the target's (with "
                         "--reference: this process)")

@@ -29,8 +29,13 @@ DEFAULT_CLOSED_SESSIONS = 64
 #: calls; this only throttles drawing).
 PROGRESS_REDRAW = 0.2
 
-#: URL schemes the engine connects to (plain TCP; TLS targets are not supported yet).
-_SCHEMES = ("imap", "pop3", "smtp")
+#: URL schemes the engine connects to, and their protocols: plain TCP (``?starttls`` after the
+#: port: STARTTLS first), implicit TLS (imaps, pop3s, smtps) and submission (STARTTLS, then AUTH).
+_SCHEMES = {"imap": "imap", "pop3": "pop3", "pop": "pop3", "smtp": "smtp", "imaps": "imap",
+            "pop3s": "pop3", "pops": "pop3", "smtps": "smtp", "submission": "smtp"}
+
+#: Values of ``auth``: how sessions log in (sim/README.md).
+AUTH_MECHANISMS = ("login", "plain", "scram-sha-256")
 
 class LoadError(RuntimeError):
     """A run that could not start: bad arguments, a bad profile, no engine."""
@@ -65,7 +70,7 @@ def _check_target(url: str) -> str:
 
 
 def _protocol_of(url: str) -> str:
-    return url.split("://", 1)[0]
+    return _SCHEMES[url.split("://", 1)[0]]
 
 
 def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str | float = "30s",
@@ -73,7 +78,8 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
                  mode: str = "open", sessions: Optional[int] = None,
                  rate: Optional[float] = None, domain: str = "localhost",
                  password: Optional[str] = None, target_pid: Optional[int] = None,
-                 reference: bool = False, workers: int = 1) -> dict:
+                 reference: bool = False, workers: int = 1, auth: Optional[str] = None,
+                 tls_verify: bool = False, ca_file: str | os.PathLike | None = None) -> dict:
     """The engine configuration (docs/load.md, "Engine configuration"), validated, with every
     default filled in: the results carry it, so a run can be repeated from its JSON alone."""
     if isinstance(users, bool) or not isinstance(users, int) or users < 1:
@@ -82,6 +88,8 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
         raise LoadError(f"seed must be a non-negative integer, not {seed!r}")
     if mode not in ("open", "closed"):
         raise LoadError(f"mode must be 'open' or 'closed', not {mode!r}")
+    if auth is not None and auth not in AUTH_MECHANISMS:
+        raise LoadError(f"auth must be one of {', '.join(AUTH_MECHANISMS)}, not {auth!r}")
     seconds = parse_duration(duration)
     try:
         prof = profiles.load(profile)
@@ -143,6 +151,11 @@ def build_config(targets: Sequence[str] = (), users: int = 1000, duration: str |
         "sessions": sessions,
         "target_pid": target_pid,
         "workers": workers,
+        # Login: None = LOGIN / USER-PASS (SMTP AUTH only on submission targets); TLS
+        # certificates are checked only with tls_verify or a ca_file.
+        "auth": auth,
+        "tls_verify": bool(tls_verify or ca_file),
+        "ca_file": os.fspath(ca_file) if ca_file else None,
         "profile": prof,
     }
 
@@ -191,6 +204,12 @@ def engine_config(config: Mapping) -> dict:
         "session_timeout": prof["load"]["session_timeout_s"],
         "message": dict(prof["message"]),
     }
+    if config.get("auth"):
+        out["auth"] = config["auth"]
+    if config.get("tls_verify"):
+        out["tls_verify"] = True
+    if config.get("ca_file"):
+        out["ca_file"] = config["ca_file"]
     if config.get("workers", 1) > 1:
         # Every worker must number its messages under the same run id.
         out["run_id"] = str(int.from_bytes(os.urandom(4), "big") % 1_000_000_000)
@@ -403,7 +422,8 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
          domain: str = "localhost", password: Optional[str] = None,
          target_pid: Optional[int] = None, json: str | os.PathLike | None = None,
          html: str | os.PathLike | bool | None = None, progress: bool = True,
-         workers: int = 1) -> Results:
+         workers: int = 1, auth: Optional[str] = None, tls_verify: bool = False,
+         ca_file: str | os.PathLike | None = None) -> Results:
     """Drives mail servers with the traffic of ``users`` synthetic users for ``duration``.
 
     ``targets``: server URLs (``imap://HOST:PORT``, ``pop3://...``, ``smtp://...``; every
@@ -417,7 +437,11 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
     ``progress`` shows a progress bar on a terminal. Ctrl-C stops the run cleanly and returns
     the partial results (``interrupted`` is true). ``workers``: engine processes sharing the
     run (each owns the users ``i % workers``; for more connections than one process has file
-    descriptors); their results are merged into one.
+    descriptors); their results are merged into one. ``auth``: ``"login"`` (IMAP LOGIN, POP3
+    USER/PASS; the default), ``"plain"`` or ``"scram-sha-256"`` (SASL; SMTP senders then
+    authenticate on every SMTP target, else only on ``submission://`` and ``smtps://``).
+    TLS targets (``imaps://``, ``pop3s://``, ``smtps://``, ``submission://``, ``...?starttls``)
+    are not verified unless ``tls_verify`` or ``ca_file`` (trust anchors) is given.
     """
     if isinstance(targets, str):
         targets = [targets]
@@ -438,7 +462,8 @@ def load(targets: Sequence[str] | str | None = None, *, reference: bool = False,
         target_pid = os.getpid()
     try:
         config = build_config(targets, users, duration, seed, profile, mode, sessions, rate,
-                              domain, password, target_pid, reference, workers)
+                              domain, password, target_pid, reference, workers, auth,
+                              tls_verify, ca_file)
         prepopulate(config, progress)
         results = _run(run, config, progress)
     finally:
