@@ -238,8 +238,13 @@ def test_build_config_closed_loop_and_errors():
         build_config(["imap://h:1", "smtp://h:3"])
     with pytest.raises(LoadError, match="scheme"):
         build_config(["http://h:1"])
-    with pytest.raises(LoadError, match="scheme"):
-        build_config(["imaps://h:1", "pop3://h:2", "smtp://h:3"])  # no TLS in the engine yet
+    # TLS schemes stand for their protocols (test_load_tls.py runs them).
+    c = build_config(["imaps://h:1", "pop3s://h:2", "submission://h:3"], auth="scram-sha-256")
+    assert c["auth"] == "scram-sha-256" and c["tls_verify"] is False
+    with pytest.raises(LoadError, match="no smtp target"):
+        build_config(["imaps://h:1", "pop3s://h:2"])
+    with pytest.raises(LoadError, match="auth must be one of"):
+        build_config(t, auth="cram-md5")
     with pytest.raises(LoadError, match="sessions applies to closed-loop"):
         build_config(t, sessions=5)
     with pytest.raises(LoadError, match="rate applies to open-loop"):
