@@ -4,6 +4,8 @@ over real sockets. Source addresses: any address of 127.0.0.0/8 reaches this hos
 connects "from another client" by binding 127.0.0.x."""
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 
 from conftest import TIMEOUT, wait_for
@@ -213,3 +215,32 @@ def test_pop3_pre_login_error_limit_is_tighter(server, raw):
     assert after.read_line().startswith(b"+OK")
     after.send(b"FROB\r\n" * 5)
     assert after.read_until_eof().endswith(b"-ERR too many errors, closing connection\r\n")
+
+
+def test_per_address_limit_on_an_implicit_tls_port(make_server):
+    # The refusal comes after the handshake, as a BYE through TLS, then close_notify/EOF.
+    srv = make_server(tls="self-signed", max_connections_per_address=1)
+    ctx = ssl.create_default_context(cafile=srv.tls_cert_path)
+
+    def connect():
+        raw_sock = socket.create_connection((srv.host, srv.imaps_port), timeout=TIMEOUT,
+                                            source_address=("127.0.0.11", 0))
+        return ctx.wrap_socket(raw_sock, server_hostname="localhost")
+
+    first = connect()
+    try:
+        assert first.recv(4096).startswith(b"* OK")
+        second = connect()
+        try:
+            data = b""
+            while True:
+                chunk = second.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert data == b"* BYE too many connections from your address, try again later\r\n"
+        finally:
+            second.close()
+    finally:
+        first.close()
+    assert srv.counters()["connections_refused_address"] == 1
