@@ -57,7 +57,9 @@ def serve_millipost(data: str, users: int, messages: int, seed: int) -> None:
     password, fills their mailboxes, prints its ports as JSON and runs until stdin closes."""
     import millipost
 
-    srv = millipost.Server(data_dir=data, domains=["localhost"], max_connections=100_000)
+    # No per-address limit: smtp-source and the idle-memory clients all come from 127.0.0.1.
+    srv = millipost.Server(data_dir=data, domains=["localhost"], max_connections=100_000,
+                           max_connections_per_address=0)
     pop = millipost.Population(seed, users, password=PASSWORD, domain="localhost")
     srv.provision(pop)
     added = srv.populate_mailboxes(pop, messages=messages) if messages else 0

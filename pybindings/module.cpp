@@ -74,6 +74,8 @@ config::Config make_config(const py::dict& opts) {
             c.store_threads = v.cast<unsigned>();
         else if (key == "max_connections")
             c.max_connections = v.cast<std::size_t>();
+        else if (key == "max_connections_per_address")
+            c.max_connections_per_address = v.cast<std::size_t>();
         else if (key == "max_message_size")
             c.max_message_size = v.cast<std::size_t>();
         else if (key == "max_recipients")
@@ -84,6 +86,10 @@ config::Config make_config(const py::dict& opts) {
             c.pop3_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "imap_timeout")
             c.imap_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "pop3_login_timeout")
+            c.pop3_login_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "imap_login_timeout")
+            c.imap_login_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "special_use_mailboxes")
             c.special_use_mailboxes = v.cast<bool>();
         else if (key == "quota_storage")
@@ -407,6 +413,9 @@ PYBIND11_MODULE(_core, m) {
             d["auth_delayed"] = c.auth_delayed.load();
             d["auth_refused"] = c.auth_refused.load();
             d["auth_lockouts"] = c.auth_lockouts.load();
+            d["connections_refused"] = c.connections_refused.load();
+            d["connections_refused_address"] = c.connections_refused_address.load();
+            d["idle_timeouts"] = c.idle_timeouts.load();
             return d;
         });
 

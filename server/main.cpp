@@ -95,6 +95,9 @@ int main(int argc, char** argv) {
         app.add_option("--max-message-size", cfg.max_message_size, "largest message in bytes");
     auto* maxconn =
         app.add_option("--max-connections", cfg.max_connections, "connections in total");
+    auto* maxconn_addr =
+        app.add_option("--max-connections-per-address", cfg.max_connections_per_address,
+                       "connections from one client address (0 = no limit)");
     std::int64_t smtp_timeout = 0, pop3_timeout = 0, imap_timeout = 0;
     app.add_option("--smtp-timeout", smtp_timeout, "SMTP idle timeout in seconds");
     app.add_option("--pop3-timeout", pop3_timeout, "POP3 idle timeout in seconds");
@@ -157,11 +160,14 @@ int main(int argc, char** argv) {
         keep(pop3s, cfg.pop3s_port, from_file.pop3s_port);
         keep(maxsize, cfg.max_message_size, from_file.max_message_size);
         keep(maxconn, cfg.max_connections, from_file.max_connections);
+        keep(maxconn_addr, cfg.max_connections_per_address, from_file.max_connections_per_address);
         cfg.store_threads = from_file.store_threads;
         cfg.max_recipients = from_file.max_recipients;
         cfg.smtp_timeout = from_file.smtp_timeout;
         cfg.pop3_timeout = from_file.pop3_timeout;
         cfg.imap_timeout = from_file.imap_timeout;
+        cfg.pop3_login_timeout = from_file.pop3_login_timeout;
+        cfg.imap_login_timeout = from_file.imap_login_timeout;
         if (log_level.empty()) log_level = from_file.log_level;
     }
     if (smtp_timeout > 0) cfg.smtp_timeout = std::chrono::seconds(smtp_timeout);

@@ -67,7 +67,8 @@ void Service::start() {
     }
     unsigned threads =
         cfg_.io_threads ? cfg_.io_threads : std::max(1u, std::thread::hardware_concurrency());
-    net_ = std::make_unique<net::Server>(threads, cfg_.store_threads, cfg_.max_connections);
+    net_ = std::make_unique<net::Server>(threads, cfg_.store_threads, cfg_.max_connections,
+                                         cfg_.max_connections_per_address);
     std::vector<net::Listener> listeners;
     if (cfg_.smtp_port >= 0)
         listeners.push_back({"smtp", cfg_.listen, static_cast<unsigned short>(cfg_.smtp_port),
@@ -120,6 +121,21 @@ void Service::stop() {
     index_.reset();
     store_.reset();  // closes SQLite cleanly (checkpoints the WAL)
     spdlog::info("millipost stopped");
+}
+
+net::Connection::Admission Service::admit(const net::Connection& c, std::string_view protocol) {
+    using A = net::Connection::Admission;
+    auto a = c.admission();
+    if (a == A::TooManyInTotal) {
+        ++counters_.connections_refused;
+        spdlog::warn("{} {} {}: refused, {} connections in total (limit {})", protocol, c.id(),
+                     c.peer(), net_->connections(), cfg_.max_connections);
+    } else if (a == A::TooManyFromAddress) {
+        ++counters_.connections_refused_address;
+        spdlog::warn("{} {} {}: refused, too many connections from {} (limit {})", protocol, c.id(),
+                     c.peer(), c.peer_address(), cfg_.max_connections_per_address);
+    }
+    return a;
 }
 
 unsigned short Service::smtp_port() const {

@@ -27,6 +27,10 @@ struct Counters {
     // throttle; attempts refused by a lockout; lockouts started (auth/throttle.h).
     std::atomic<std::uint64_t> auth_successes{0}, auth_delayed{0}, auth_refused{0};
     std::atomic<std::uint64_t> auth_lockouts{0};
+    // Connections refused at accept: over the total limit, over the per-address limit.
+    std::atomic<std::uint64_t> connections_refused{0}, connections_refused_address{0};
+    // Sessions closed for idling past their state's timeout.
+    std::atomic<std::uint64_t> idle_timeouts{0};
 };
 
 class Service {
@@ -64,6 +68,9 @@ class Service {
     store::MailStore& store() { return *store_; }
     net::Server& net() { return *net_; }
     Counters& counters() { return counters_; }
+    // The connection's admission (net::Connection::admission()); a refusal is logged and
+    // counted here, and the session answers it in its protocol's words, then closes.
+    net::Connection::Admission admit(const net::Connection& c, std::string_view protocol);
     // Failed-login throttling shared by all protocols.
     auth::Throttle& throttle() { return throttle_; }
     // The full-text index behind IMAP SEARCH (<data_dir>/search.db), or nullptr when it could

@@ -16,7 +16,10 @@ class Server:
     ``data_dir=None`` uses a temporary directory removed by :meth:`stop`. Other keyword options
     map to the server's configuration: ``hostname``, ``domains``, ``smtp_port``, ``pop3_port``,
     ``imap_port`` (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
-    ``smtp_timeout``, ``pop3_timeout``, ``imap_timeout`` (seconds), ``io_threads``, ``store_threads``,
+    ``max_connections_per_address`` (default 100, loopback included; 0 = no limit),
+    ``smtp_timeout``, ``pop3_timeout``, ``imap_timeout`` (seconds; after login),
+    ``pop3_login_timeout``, ``imap_login_timeout`` (seconds; before login, default 60),
+    ``io_threads``, ``store_threads``,
     ``special_use_mailboxes`` (default True: Drafts, Sent, Trash, Junk and Archive are created
     at a user's first login), ``quota_storage`` (KiB) and ``quota_messages`` (per-user quota,
     0 = unlimited),

@@ -362,7 +362,8 @@ def _start_reference(users: int, seed: int, domain: str, password: Optional[str]
     from . import Population, Server
     from .progress import Progress
 
-    server = Server(domains=[domain], max_connections=100_000)
+    # No per-address limit: without spread_sources every session comes from 127.0.0.1.
+    server = Server(domains=[domain], max_connections=100_000, max_connections_per_address=0)
     try:
         population = Population(seed, users, password=password, domain=domain)
         bar = Progress(users, "provision", unit="users") if progress else None

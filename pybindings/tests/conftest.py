@@ -37,9 +37,13 @@ class RawClient:
     that meets end-of-file raises ``EOFError`` (except :meth:`read_until_eof`).
     """
 
-    def __init__(self, host: str, port: int, timeout: float = TIMEOUT):
+    def __init__(self, host: str, port: int, timeout: float = TIMEOUT,
+                 source: Optional[str] = None):
+        """``source``: the local address to connect from (e.g. ``"127.0.0.5"``: any of
+        127.0.0.0/8 is this host), for the per-address connection limit."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.eof = False
@@ -223,11 +227,11 @@ def server(make_server) -> millipost.Server:
 
 @pytest.fixture
 def raw(_clients):
-    """Factory: ``raw(port, timeout=TIMEOUT)`` connects a :class:`RawClient` to 127.0.0.1;
-    all are closed after the test."""
+    """Factory: ``raw(port, timeout=TIMEOUT, source=None)`` connects a :class:`RawClient` to
+    127.0.0.1 (from ``source`` if given); all are closed after the test."""
 
-    def connect(port: int, timeout: float = TIMEOUT) -> RawClient:
-        c = RawClient(millipost.Server.host, port, timeout)
+    def connect(port: int, timeout: float = TIMEOUT, source: Optional[str] = None) -> RawClient:
+        c = RawClient(millipost.Server.host, port, timeout, source)
         _clients.append(c)
         return c
 

@@ -419,7 +419,7 @@ def test_too_many_errors_end_the_session(server, raw):
 
 
 def test_autologout_after_imap_timeout(make_server, raw):
-    # The pre-login timeout is fixed (60 s); the one after login comes from imap_timeout.
+    # The pre-login timeout is imap_login_timeout (60 s); the one after login imap_timeout.
     srv = make_server(imap_timeout=1)
     r = raw(srv.imap_port)
     r.read_line()

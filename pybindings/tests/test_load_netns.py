@@ -26,7 +26,8 @@ SCRIPT = textwrap.dedent(f"""
     with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
         f.write("{PORTS[0]} {PORTS[1]}")
     out = {{"range": open("/proc/sys/net/ipv4/ip_local_port_range").read().split()}}
-    with millipost.Server(max_connections=4 * {SESSIONS}) as server:
+    with millipost.Server(max_connections=4 * {SESSIONS},
+                          max_connections_per_address=0) as server:
         server.provision(millipost.Population(3, 50, password="pw"))
         # Mobile sessions holding IDLE for about a minute: all {SESSIONS} stay open at once.
         mobile = {{"kind": "mobile", "think_ms": 1, "actions_mean": 1, "idle_seconds": 60,

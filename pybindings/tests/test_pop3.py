@@ -408,8 +408,12 @@ def test_nul_in_command(server, raw):
 
 
 def test_twenty_errors_close_the_session(server, raw):
+    # After login; before it the limit is 10 (test_limits.py).
     c = raw(server.pop3_port)
     c.read_line()
+    for line in (b"USER alice", b"PASS secret"):
+        c.cmd(line)
+        assert c.read_line().startswith(b"+OK")
     c.send(b"FROB\r\n" * 20)
     rest = c.read_until_eof()
     lines = rest.split(b"\r\n")
@@ -421,7 +425,7 @@ def test_twenty_errors_close_the_session(server, raw):
 # --- timeouts --------------------------------------------------------------------------------
 
 def test_idle_timeout_closes(make_server, raw):
-    srv = make_server(pop3_timeout=1)
+    srv = make_server(pop3_login_timeout=1)  # before login; after it pop3_timeout
     c = raw(srv.pop3_port)
     assert c.read_line().startswith(b"+OK")
     started = time.monotonic()

@@ -559,9 +559,12 @@ def test_thousand_concurrent_connections(server):
     assert limit >= 2 * n + 64, f"RLIMIT_NOFILE hard limit too low for this test: {limit}"
     socks = []
     try:
-        for _ in range(n):
+        # From 20 loopback addresses, 50 each: one address may hold at most 100
+        # (max_connections_per_address, test_limits.py).
+        for i in range(n):
             socks.append(socket.create_connection((server.host, server.smtp_port),
-                                                  timeout=TIMEOUT))
+                                                  timeout=TIMEOUT,
+                                                  source_address=(f"127.0.2.{i % 20 + 1}", 0)))
         for s in socks:
             s.settimeout(TIMEOUT)
         greeted = 0

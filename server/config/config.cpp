@@ -82,6 +82,7 @@ void load_toml(Config& cfg, const std::string& path) {
         take(server, "io_threads", cfg.io_threads, known);
         take(server, "store_threads", cfg.store_threads, known);
         take(server, "max_connections", cfg.max_connections, known);
+        take(server, "max_connections_per_address", cfg.max_connections_per_address, known);
         take(server, "log_level", cfg.log_level, known);
         reject_unknown(server, known, "[server].");
         if (auto smtp = root["smtp"].as_table()) {
@@ -96,12 +97,14 @@ void load_toml(Config& cfg, const std::string& path) {
             std::set<std::string> k;
             take(*pop3, "port", cfg.pop3_port, k);
             take(*pop3, "timeout", cfg.pop3_timeout, k);
+            take(*pop3, "login_timeout", cfg.pop3_login_timeout, k);
             reject_unknown(*pop3, k, "[pop3].");
         }
         if (auto imap = root["imap"].as_table()) {
             std::set<std::string> k;
             take(*imap, "port", cfg.imap_port, k);
             take(*imap, "timeout", cfg.imap_timeout, k);
+            take(*imap, "login_timeout", cfg.imap_login_timeout, k);
             take(*imap, "special_use_mailboxes", cfg.special_use_mailboxes, k);
             take(*imap, "quota_storage", cfg.quota_storage, k);
             take(*imap, "quota_messages", cfg.quota_messages, k);

@@ -39,11 +39,15 @@ struct Config {
     unsigned io_threads = 0;      // 0 = one per core
     unsigned store_threads = 4;   // blocking store calls run here
     std::size_t max_connections = limits::kMaxConnections;
+    std::size_t max_connections_per_address = limits::kMaxConnectionsPerAddress;  // 0 = none
     std::size_t max_message_size = limits::kSmtpDefaultMaxMessage;
     std::size_t max_recipients = limits::kSmtpMaxRecipients;
     std::chrono::seconds smtp_timeout = limits::kSmtpIdleTimeout;
     std::chrono::seconds pop3_timeout = limits::kPop3IdleTimeout;
     std::chrono::seconds imap_timeout = limits::kImapIdleTimeout;  // after login
+    // Before login (IMAP not-authenticated, POP3 AUTHORIZATION): shorter than after.
+    std::chrono::seconds pop3_login_timeout = limits::kPop3PreLoginTimeout;
+    std::chrono::seconds imap_login_timeout = limits::kImapPreLoginTimeout;
     // Creates Drafts, Sent, Trash, Junk and Archive (RFC 6154 attributes) at a user's login when
     // the user has none of these special-use mailboxes. Lazily, so that provisioning stays one
     // row per user.

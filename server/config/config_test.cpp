@@ -51,6 +51,21 @@ TEST(Config, ReadsSections) {
     EXPECT_EQ(c.quota_messages, 10u);
 }
 
+TEST(Config, ConnectionLimitsAndLoginTimeouts) {
+    Config d;
+    EXPECT_EQ(d.max_connections_per_address, 100u);
+    EXPECT_LT(d.imap_login_timeout, d.imap_timeout);  // pre-login is tighter
+    EXPECT_LT(d.pop3_login_timeout, d.pop3_timeout);
+    Config c;
+    load_toml(c, write("[server]\nmax_connections = 50\nmax_connections_per_address = 5\n"
+                       "[pop3]\nlogin_timeout = 7\n[imap]\nlogin_timeout = 9\n"));
+    EXPECT_EQ(c.max_connections, 50u);
+    EXPECT_EQ(c.max_connections_per_address, 5u);
+    EXPECT_EQ(c.pop3_login_timeout.count(), 7);
+    EXPECT_EQ(c.imap_login_timeout.count(), 9);
+    EXPECT_THROW(load_toml(c, write("[imap]\nlogin_timeout = 0\n")), std::runtime_error);
+}
+
 TEST(Config, RefusesUnknownKeysAndBadValues) {
     Config c;
     EXPECT_THROW(load_toml(c, write("[smtp]\nprot = 25\n")), std::runtime_error);

@@ -140,7 +140,7 @@ net::awaitable<std::optional<std::string>> read_raw_line(Session& s, std::size_t
             s.conn->consume(in.size());
             co_return std::nullopt;
         }
-        auto timeout = s.state == kNotAuthenticated ? limits::kImapPreLoginTimeout
+        auto timeout = s.state == kNotAuthenticated ? s.svc.config().imap_login_timeout
                                                     : s.svc.config().imap_timeout;
         if (!co_await s.conn->flush_and_fill(s.out, timeout)) co_return std::nullopt;
     }
@@ -148,10 +148,13 @@ net::awaitable<std::optional<std::string>> read_raw_line(Session& s, std::size_t
 
 namespace {
 
-// The BYE (if any) for a connection that ended on its own.
-std::string_view closing_bye(net::Connection::Closed how) {
+// The BYE (if any) for a connection that ended on its own; an idle timeout is counted.
+std::string_view closing_bye(Service& svc, net::Connection::Closed how) {
     using C = net::Connection::Closed;
-    if (how == C::Timeout) return "* BYE autologout: idle for too long\r\n";
+    if (how == C::Timeout) {
+        ++svc.counters().idle_timeouts;
+        return "* BYE autologout: idle for too long\r\n";
+    }
     if (how == C::Shutdown) return "* BYE server shutting down\r\n";
     return {};
 }
@@ -182,8 +185,11 @@ net::awaitable<void> run(Session& s) {
     auto& conn = s.conn;
     auto& svc = s.svc;
     const auto& cfg = svc.config();
-    if (conn->server().connections() > cfg.max_connections) {
-        co_await conn->send("* BYE too many connections, try again later\r\n");
+    if (auto a = svc.admit(*conn, "imap"); a != net::Connection::Admission::Ok) {
+        co_await conn->send(
+            a == net::Connection::Admission::TooManyFromAddress
+                ? "* BYE too many connections from your address, try again later\r\n"
+                : "* BYE too many connections, try again later\r\n");
         co_return;
     }
     ++svc.counters().imap_sessions;
@@ -191,8 +197,7 @@ net::awaitable<void> run(Session& s) {
     while (s.state != kLogout) {
         auto input = conn->input();
         if (input.empty()) {
-            auto timeout =
-                s.state == kNotAuthenticated ? limits::kImapPreLoginTimeout : cfg.imap_timeout;
+            auto timeout = s.state == kNotAuthenticated ? cfg.imap_login_timeout : cfg.imap_timeout;
             if (s.notify) {
                 // NOTIFY (RFC 5465 §3): changes are reported as they happen, also between
                 // commands, so wait for input or a store event.
@@ -204,7 +209,7 @@ net::awaitable<void> run(Session& s) {
                 if (!s.notifier->dirty) {
                     auto r = co_await conn->fill_or_wake(timeout, &s.notifier->wake);
                     if (r == net::Connection::Filled::Closed) {
-                        auto bye = closing_bye(conn->closed());
+                        auto bye = closing_bye(s.svc, conn->closed());
                         if (!bye.empty()) co_await conn->send(bye);
                         co_return;
                     }
@@ -215,7 +220,7 @@ net::awaitable<void> run(Session& s) {
                 continue;
             }
             if (!co_await conn->flush_and_fill(s.out, timeout)) {
-                auto bye = closing_bye(conn->closed());
+                auto bye = closing_bye(s.svc, conn->closed());
                 if (!bye.empty()) co_await conn->send(bye);
                 co_return;
             }
@@ -251,13 +256,14 @@ net::awaitable<void> run(Session& s) {
             else
                 write_status(s.out, tag, Condition::Bad, {}, err.text);
         }
-        if (s.errors >= limits::kImapMaxErrors) {
+        if (s.errors >= (s.state == kNotAuthenticated ? limits::kImapPreLoginMaxErrors
+                                                      : limits::kImapMaxErrors)) {
             s.out += "* BYE too many errors, closing connection\r\n";
             break;
         }
     }
     if (s.closed) {
-        auto bye = closing_bye(conn->closed());
+        auto bye = closing_bye(s.svc, conn->closed());
         s.out += bye;
     }
     if (!s.out.empty()) co_await conn->send(s.out);

@@ -25,6 +25,10 @@ class Server;
 class Connection {
   public:
     enum class Closed { No, Eof, Timeout, Error, Shutdown };
+    // Whether the server had room for this connection when it was accepted (decided once, by
+    // the server, when the connection registers). A refused connection gets one
+    // protocol-appropriate refusal from its session and is closed: never a silent hang.
+    enum class Admission { Ok, TooManyInTotal, TooManyFromAddress };
 
     Connection(Server& server, tcp::socket socket);
     ~Connection();
@@ -75,6 +79,7 @@ class Connection {
     const std::string& peer_address() const { return peer_address_; }
     bool peer_is_loopback() const { return loopback_; }
     Server& server() { return server_; }
+    Admission admission() const { return admission_; }
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
     void interrupt();
@@ -83,6 +88,7 @@ class Connection {
     void set_protected(bool on) { protected_ = on; }
 
   private:
+    friend class Server;  // decides admission_ when the connection registers
     using TlsStream = asio::ssl::stream<tcp::socket&>;
     // The parallel group behind fill_or_wake over either stream.
     template <class Stream>
@@ -101,6 +107,7 @@ class Connection {
     std::string peer_;
     std::string peer_address_;
     bool loopback_ = false;
+    Admission admission_ = Admission::Ok;
     std::uint64_t id_;
 };
 

@@ -211,10 +211,12 @@ awaitable<void> Connection::close_tls() {
         .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
 }
 
-Server::Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections)
+Server::Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections,
+               std::size_t max_per_address)
     : pool_(std::max(1u, blocking_threads)),
       io_threads_(std::max(1u, io_threads)),
-      max_connections_(max_connections) {}
+      max_connections_(max_connections),
+      max_per_address_(max_per_address) {}
 
 Server::~Server() {
     stop(std::chrono::seconds(0));
@@ -286,11 +288,27 @@ void Server::registered(Connection* c, std::weak_ptr<Connection> w) {
     std::lock_guard lock(mutex_);
     sessions_[c] = std::move(w);
     ++live_;
+    // Refused connections count too while they are open (they hold a descriptor), so a flood
+    // of refused ones cannot make room for more.
+    std::size_t& from = per_address_[c->peer_address()];
+    ++from;
+    if (live_ > max_connections_)
+        c->admission_ = Connection::Admission::TooManyInTotal;
+    else if (max_per_address_ != 0 && from > max_per_address_)
+        c->admission_ = Connection::Admission::TooManyFromAddress;
+}
+
+std::size_t Server::connections_from(const std::string& address) const {
+    std::lock_guard lock(mutex_);
+    auto it = per_address_.find(address);
+    return it == per_address_.end() ? 0 : it->second;
 }
 
 void Server::unregistered(Connection* c) {
     std::lock_guard lock(mutex_);
     sessions_.erase(c);
+    if (auto it = per_address_.find(c->peer_address()); it != per_address_.end())
+        if (--it->second == 0) per_address_.erase(it);
     --live_;
     if (live_ == 0) drained_.notify_all();
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 namespace millipost::net {
@@ -40,7 +41,9 @@ struct Listener {
 
 class Server {
   public:
-    Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections);
+    // `max_per_address`: connections from one client IP address (0 = no per-address limit).
+    Server(unsigned io_threads, unsigned blocking_threads, std::size_t max_connections,
+           std::size_t max_per_address = 0);
     ~Server();
 
     // Binds every listener (throws on failure) and starts the threads.
@@ -52,6 +55,9 @@ class Server {
     bool stopping() const { return stopping_.load(); }
     std::size_t connections() const { return live_.load(); }
     std::size_t max_connections() const { return max_connections_; }
+    std::size_t max_connections_per_address() const { return max_per_address_; }
+    // Connections open from `address` (refused ones too, until they close).
+    std::size_t connections_from(const std::string& address) const;
     asio::io_context& io() { return io_; }
 
     // g++ 12 destroys non-trivial temporaries in a co_await expression twice: pass a named
@@ -97,21 +103,26 @@ class Server {
   private:
     friend class Connection;
     awaitable<void> accept_loop(tcp::acceptor& acceptor, Handler handler);
+    // Counts the connection in and decides its admission (Connection::admission()).
     void registered(Connection* c, std::weak_ptr<Connection> w);
     void unregistered(Connection* c);
 
     asio::thread_pool pool_;
     unsigned io_threads_;
     std::size_t max_connections_;
+    std::size_t max_per_address_;
     std::vector<std::thread> threads_;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
     std::map<std::string, unsigned short> ports_;
     std::atomic<bool> stopping_{false};
     std::atomic<std::size_t> live_{0};
     std::atomic<std::uint64_t> next_id_{1};
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable drained_;
     std::map<Connection*, std::weak_ptr<Connection>> sessions_;
+    // Open connections per client address; entries are erased at zero, so the map holds only
+    // addresses with a connection open (bounded by the total limit).
+    std::unordered_map<std::string, std::size_t> per_address_;
     bool stopped_ = false;
     // Last, so that it is destroyed first: sessions still pending in it unregister from the
     // members above as their frames are destroyed.

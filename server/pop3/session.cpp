@@ -100,7 +100,7 @@ class Pop3Framing : public auth::SaslFraming {
     void challenge(const std::string& b64) override { s_.out += "+ " + b64 + "\r\n"; }
     net::awaitable<std::optional<std::string>> response() override {
         auto line = co_await auth::read_sasl_line(*s_.conn, s_.out, limits::kSaslMaxResponseLine,
-                                                  s_.svc.config().pop3_timeout);
+                                                  s_.svc.config().pop3_login_timeout);
         co_return line;
     }
 
@@ -390,8 +390,11 @@ net::awaitable<void> transaction(Session& s, Command& c) {
 net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
     Session s(conn, svc);
     const auto& cfg = svc.config();
-    if (conn->server().connections() > cfg.max_connections) {
-        co_await conn->send("-ERR [SYS/TEMP] too many connections, try again later\r\n");
+    if (auto a = svc.admit(*conn, "pop3"); a != net::Connection::Admission::Ok) {
+        co_await conn->send(a == net::Connection::Admission::TooManyFromAddress
+                                ? "-ERR [SYS/TEMP] too many connections from your address, try "
+                                  "again later\r\n"
+                                : "-ERR [SYS/TEMP] too many connections, try again later\r\n");
         co_return;
     }
     ++svc.counters().pop3_sessions;
@@ -399,12 +402,16 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
     while (!s.quit) {
         auto input = conn->input();
         if (input.empty()) {
-            if (!co_await conn->flush_and_fill(s.out, cfg.pop3_timeout)) {
+            // Before login, a silent client is dropped sooner (limits.h).
+            auto timeout = s.state == Session::State::Authorization ? cfg.pop3_login_timeout
+                                                                    : cfg.pop3_timeout;
+            if (!co_await conn->flush_and_fill(s.out, timeout)) {
                 // RFC 1939 §3: an autologout does not enter UPDATE; no message is removed.
                 using C = net::Connection::Closed;
-                if (conn->closed() == C::Timeout)
+                if (conn->closed() == C::Timeout) {
+                    ++svc.counters().idle_timeouts;
                     co_await conn->send("-ERR [SYS/TEMP] autologout: idle for too long\r\n");
-                else if (conn->closed() == C::Shutdown)
+                } else if (conn->closed() == C::Shutdown)
                     co_await conn->send("-ERR [SYS/TEMP] server shutting down\r\n");
                 co_return;
             }
@@ -426,7 +433,8 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
             else
                 co_await transaction(s, cmd);
         }
-        if (s.errors >= limits::kPop3MaxErrors) {
+        if (s.errors >= (s.state == Session::State::Authorization ? limits::kPop3PreLoginMaxErrors
+                                                                  : limits::kPop3MaxErrors)) {
             s.out += "-ERR too many errors, closing connection\r\n";
             break;
         }

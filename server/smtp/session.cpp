@@ -31,9 +31,10 @@ void Session::reset_transaction() {
 net::awaitable<void> Session::goodbye() {
     using C = net::Connection::Closed;
     const auto& host = svc.config().hostname;
-    if (conn->closed() == C::Timeout)
+    if (conn->closed() == C::Timeout) {
+        ++svc.counters().idle_timeouts;
         reply(421, "4.4.2", host + " Error: timeout exceeded");
-    else if (conn->closed() == C::Shutdown)
+    } else if (conn->closed() == C::Shutdown)
         reply(421, "4.3.2", host + " Service shutting down");
     else
         co_return;
@@ -44,8 +45,11 @@ net::awaitable<void> Session::goodbye() {
 net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
     Session s(conn, svc);
     const auto& cfg = svc.config();
-    if (conn->server().connections() > cfg.max_connections) {
-        s.reply(421, "4.7.0", cfg.hostname + " Too many connections, try again later");
+    if (auto a = svc.admit(*conn, "smtp"); a != net::Connection::Admission::Ok) {
+        s.reply(421, "4.7.0",
+                cfg.hostname + (a == net::Connection::Admission::TooManyFromAddress
+                                    ? " Too many connections from your address, try again later"
+                                    : " Too many connections, try again later"));
         co_await conn->send(s.out);
         co_return;
     }

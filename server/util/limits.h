@@ -19,10 +19,19 @@ inline constexpr int kSmtpMaxErrors = 20;
 // POP3 (RFC 2449 §4: 255 octets per command line; AUTH responses may be longer).
 inline constexpr std::size_t kPop3MaxCommandLine = 512;
 inline constexpr int kPop3MaxErrors = 20;
+// Before login a client has done nothing to earn patience: protocol errors in the AUTHORIZATION
+// (POP3) or not-authenticated (IMAP) state close the session sooner than afterwards. Failed
+// logins are not counted here (the failed-login throttle, auth/throttle.h, handles those).
+inline constexpr int kPop3PreLoginMaxErrors = 10;
+inline constexpr int kImapPreLoginMaxErrors = 10;
 
 // Idle timeouts (RFC 5321 §4.5.3.2.7 asks 5 minutes for SMTP; RFC 1939 §3 at least 10 for POP3).
 inline constexpr std::chrono::seconds kSmtpIdleTimeout{300};
 inline constexpr std::chrono::seconds kPop3IdleTimeout{600};
+// Before login (POP3 AUTHORIZATION state), a silent client is dropped sooner: RFC 1939's
+// 10-minute autologout protects a user's session, and an unauthenticated connection has none
+// (Dovecot's login processes do the same). Configurable ([pop3] login_timeout).
+inline constexpr std::chrono::seconds kPop3PreLoginTimeout{60};
 
 // IMAP: the autologout timer after login is at least 30 minutes (RFC 9051 §5.4); before login a
 // silent client is dropped sooner. Protocol errors (BAD) per session before BYE.
@@ -75,6 +84,10 @@ inline constexpr std::size_t kAuthThrottleEntries = 100000;
 
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;
+// Connections from one client IP address, all protocols together (loopback included), so that
+// one host cannot take every slot of the total. 100 leaves room for a NATed office of IMAP
+// clients (a desktop client opens about five). 0 in the config means no per-address limit.
+inline constexpr std::size_t kMaxConnectionsPerAddress = 100;
 
 // TLS: a client has this long to complete its handshake (after STARTTLS or on an implicit-TLS
 // port) before the connection is closed; a slow or silent handshake holds a connection slot.
