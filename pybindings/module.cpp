@@ -116,6 +116,10 @@ config::Config make_config(const py::dict& opts) {
             c.auth_fail_window = std::chrono::seconds(v.cast<long>());
         else if (key == "auth_throttle_entries")
             c.auth_throttle_entries = v.cast<std::size_t>();
+        else if (key == "sender_aliases")
+            c.sender_aliases = v.cast<std::map<std::string, std::vector<std::string>>>();
+        else if (key == "inbound_auth_relay")
+            c.inbound_auth_relay = v.cast<bool>();
         else
             throw py::type_error("unknown server option: " + key);
     }
@@ -340,6 +344,26 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("imaps_port", &Service::imaps_port)
         .def_property_readonly("pop3s_port", &Service::pop3s_port)
         .def("reload_tls", &Service::reload_tls, py::call_guard<py::gil_scoped_release>())
+        .def("outbound_queue",
+             [](Service& s) {
+                 if (!s.running()) throw py::value_error("the server is not running");
+                 std::vector<store::OutboundMessage> q;
+                 {
+                     py::gil_scoped_release release;
+                     q = s.store().outbound_queue();
+                 }
+                 py::list out;
+                 for (auto& m : q) {
+                     py::dict d;
+                     d["id"] = m.id;
+                     d["sender"] = m.sender;
+                     d["recipients"] = m.recipients;
+                     d["bytes"] = py::bytes(m.bytes);
+                     d["queued_at"] = m.queued_at;
+                     out.append(d);
+                 }
+                 return out;
+             })
         .def_property_readonly("store_spec", [](Service& s) { return s.config().store_spec(); })
         .def_property_readonly("hostname", [](Service& s) { return s.config().hostname; })
         .def("add_user",

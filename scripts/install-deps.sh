@@ -8,7 +8,7 @@ APT_PACKAGES=(
   libssl-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev librapidcheck-dev
-  swaks curl procps
+  swaks libnet-ssleay-perl curl procps  # Net::SSLeay: swaks --tls (test_submission.py)
   postfix  # for /usr/sbin/smtp-sink, a second SMTP server the contract tests run against
 )
 # Dovecot, the peer server the conformance tests run `millipost conform` against (private

@@ -37,6 +37,11 @@ net::awaitable<void> serve_tls(std::shared_ptr<net::Connection> conn, Service& s
     co_await serve(conn, svc);
 }
 
+// The submission listeners' session: SMTP with the submission policy (docs/submission.md).
+net::awaitable<void> serve_submission(std::shared_ptr<net::Connection> conn, Service& svc) {
+    return smtp::serve(std::move(conn), svc, smtp::Role::Submission);
+}
+
 }  // namespace
 
 Service::Service(config::Config cfg) : cfg_(std::move(cfg)), throttle_(throttle_config(cfg_)) {}
@@ -71,8 +76,10 @@ void Service::start() {
                                          cfg_.max_connections_per_address);
     std::vector<net::Listener> listeners;
     if (cfg_.smtp_port >= 0)
-        listeners.push_back({"smtp", cfg_.listen, static_cast<unsigned short>(cfg_.smtp_port),
-                             [this](auto conn) { return smtp::serve(std::move(conn), *this); }});
+        listeners.push_back(
+            {"smtp", cfg_.listen, static_cast<unsigned short>(cfg_.smtp_port), [this](auto conn) {
+                 return smtp::serve(std::move(conn), *this, smtp::Role::Inbound);
+             }});
     if (cfg_.pop3_port >= 0)
         listeners.push_back({"pop3", cfg_.listen, static_cast<unsigned short>(cfg_.pop3_port),
                              [this](auto conn) { return pop3::serve(std::move(conn), *this); }});
@@ -92,10 +99,9 @@ void Service::start() {
                                          return serve(std::move(conn), *this);
                                      }});
         };
-        // Submission runs the same SMTP session as port 25 for now; the AUTH-required
-        // submission policy (RFC 6409) comes with SASL and the outbound queue.
-        add("submission", cfg_.submission_port, smtp::serve, false);
-        add("submissions", cfg_.submissions_port, smtp::serve, true);
+        // Submission (RFC 6409): AUTH required, senders owned by the user, relaying allowed.
+        add("submission", cfg_.submission_port, serve_submission, false);
+        add("submissions", cfg_.submissions_port, serve_submission, true);
         add("imaps", cfg_.imaps_port, imap::serve, true);
         add("pop3s", cfg_.pop3s_port, pop3::serve, true);
     }

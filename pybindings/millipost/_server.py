@@ -30,7 +30,10 @@ class Server:
     LOGIN, IMAP LOGIN and POP3 USER/PASS are allowed without TLS), failed-login throttling:
     ``auth_fail_delay`` and ``auth_fail_max_delay`` (seconds; 0 = no delay), ``auth_fail_limit``
     (failures before refusal; 0 = never), ``auth_lockout``, ``auth_fail_window`` (seconds),
-    ``auth_throttle_entries`` (see docs/auth.md).
+    ``auth_throttle_entries`` (see docs/auth.md),
+    ``sender_aliases`` (``{"alice": ["sales@example.com"]}``: addresses a login may send as,
+    besides its own) and ``inbound_auth_relay`` (default False: whether a client authenticated on
+    ``smtp_port`` may relay to other domains; see docs/submission.md).
 
     ``tls`` turns TLS on (docs/tls.md): ``"self-signed"`` makes a development certificate for
     localhost/127.0.0.1 in the data directory, ``("cert.pem", "key.pem")`` uses those files,
@@ -113,8 +116,8 @@ class Server:
 
     @property
     def submission_port(self) -> int:
-        """SMTP submission, plain + STARTTLS (0 without TLS). Runs the same SMTP session as
-        ``smtp_port`` for now: the AUTH-required submission policy is not there yet."""
+        """SMTP submission, plain + STARTTLS (0 without TLS): AUTH required, senders must
+        belong to the user, other domains are queued for outbound delivery (docs/submission.md)."""
         return self._service.submission_port
 
     @property
@@ -140,6 +143,12 @@ class Server:
         """Reloads the certificate and key from their paths, as SIGHUP does for
         millipost-server: new handshakes use them. False (old ones kept) on a bad file."""
         return self._service.reload_tls()
+
+    def outbound_queue(self) -> list:
+        """Messages accepted by submission for other domains and not yet delivered (oldest
+        first), as dicts ``id``, ``sender``, ``recipients``, ``bytes``, ``queued_at``. Outbound
+        delivery is the next slice: for now entries stay here (docs/submission.md)."""
+        return self._service.outbound_queue()
 
     @property
     def hostname(self) -> str:

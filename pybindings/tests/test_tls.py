@@ -87,7 +87,11 @@ def test_smtp_starttls_then_deliver(tls_server, port, pop3):
         assert code == 220
         s.ehlo("client.test")
         assert not s.has_extn("starttls")  # RFC 3207 §4.2: not offered again
-        assert s.sendmail("x@example.org", ["alice@localhost"], message("over tls")) == {}
+        sender, msg = "x@example.org", message("over tls")
+        if port == "submission_port":  # submission: AUTH required, the user's own address
+            s.login("bob", USERS["bob"])
+            sender, msg = "bob@localhost", msg.replace(b"sender@example.org", b"bob@localhost")
+        assert s.sendmail(sender, ["alice@localhost"], msg) == {}
     p = pop3("alice", srv=tls_server)
     stored = retr(p, 1)
     assert b"Subject: over tls" in stored and b"with ESMTPS id" in stored
@@ -120,10 +124,12 @@ def test_smtp_ssl_submissions(tls_server, pop3):
                           context=context(tls_server)) as s:
         s.ehlo("client.test")
         assert not s.has_extn("starttls")
+        s.login("bob", USERS["bob"])  # submission: AUTH required
         # A large message: many TLS records through fill(), none lost or reordered.
         body = b"".join(b"line %06d of a long message over implicit TLS\r\n" % i
                         for i in range(40000))
-        assert s.sendmail("x@example.org", ["alice@localhost"], message("big", body)) == {}
+        msg = message("big", body).replace(b"sender@example.org", b"bob@localhost")
+        assert s.sendmail("bob@localhost", ["alice@localhost"], msg) == {}
     p = pop3("alice", srv=tls_server)
     stored = retr(p, 1)
     assert stored.endswith(body)
@@ -429,14 +435,17 @@ def curl(srv: millipost.Server, *args: str, input: bytes | None = None):
 
 
 def test_curl_smtps_pop3s_imaps(tls_server):
-    mail = b"From: x@example.org\r\nTo: alice@localhost\r\nSubject: from curl\r\n\r\nhi\r\n"
+    # Submission: AUTH as bob (curl picks a mechanism), sending as bob.
+    mail = b"From: bob@localhost\r\nTo: alice@localhost\r\nSubject: from curl\r\n\r\nhi\r\n"
     r = curl(tls_server, f"smtps://127.0.0.1:{tls_server.submissions_port}",
-             "--mail-from", "x@example.org", "--mail-rcpt", "alice@localhost",
+             "-u", f"bob:{USERS['bob']}",
+             "--mail-from", "bob@localhost", "--mail-rcpt", "alice@localhost",
              "--upload-file", "-", input=mail)
     assert r.returncode == 0, r.stderr
     # STARTTLS on the plain ports: --ssl-reqd makes curl upgrade or fail.
     r = curl(tls_server, f"smtp://127.0.0.1:{tls_server.submission_port}",
-             "--mail-from", "x@example.org", "--mail-rcpt", "alice@localhost",
+             "-u", f"bob:{USERS['bob']}",
+             "--mail-from", "bob@localhost", "--mail-rcpt", "alice@localhost",
              "--upload-file", "-", input=mail.replace(b"from curl", b"from curl starttls"))
     assert r.returncode == 0, r.stderr
     r = curl(tls_server, f"pop3s://127.0.0.1:{tls_server.pop3s_port}/1", "-u",
@@ -606,5 +615,14 @@ def test_conformance_suite_passes_over_implicit_tls(make_server, scheme, port):
     assert {r.id.split("/")[0] for r in report.results} == {protocol}
     failures = [f"{r.id}: {r.message}" for r in report.results
                 if r.status != "PASS" and not (r.status == "SKIPPED" and r.id in NOT_OFFERED)]
+    if scheme == "smtps":
+        # The implicit-TLS SMTP listener is submission (RFC 8314 §3.3), where RFC 6409 §4.3 has
+        # MAIL refused with 530 before AUTH: the scenarios written for a port-25 MTA that open a
+        # mail transaction unauthenticated fail exactly there; all others must pass.
+        policy = [f for f in failures if "530" in f]
+        assert policy, "no scenario met the submission policy"
+        failures = [f for f in failures if f not in policy]
+        assert not failures, "\n\n".join(failures)
+        return
     assert not failures, "\n\n".join(failures)
     assert report.ok

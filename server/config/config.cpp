@@ -129,6 +129,31 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*auth, "throttle_entries", cfg.auth_throttle_entries, k);
             reject_unknown(*auth, k, "[auth].");
         }
+        if (auto sub = root["submission"].as_table()) {
+            std::set<std::string> k;
+            take(*sub, "inbound_auth_relay", cfg.inbound_auth_relay, k);
+            k.insert("aliases");
+            if (auto node = (*sub)["aliases"]; node) {
+                auto tbl = node.as_table();
+                if (!tbl)
+                    throw std::runtime_error("expected a table login = [addresses] for aliases");
+                cfg.sender_aliases.clear();
+                for (auto& [login, list] : *tbl) {
+                    auto arr = list.as_array();
+                    if (!arr) throw std::runtime_error("expected an array of addresses in aliases");
+                    auto& out = cfg.sender_aliases[std::string(login.str())];
+                    for (auto& a : *arr) {
+                        auto v = a.value<std::string>();
+                        if (!v) throw std::runtime_error("expected strings in aliases");
+                        out.push_back(*v);
+                    }
+                }
+            }
+            // reject_unknown skips sub-tables; `aliases` is the only one expected here.
+            for (auto& [key, v] : *sub)
+                if (!k.count(std::string(key.str())))
+                    throw std::runtime_error("unknown key [submission]." + std::string(key.str()));
+        }
         if (auto tls = root["tls"].as_table()) {
             std::set<std::string> k;
             take(*tls, "cert", cfg.tls_cert, k);

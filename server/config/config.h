@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +67,12 @@ struct Config {
     std::chrono::seconds auth_lockout = limits::kAuthLockout;
     std::chrono::seconds auth_fail_window = limits::kAuthFailWindow;
     std::size_t auth_throttle_entries = limits::kAuthThrottleEntries;
+    // [submission] (docs/submission.md): the addresses each login may use as envelope sender
+    // and in From: besides its own (login -> addresses), and whether a client that
+    // authenticated on the inbound SMTP port (25) may relay to other domains (default: no;
+    // relaying is for the submission ports).
+    std::map<std::string, std::vector<std::string>> sender_aliases;
+    bool inbound_auth_relay = false;
 
     bool tls_configured() const { return !tls_cert.empty() && !tls_key.empty(); }
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }

@@ -114,3 +114,21 @@ TEST(Config, Tls) {
     EXPECT_THROW(load_toml(d, write("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nimap = 1\n")),
                  std::runtime_error);
 }
+
+TEST(Config, Submission) {
+    Config c;
+    EXPECT_FALSE(c.inbound_auth_relay);  // port 25 never relays unless told to
+    EXPECT_TRUE(c.sender_aliases.empty());
+    load_toml(c, write("[submission]\ninbound_auth_relay = true\n"
+                       "[submission.aliases]\nalice = [\"sales@example.com\", \"a@b.example\"]\n"));
+    EXPECT_TRUE(c.inbound_auth_relay);
+    ASSERT_EQ(c.sender_aliases.count("alice"), 1u);
+    EXPECT_EQ(c.sender_aliases["alice"],
+              (std::vector<std::string>{"sales@example.com", "a@b.example"}));
+    Config d;
+    EXPECT_THROW(load_toml(d, write("[submission]\nrelay = true\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[submission]\naliases = [\"x\"]\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[submission.aliases]\nalice = \"x@y\"\n")),
+                 std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[submission.other]\nx = 1\n")), std::runtime_error);
+}

@@ -152,6 +152,16 @@ net::awaitable<void> cmd_mail(Session& s, Command& c) {
         s.reply(503, "5.5.1", "Error: nested MAIL command");
         co_return;
     }
+    // RFC 6409 §4.3 / RFC 4954 §6: submission takes mail only from authenticated users, and
+    // only as themselves (§8.1 lets an MSA refuse a sender the user may not use).
+    if (s.role == Role::Submission && !s.user) {
+        s.reply(530, "5.7.0", "Authentication required");
+        co_return;
+    }
+    if (s.submitting() && !owns_address(s.svc, *s.user, c.path)) {
+        s.reply(553, "5.7.1", "Sender address <" + c.path + "> not owned by user " + s.user->login);
+        co_return;
+    }
     bool utf8 = false;
     for (auto& p : c.params) {
         if (p.key == "SIZE") {
@@ -214,10 +224,16 @@ net::awaitable<void> cmd_rcpt(Session& s, Command& c) {
     auto lookup = [&s, path] { return s.svc.resolve_recipient(path); };
     auto user = co_await s.conn->server().blocking(std::move(lookup));
     if (!user) {
-        if (!s.svc.is_local_domain(domain))  // 550: RFC 5321 §4.3.2 lists no 554 for RCPT
-            s.reply(550, "5.7.1", "Relay access denied");
-        else
+        if (s.svc.is_local_domain(domain)) {
             s.reply(550, "5.1.1", "Recipient address rejected: user unknown");
+        } else if (s.submitting() && !domain.empty()) {
+            // Another domain, from an authenticated user: into the outbound queue at DATA.
+            s.forward_paths.push_back(c.path);
+            s.remote_paths.push_back(c.path);
+            s.reply(250, "2.1.5", "Ok");
+        } else {  // 550: RFC 5321 §4.3.2 lists no 554 for RCPT
+            s.reply(550, "5.7.1", "Relay access denied");
+        }
         co_return;
     }
     // A user at the quota (RFC 9208 limits from [imap]) cannot take any message: 552 5.2.2
@@ -241,7 +257,7 @@ net::awaitable<void> cmd_data(Session& s, Command&) {
         s.reply(503, "5.5.1", "Error: need MAIL command");
         co_return;
     }
-    if (s.recipients.empty()) {
+    if (s.recipients.empty() && s.remote_paths.empty()) {
         s.reply(554, "5.5.1", "Error: no valid recipients");
         co_return;
     }

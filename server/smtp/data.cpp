@@ -1,4 +1,5 @@
 // smtp/data.cpp: DATA: read the message after 354, add Received:, deliver durably, then 250.
+#include "mime/envelope.h"
 #include "service.h"
 #include "smtp/session.h"
 
@@ -30,6 +31,27 @@ std::string received_header(const Session& s, const std::string& id, std::time_t
     if (s.forward_paths.size() == 1) h += fmt::format("\r\n\tfor <{}>", s.forward_paths.front());
     h += fmt::format(";\r\n\t{}\r\n", rfc5322_date(now));
     return h;
+}
+
+// RFC 6409 §8.1 (and RFC 5322 §3.6.2): a submitted message names its author in From:, and the
+// author must be the authenticated user (or an alias). Returns why not, or "" when it does.
+std::string from_problem(const Session& s, const std::string& message) {
+    auto parsed = mime::parse(message);
+    auto from = parsed.root.header("From");
+    if (!from) return "Message has no From: header";
+    auto list = mime::parse_address_list(from->unfolded());
+    std::size_t n = 0;
+    for (auto& a : list) {
+        if (a.is_group_start() || a.is_group_end()) return "From: holds a group";
+        if (!a.mailbox || !a.host || *a.host == mime::kMissingDomain)
+            return "From: address without a domain";
+        std::string addr = *a.mailbox + "@" + *a.host;
+        if (!owns_address(s.svc, *s.user, addr))
+            return "From: address <" + addr + "> not owned by user " + s.user->login;
+        ++n;
+    }
+    if (n == 0) return "Message has no From: address";
+    return {};
 }
 
 }  // namespace
@@ -75,8 +97,13 @@ net::awaitable<void> receive_data(Session& s) {
                          "Message contains bare CR or LF (RFC 5321 2.3.8); not delivered");
     if (reader.nul()) co_return reject(554, "5.6.0", "Message contains NUL bytes; not delivered");
 
+    if (s.submitting()) {
+        auto why = from_problem(s, message);
+        if (!why.empty()) co_return reject(550, "5.7.1", why);
+    }
+
     std::vector<store::UserId> users(s.recipients.begin(), s.recipients.end());
-    if (cfg.has_quota()) {
+    if (cfg.has_quota() && !users.empty()) {
         // DATA has one reply for all recipients: refuse the message (552 5.2.2) when it fits
         // no recipient's quota; when it fits some, all get it (the quota is soft by at most
         // one message rather than mail being lost for the others).
@@ -97,8 +124,22 @@ net::awaitable<void> receive_data(Session& s) {
         if (!fits) co_return reject(552, "5.2.2", "Mailbox full: quota exceeded");
     }
     try {
+        // Remote recipients first into the outbound queue, then the local delivery; should
+        // that fail, the queue entry is taken back, so that the client's retry after the 451
+        // does not send the message twice.
         auto deliver = [&s, &users, &message, now] {
-            s.svc.store().deliver(users, store::kInbox, message, static_cast<std::int64_t>(now));
+            auto& store = s.svc.store();
+            std::optional<std::int64_t> queued;
+            if (!s.remote_paths.empty())
+                queued = store.enqueue_outbound(s.reverse_path, s.remote_paths, message,
+                                                static_cast<std::int64_t>(now));
+            try {
+                if (!users.empty())
+                    store.deliver(users, store::kInbox, message, static_cast<std::int64_t>(now));
+            } catch (...) {
+                if (queued) store.remove_outbound(*queued);
+                throw;
+            }
         };
         co_await s.conn->server().blocking(std::move(deliver));
     } catch (const std::exception& e) {
@@ -109,8 +150,11 @@ net::awaitable<void> receive_data(Session& s) {
     }
     ++s.svc.counters().messages_accepted;
     s.svc.counters().deliveries += users.size();
-    spdlog::info("smtp {} id={} from=<{}> nrcpt={} size={} delivered", s.conn->id(), id,
-                 s.reverse_path, s.forward_paths.size(), message.size());
+    spdlog::info("smtp {} id={} from=<{}> nrcpt={} size={} delivered{}", s.conn->id(), id,
+                 s.reverse_path, s.forward_paths.size(), message.size(),
+                 s.remote_paths.empty()
+                     ? std::string()
+                     : fmt::format(", {} queued for outbound delivery", s.remote_paths.size()));
     s.reply(250, "2.0.0", "Ok: queued as " + id);
     s.reset_transaction();
 }

@@ -8,8 +8,12 @@
 
 namespace millipost::smtp {
 
-Session::Session(std::shared_ptr<net::Connection> c, Service& s)
-    : conn(std::move(c)), svc(s), lines(limits::kSmtpMaxCommandLine) {}
+Session::Session(std::shared_ptr<net::Connection> c, Service& s, Role r)
+    : conn(std::move(c)), svc(s), lines(limits::kSmtpMaxCommandLine), role(r) {}
+
+bool Session::submitting() const {
+    return user && (role == Role::Submission || svc.config().inbound_auth_relay);
+}
 
 void Session::reply(int code, std::string_view status, std::string_view text) {
     out += fmt::format("{} {}{}{}\r\n", code, status, status.empty() ? "" : " ", text);
@@ -26,6 +30,7 @@ void Session::reset_transaction() {
     smtputf8 = false;
     forward_paths.clear();
     recipients.clear();
+    remote_paths.clear();
 }
 
 net::awaitable<void> Session::goodbye() {
@@ -42,8 +47,8 @@ net::awaitable<void> Session::goodbye() {
     out.clear();
 }
 
-net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) {
-    Session s(conn, svc);
+net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc, Role role) {
+    Session s(conn, svc, role);
     const auto& cfg = svc.config();
     if (auto a = svc.admit(*conn, "smtp"); a != net::Connection::Admission::Ok) {
         s.reply(421, "4.7.0",

@@ -17,11 +17,16 @@ class Service;
 
 namespace millipost::smtp {
 
+// Which listener a session serves: inbound mail for local users (port 25) or message
+// submission by authenticated users (RFC 6409: 587 with STARTTLS, RFC 8314: 465 implicit TLS).
+enum class Role { Inbound, Submission };
+
 // Runs one SMTP session on `conn` until QUIT, a timeout, an error or shutdown.
-net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc);
+net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc,
+                           Role role = Role::Inbound);
 
 struct Session {
-    Session(std::shared_ptr<net::Connection> c, Service& s);
+    Session(std::shared_ptr<net::Connection> c, Service& s, Role r = Role::Inbound);
 
     std::shared_ptr<net::Connection> conn;
     Service& svc;
@@ -33,7 +38,8 @@ struct Session {
     // Session state (RFC 5321 §4.1.4).
     std::string helo;  // empty until HELO/EHLO
     bool esmtp = false;
-    // The user of a successful AUTH (RFC 4954); submission policy is applied elsewhere.
+    Role role = Role::Inbound;
+    // The user of a successful AUTH (RFC 4954).
     std::optional<store::User> user;
     // Transaction state.
     bool in_mail = false;
@@ -41,6 +47,12 @@ struct Session {
     bool smtputf8 = false;
     std::vector<std::string> forward_paths;
     std::set<store::UserId> recipients;
+    std::vector<std::string> remote_paths;  // recipients in other domains (outbound queue)
+
+    // Whether this session submits mail for its user (docs/submission.md): authenticated on a
+    // submission listener, or on port 25 when [submission] inbound_auth_relay allows. Then the
+    // sender and From: must belong to the user and other domains may be recipients.
+    bool submitting() const;
 
     void reply(int code, std::string_view status, std::string_view text);
     void reply_multi(int code, const std::vector<std::string>& lines);
@@ -59,5 +71,9 @@ struct CommandSpec {
 const CommandSpec* find_command(Verb verb);
 // Reads the message after a 354 and delivers it (data.cpp).
 net::awaitable<void> receive_data(Session& s);
+// Whether `address` (a reverse-path or From: address) belongs to `user`: the login itself,
+// login@<a local domain>, or one of the user's [submission] aliases; case-insensitive.
+// The null reverse-path and quoted local parts are nobody's (policy.cpp).
+bool owns_address(const Service& svc, const store::User& user, std::string_view address);
 
 }  // namespace millipost::smtp

@@ -113,6 +113,16 @@ struct Delivered {
 
 enum class FlagOp { Replace, Add, Remove };
 
+// A message accepted by submission for recipients in other domains, waiting for outbound
+// delivery (docs/submission.md: the delivery itself is the next slice; until then entries stay).
+struct OutboundMessage {
+    std::int64_t id = 0;
+    std::string sender;                   // envelope reverse-path
+    std::vector<std::string> recipients;  // forward-paths still to deliver
+    std::string bytes;
+    std::int64_t queued_at = 0;  // seconds since the epoch
+};
+
 // One entry of the change log: what changed at a given state of a user.
 struct Change {
     enum class Kind { Mailbox, Message };
@@ -265,6 +275,13 @@ class MailStore {
     // Change log for JMAP: the current state and what changed after `since`.
     virtual std::uint64_t state(UserId user) = 0;
     virtual Changes changes_since(UserId user, std::uint64_t since, std::size_t max) = 0;
+
+    // The outbound queue: durable when enqueue_outbound returns (SMTP replies 250 after it).
+    virtual std::int64_t enqueue_outbound(std::string_view sender,
+                                          std::span<const std::string> recipients,
+                                          std::string_view bytes, std::int64_t queued_at) = 0;
+    virtual std::vector<OutboundMessage> outbound_queue() = 0;  // oldest first
+    virtual void remove_outbound(std::int64_t id) = 0;          // no-op when absent
 
     // Events for one user, delivered on the thread that made the change, after it is durable.
     Subscription subscribe(UserId user, Listener listener);

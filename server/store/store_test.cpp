@@ -559,3 +559,28 @@ TEST_F(StoreContract, TombstonesAreBoundedAndOlderResyncsAreFlaggedIncomplete) {
                                        millipost::limits::kTombstonesPerMailbox / 10);
     EXPECT_EQ(old.vanished_complete, old.vanished.size() == n / 2);
 }
+
+TEST_F(StoreContract, OutboundQueueIsDurableAndOrdered) {
+    EXPECT_TRUE(store_->outbound_queue().empty());
+    std::vector<std::string> two = {"bob@remote.example", "carol@other.example"};
+    std::vector<std::string> one = {"dave@remote.example"};
+    std::string bytes("Subject: x\r\n\r\nbody\0with nul\r\n", 30);
+    auto a = store_->enqueue_outbound("alice@localhost", two, bytes, 100);
+    auto b = store_->enqueue_outbound("", one, "m2", 101);
+    EXPECT_LT(a, b);
+    reopen();  // durable when enqueue_outbound returned
+    auto q = store_->outbound_queue();
+    ASSERT_EQ(q.size(), 2u);
+    EXPECT_EQ(q[0].id, a);
+    EXPECT_EQ(q[0].sender, "alice@localhost");
+    EXPECT_EQ(q[0].recipients, two);
+    EXPECT_EQ(q[0].bytes, bytes);
+    EXPECT_EQ(q[0].queued_at, 100);
+    EXPECT_EQ(q[1].sender, "");
+    EXPECT_EQ(q[1].recipients, one);
+    store_->remove_outbound(a);
+    store_->remove_outbound(a);  // absent: no-op
+    q = store_->outbound_queue();
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_EQ(q[0].id, b);
+}

@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS expunged(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
   value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbound(
+  id INTEGER PRIMARY KEY,
+  sender TEXT NOT NULL,
+  recipients TEXT NOT NULL,
+  data BLOB NOT NULL,
+  queued_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 )sql";
 
@@ -1090,6 +1096,58 @@ Changes SqliteStore::changes_since(UserId user, std::uint64_t since, std::size_t
         out.changes.push_back(std::move(c));
     }
     return out;
+}
+
+}  // namespace millipost::store
+
+namespace millipost::store {
+
+// Recipients are stored one per line: a forward-path never holds CR or LF (the SMTP parser
+// refuses them), so the separator is unambiguous.
+std::int64_t SqliteStore::enqueue_outbound(std::string_view sender,
+                                           std::span<const std::string> recipients,
+                                           std::string_view bytes, std::int64_t queued_at) {
+    std::string rcpts;
+    for (auto& r : recipients) {
+        if (!rcpts.empty()) rcpts += '\n';
+        rcpts += r;
+    }
+    auto db = lease();
+    sqlite::Transaction tx(*db);
+    db->prepare("INSERT INTO outbound(sender, recipients, data, queued_at) VALUES (?, ?, ?, ?)")
+        .bind(1, sender)
+        .bind(2, rcpts)
+        .bind_blob(3, bytes)
+        .bind(4, queued_at)
+        .run();
+    auto id = db->last_insert_rowid();
+    tx.commit();
+    return id;
+}
+
+std::vector<OutboundMessage> SqliteStore::outbound_queue() {
+    auto db = lease();
+    auto st =
+        db->prepare("SELECT id, sender, recipients, data, queued_at FROM outbound ORDER BY id");
+    std::vector<OutboundMessage> out;
+    while (st.step()) {
+        OutboundMessage m{st.i64(0), st.text(1), {}, st.blob(3), st.i64(4)};
+        auto r = st.text(2);
+        std::size_t pos = 0;
+        while (pos <= r.size() && !r.empty()) {
+            auto nl = r.find('\n', pos);
+            if (nl == std::string::npos) nl = r.size();
+            m.recipients.push_back(r.substr(pos, nl - pos));
+            pos = nl + 1;
+        }
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+void SqliteStore::remove_outbound(std::int64_t id) {
+    auto db = lease();
+    db->prepare("DELETE FROM outbound WHERE id = ?").bind(1, id).run();
 }
 
 }  // namespace millipost::store

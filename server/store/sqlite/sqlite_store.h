@@ -59,6 +59,11 @@ class SqliteStore final : public MailStore {
     std::uint64_t state(UserId user) override;
     Changes changes_since(UserId user, std::uint64_t since, std::size_t max) override;
 
+    std::int64_t enqueue_outbound(std::string_view sender, std::span<const std::string> recipients,
+                                  std::string_view bytes, std::int64_t queued_at) override;
+    std::vector<OutboundMessage> outbound_queue() override;
+    void remove_outbound(std::int64_t id) override;
+
     const std::string& path() const { return path_; }
 
   private:
