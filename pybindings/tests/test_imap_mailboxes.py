@@ -432,3 +432,55 @@ def test_catenate_too_big(make_server, session):
     assert s.tagged(b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1" URL "/INBOX/;UID=1")') == \
         b"NO [TOOBIG] the message would be too big"
     assert srv.mailbox_uids("alice") == [1]
+
+
+# ---- Bounds on mailbox names (server/util/limits.h) ----------------------------------------------
+
+NAME_MAX = 1024     # kMaxMailboxNameBytes
+DEPTH_MAX = 32      # kMaxMailboxDepth
+PER_USER_MAX = 10000  # kMaxMailboxesPerUser
+
+
+def test_mailbox_name_length_is_bounded(make_server, session):
+    srv = make_server(special_use_mailboxes=False)
+    s = session(srv)
+    assert s.tagged(b"CREATE " + lit(b"a" * NAME_MAX)) == b"OK CREATE completed"
+    too_long = lit(b"b" * (NAME_MAX + 1))
+    for cmd in (b"CREATE ", b"SELECT ", b"STATUS " + too_long[:0], b"SUBSCRIBE ", b"DELETE "):
+        arg = too_long + (b" (MESSAGES)" if cmd.startswith(b"STATUS") else b"")
+        reply = s.tagged(cmd + arg)
+        assert reply.startswith(b"NO [LIMIT] Mailbox name longer than 1024 bytes"), (cmd, reply)
+    assert s.tagged(b"RENAME " + lit(b"a" * NAME_MAX) + b" " + too_long).startswith(b"NO [LIMIT]")
+    names = [l for l in s.run('LIST "" "*"') if l.startswith(b"* LIST")]
+    assert len(names) == 2  # INBOX and the 1024-byte one
+
+
+def test_mailbox_depth_is_bounded(make_server, session):
+    srv = make_server(special_use_mailboxes=False)
+    s = session(srv)
+    deepest = "/".join(f"l{i}" for i in range(DEPTH_MAX))
+    assert s.tagged(f"CREATE {deepest}") == b"OK CREATE completed"
+    assert s.tagged(f"CREATE {deepest}/deeper").startswith(b"NO [LIMIT] more than 32")
+    assert s.tagged(f"RENAME l0/l1 {deepest}/deeper").startswith(b"NO [LIMIT]")
+    assert len([l for l in s.run('LIST "" "*"') if l.startswith(b"* LIST")]) == 1 + DEPTH_MAX
+
+
+def test_mailboxes_per_user_are_bounded(make_server, session):
+    srv = make_server(special_use_mailboxes=False)
+    s = session(srv)
+    # Each CREATE of a 32-level name makes 32 mailboxes (its superiors too).
+    made, n = 1, 0  # INBOX
+    while made + DEPTH_MAX < PER_USER_MAX:
+        name = "/".join([f"t{n}"] + [f"x{i}" for i in range(DEPTH_MAX - 1)])
+        assert s.tagged(f"CREATE {name}") == b"OK CREATE completed", made
+        made += DEPTH_MAX
+        n += 1
+    while made < PER_USER_MAX - 1:
+        assert s.tagged(f"CREATE single{made}") == b"OK CREATE completed", made
+        made += 1
+    assert s.tagged("CREATE last") == b"OK CREATE completed"
+    assert s.tagged("CREATE one-too-many").startswith(b"NO [LIMIT] no more than 10000 mailboxes")
+    # Deleting one makes room again; another user is not affected.
+    assert s.tagged("DELETE last") == b"OK DELETE completed"
+    assert s.tagged("CREATE room-again") == b"OK CREATE completed"
+    assert session(srv, "bob").tagged("CREATE mine") == b"OK CREATE completed"

@@ -382,10 +382,18 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
         s.no(c, "invalid mailbox name", "CANNOT");
         co_return;
     }
+    if (static_cast<std::size_t>(std::count(n.begin(), n.end(), '/')) >= limits::kMaxMailboxDepth) {
+        s.no(c, fmt::format("more than {} hierarchy levels", limits::kMaxMailboxDepth), "LIMIT");
+        co_return;
+    }
     auto& store = s.svc.store();
     auto uid = s.user.id;
-    // Superior names are created too (RFC 9051 §6.3.4).
+    // Superior names are created too (RFC 9051 §6.3.4), within the user's mailbox count.
     auto create = [&store, uid, n, use] {
+        if (store.list_mailboxes(uid).size() +
+                static_cast<std::size_t>(std::count(n.begin(), n.end(), '/')) >=
+            limits::kMaxMailboxesPerUser)
+            return false;
         for (auto pos = n.find('/'); pos != std::string::npos; pos = n.find('/', pos + 1)) {
             auto parent = n.substr(0, pos);
             if (!store.find_mailbox(uid, parent)) {
@@ -396,9 +404,15 @@ net::awaitable<void> cmd_create(Session& s, Command& c) {
             }
         }
         store.create_mailbox(uid, n, use);
+        return true;
     };
     try {
-        co_await s.blocking(std::move(create));
+        bool created = co_await s.blocking(std::move(create));
+        if (!created) {
+            s.no(c, fmt::format("no more than {} mailboxes per user", limits::kMaxMailboxesPerUser),
+                 "LIMIT");
+            co_return;
+        }
     } catch (const StoreError& e) {
         if (e.kind() == StoreError::Kind::Exists)
             s.no(c, "mailbox already exists", "ALREADYEXISTS");
@@ -487,6 +501,10 @@ net::awaitable<void> cmd_rename(Session& s, Command& c) {
     auto& store = s.svc.store();
     auto uid = s.user.id;
     auto f = *from, t = *to;
+    if (static_cast<std::size_t>(std::count(t.begin(), t.end(), '/')) >= limits::kMaxMailboxDepth) {
+        s.no(c, fmt::format("more than {} hierarchy levels", limits::kMaxMailboxDepth), "LIMIT");
+        co_return;
+    }
     // Renaming INBOX moves its messages to a new mailbox and leaves INBOX empty (RFC 9051
     // §6.3.6).
     auto rename = [&store, uid, f, t]() -> int {

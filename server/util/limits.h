@@ -106,6 +106,13 @@ inline constexpr std::size_t kIndexQueue = 100000;
 // ones are dropped and a resync from before them compares UID lists instead.
 inline constexpr std::size_t kTombstonesPerMailbox = 10000;
 
+// Mailbox names (decoded, UTF-8 bytes): longer names are refused by every command with
+// NO [LIMIT], so no row, log line or LIST reply carries one. Hierarchy levels and mailboxes per
+// user bound what one CREATE (which also creates every superior level) or a script can add.
+inline constexpr std::size_t kMaxMailboxNameBytes = 1024;
+inline constexpr std::size_t kMaxMailboxDepth = 32;
+inline constexpr std::size_t kMaxMailboxesPerUser = 10000;
+
 // Users provisioned per SQLite transaction on the bulk path.
 inline constexpr std::size_t kProvisionBatch = 50000;
 // SQLite page cache (KiB) of the connection doing a bulk load: the users' indexes of a

@@ -3,6 +3,7 @@
 #include "proto/imap/args.h"
 
 #include "util/ascii.h"
+#include "util/limits.h"
 
 #include <algorithm>
 #include <array>
@@ -177,7 +178,13 @@ Parsed<std::string> parse_mailbox(const Arg& a, bool utf8) {
     auto s = astring(a);
     if (!s) return bad("Expected a mailbox name");
     if (iequals(*s, "INBOX")) return std::string("INBOX");
-    return decode_mailbox(*s, utf8);
+    auto name = decode_mailbox(*s, utf8);
+    // No mailbox this long can exist (CREATE and RENAME refuse it), so every command may say so.
+    if (name && name->size() > limits::kMaxMailboxNameBytes)
+        return ArgError{
+            "Mailbox name longer than " + std::to_string(limits::kMaxMailboxNameBytes) + " bytes",
+            "LIMIT"};
+    return name;
 }
 
 // ---- Flags ------------------------------------------------------------------------------------
