@@ -1978,8 +1978,17 @@ awaitable<bool> sasl_auth(Engine& e, Conn& c, const SimUser& u, const std::strin
                 break;
             }
             if (line->rfind("+", 0) != 0) {
-                c.record("AUTH", t0, false);
-                c.error("-ERR reply");
+                // The maildrop lock or a transient condition after a successful exchange is a
+                // refusal, as for USER/PASS (pop3_status).
+                bool in_use = line->find("[IN-USE]") != std::string::npos;
+                bool temp = line->find("[SYS/TEMP]") != std::string::npos;
+                c.record("AUTH", t0, in_use || temp);
+                if (in_use)
+                    c.refusal("POP3 [IN-USE]");
+                else if (temp)
+                    c.refusal("POP3 [SYS/TEMP]");
+                else
+                    c.error("-ERR reply");
                 co_return false;
             }
             l = line->size() > 2 ? line->substr(2) : std::string();
