@@ -858,6 +858,8 @@ class Conn {
     using ReadRace = std::tuple<std::array<std::size_t, 2>, boost::system::error_code, std::size_t,
                                 boost::system::error_code>;
     template <class Stream>
+    awaitable<bool> write_wait(Stream& s, asio::const_buffer b);
+    template <class Stream>
     awaitable<ReadRace> read_race(Stream& s, asio::steady_timer& timer);
     void note(const char* who, std::string_view text);
     void note_sent(std::string_view data);
@@ -1296,22 +1298,8 @@ awaitable<bool> Conn::send(std::string data) {
     if (tls_) {
         // No non-blocking fast path through TLS: a partial SSL_write must be finished by the
         // same engine, so every write goes through async_write.
-        asio::steady_timer timer(sock_.get_executor());
-        timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
-        auto r = co_await (asio::async_write(*tls_, asio::buffer(data), use_tuple) ||
-                           timer.async_wait(use_tuple));
-        if (r.index() == 1) {
-            error("timeout");
-            failed_ = true;
-            co_return false;
-        }
-        auto [ec, n] = std::get<0>(r);
-        if (ec) {
-            error("write: " + ec.message());
-            failed_ = true;
-            co_return false;
-        }
-        co_return true;
+        bool ok = co_await write_wait(*tls_, asio::buffer(data));
+        co_return ok;
     }
     // Commands are small: the socket nearly always takes them at once, without the timer and
     // the awaitable group a wait costs. Only what it does not take is waited for.
@@ -1324,10 +1312,16 @@ awaitable<bool> Conn::send(std::string data) {
         co_return false;
     }
     if (sent == data.size()) co_return true;
+    bool ok = co_await write_wait(sock_, asio::buffer(data) + sent);
+    co_return ok;
+}
+
+// Writes all of `b` within the reply timeout and the session's deadline.
+template <class Stream>
+awaitable<bool> Conn::write_wait(Stream& s, asio::const_buffer b) {
     asio::steady_timer timer(sock_.get_executor());
     timer.expires_at(std::min(Clock::now() + timeout_, session_deadline_));
-    auto r = co_await (asio::async_write(sock_, asio::buffer(data) + sent, use_tuple) ||
-                       timer.async_wait(use_tuple));
+    auto r = co_await (asio::async_write(s, b, use_tuple) || timer.async_wait(use_tuple));
     if (r.index() == 1) {
         error("timeout");
         failed_ = true;
