@@ -52,36 +52,41 @@ SMTP_SOURCE = "/usr/sbin/smtp-source"
 
 # ---- the millipost server process ------------------------------------------------------------
 
-def serve_millipost(data: str, users: int, messages: int, seed: int) -> None:
+def serve_millipost(data: str, users: int, messages: int, seed: int,
+                    tls: tuple[str, str] | None = None) -> None:
     """(Child mode.) Starts millipost on loopback, provisions ``users`` users with the shared
-    password, fills their mailboxes, prints its ports as JSON and runs until stdin closes."""
+    password, fills their mailboxes, prints its ports as JSON and runs until stdin closes.
+    ``tls`` is a (certificate, key) pair: then the implicit-TLS ports listen too."""
     import millipost
 
     # No per-address limit: smtp-source and the idle-memory clients all come from 127.0.0.1.
     srv = millipost.Server(data_dir=data, domains=["localhost"], max_connections=100_000,
-                           max_connections_per_address=0)
+                           max_connections_per_address=0, **({"tls": tls} if tls else {}))
     pop = millipost.Population(seed, users, password=PASSWORD, domain="localhost")
     srv.provision(pop)
     added = srv.populate_mailboxes(pop, messages=messages) if messages else 0
     print(json.dumps({"imap": srv.imap_port, "smtp": srv.smtp_port, "pop3": srv.pop3_port,
-                      "pid": os.getpid(), "messages": added}), flush=True)
+                      "imaps": srv.imaps_port if tls else 0, "pid": os.getpid(),
+                      "messages": added}), flush=True)
     sys.stdin.read()
     srv.stop()
 
 
 class MillipostProc:
-    def __init__(self, work: str, users: int, messages: int, seed: int):
+    def __init__(self, work: str, users: int, messages: int, seed: int,
+                 tls: tuple[str, str] | None = None):
         self.data = os.path.join(work, "millipost")
         os.makedirs(self.data, exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__),
                                       "--serve-millipost", self.data, str(users), str(messages),
-                                      str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+                                      str(seed), *(tls or ())], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("millipost server process did not start")
         info = json.loads(line)
         self.imap_port, self.smtp_port, self.pid = info["imap"], info["smtp"], info["pid"]
+        self.imaps_port = info["imaps"]
         self.messages = info["messages"]
 
     def pids(self) -> list[int]:
@@ -160,12 +165,14 @@ def overall_p99_ms(results) -> float | None:
     return None
 
 
-def run_load(port: int, users: int, seed: int, seconds: float, pids: list[int] | None,
+def run_load(port: int | str, users: int, seed: int, seconds: float, pids: list[int] | None,
              pid: int | None, **kw) -> dict:
+    """One simulator run against ``port`` (on 127.0.0.1, plain IMAP) or a target URL."""
     import millipost
 
+    url = port if isinstance(port, str) else f"imap://127.0.0.1:{port}"
     cpu0 = tree_cpu(pids) if pids else None
-    r = millipost.load([f"imap://127.0.0.1:{port}"], users=users, password=PASSWORD,
+    r = millipost.load([url], users=users, password=PASSWORD,
                        duration=seconds, seed=seed, target_pid=pid, progress=False, **kw)
     t = r.totals
     out = {"commands": t.get("commands", 0), "errors": t.get("errors", 0),
@@ -405,7 +412,8 @@ def cpu_per_k(run) -> float | None:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-millipost":
-        serve_millipost(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        tls = (sys.argv[6], sys.argv[7]) if len(sys.argv) > 7 else None
+        serve_millipost(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), tls)
         return 0
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

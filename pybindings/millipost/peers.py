@@ -86,7 +86,7 @@ class DovecotPeer:
     UID = 5000
 
     def __init__(self, users: list[tuple[str, str]], workdir: str | None = None,
-                 extra_conf: str = ""):
+                 extra_conf: str = "", tls: tuple[str, str] | None = None):
         problem = unavailable_reason()
         if problem:
             raise PeerUnavailable(problem)
@@ -95,6 +95,9 @@ class DovecotPeer:
         self.dir = workdir or tempfile.mkdtemp(prefix="millipost-dovecot-")
         self.users = users
         self.imap_port, self.pop3_port, self.lmtp_port = free_port(), free_port(), free_port()
+        self.tls = tls
+        self.imaps_port = free_port() if tls else 0
+        self.pop3s_port = free_port() if tls else 0
         self.conf = os.path.join(self.dir, "dovecot.conf")
 
     def __enter__(self) -> "DovecotPeer":
@@ -114,6 +117,12 @@ class DovecotPeer:
         with open(os.path.join(d, "passwd"), "w") as f:
             for login, pw in self.users:
                 f.write(f"{login}:{{PLAIN}}{pw}::::::\n")
+        if self.tls:
+            # "<path" makes Dovecot read the file (as root, in the master, before dropping).
+            ssl = (f"ssl = yes\nssl_cert = <{os.path.abspath(self.tls[0])}\n"
+                   f"ssl_key = <{os.path.abspath(self.tls[1])}\nssl_min_protocol = TLSv1.2")
+        else:
+            ssl = "ssl = no"
         with open(self.conf, "w") as f:
             f.write(f"""
 base_dir = {d}/run
@@ -121,7 +130,7 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 listen = 127.0.0.1
 protocols = imap pop3 lmtp
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
@@ -149,7 +158,7 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {self.imaps_port}
   }}
 }}
 service pop3-login {{
@@ -157,7 +166,7 @@ service pop3-login {{
     port = {self.pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {self.pop3s_port}
   }}
 }}
 service lmtp {{
@@ -177,7 +186,10 @@ service pop3 {{
         subprocess.run([shutil.which("dovecot") or "/usr/sbin/dovecot", "-c", self.conf],
                        check=True)
         deadline = time.monotonic() + 20
-        for port in (self.imap_port, self.pop3_port, self.lmtp_port):
+        for port in (self.imap_port, self.pop3_port, self.lmtp_port, self.imaps_port,
+                     self.pop3s_port):
+            if not port:
+                continue
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
