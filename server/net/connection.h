@@ -83,6 +83,13 @@ class Connection {
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
     void interrupt();
+    // A deadline for reads on top of their idle timeouts: a read that would wait past it ends
+    // the connection as a timeout, and deadline_passed() is then true. Sessions set it to
+    // accepted() + [server] prelogin_max_time until their client logs in, then clear it.
+    void set_deadline(std::chrono::steady_clock::time_point t) { deadline_ = t; }
+    void clear_deadline() { deadline_.reset(); }
+    bool deadline_passed() const { return deadline_passed_; }
+    std::chrono::steady_clock::time_point accepted() const { return accepted_; }
     // While protected (an SMTP DATA transfer in flight), shutdown neither interrupts reads nor
     // refuses new ones, so the transaction can finish within the shutdown grace period.
     void set_protected(bool on) { protected_ = on; }
@@ -107,6 +114,9 @@ class Connection {
     std::string peer_;
     std::string peer_address_;
     bool loopback_ = false;
+    std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
+    bool deadline_passed_ = false;
     Admission admission_ = Admission::Ok;
     std::uint64_t id_;
 };

@@ -60,8 +60,22 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
         in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
+    bool cut = false;  // the deadline, not the idle timeout, bounds this read
+    if (deadline_) {
+        auto left = *deadline_ - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+            deadline_passed_ = true;
+            closed_ = Closed::Timeout;
+            co_return Filled::Closed;
+        }
+        if (left < timeout) {
+            timeout = left;
+            cut = true;
+        }
+    }
     Filled r = tls_ ? co_await read_into(*tls_, timeout, wake)
                     : co_await read_into(socket_, timeout, wake);
+    if (cut && r == Filled::Closed && closed_ == Closed::Timeout) deadline_passed_ = true;
     co_return r;
 }
 

@@ -15,6 +15,15 @@ inline constexpr std::size_t kSmtpDefaultMaxMessage = 50u * 1024 * 1024;
 inline constexpr std::size_t kSmtpMaxRecipients = 1000;
 // Protocol errors in one SMTP session before it is closed with 421.
 inline constexpr int kSmtpMaxErrors = 20;
+// On the submission listeners, before a successful AUTH, as IMAP and POP3 before login: fewer
+// errors (commands refused with 530 count too), and a silent client is dropped sooner
+// (configurable, [smtp] login_timeout). Port 25 has no login and keeps kSmtpMaxErrors and the
+// RFC 5321 timeout.
+inline constexpr int kSmtpPreAuthMaxErrors = 10;
+inline constexpr std::chrono::seconds kSmtpPreAuthTimeout{60};
+// Failed AUTH exchanges (535, and 454 refusals of a locked-out address or account) on one SMTP
+// connection before it is closed with 421; the failed-login throttle still counts each one.
+inline constexpr int kSmtpMaxAuthFailures = 3;
 
 // POP3 (RFC 2449 §4: 255 octets per command line; AUTH responses may be longer).
 inline constexpr std::size_t kPop3MaxCommandLine = 512;
@@ -38,6 +47,11 @@ inline constexpr std::chrono::seconds kPop3PreLoginTimeout{60};
 inline constexpr std::chrono::seconds kImapIdleTimeout{30 * 60};
 inline constexpr std::chrono::seconds kImapPreLoginTimeout{60};
 inline constexpr int kImapMaxErrors = 20;
+
+// Total time an IMAP, POP3 or SMTP-submission connection may spend without logging in, however
+// busy it keeps itself (a NOOP every minute resets the idle timeout, not this). Counted from
+// accept, so an implicit-TLS handshake is included. Configurable ([server] prelogin_max_time).
+inline constexpr std::chrono::seconds kPreLoginMaxTime{180};
 // NOTIFY: events of other mailboxes held for a session between reports; beyond this the session
 // reports every watched mailbox's STATUS once instead (RFC 5465 §5.8 allows coalescing).
 inline constexpr std::size_t kImapNotifyBacklog = 1000;
