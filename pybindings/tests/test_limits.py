@@ -456,3 +456,77 @@ def test_prelogin_max_time_ends_with_the_login(make_server, raw):
         c.cmd(line)
         assert c.read_line().startswith(ok)
     assert srv.counters()["prelogin_timeouts"] == 0
+
+
+# --- refusals on implicit-TLS ports -----------------------------------------------------------
+
+def test_refusal_on_every_implicit_tls_port_comes_through_tls(make_server):
+    # Python's own clients see the protocol's refusal, not a TLS record error.
+    srv = make_server(tls="self-signed", max_connections_per_address=1)
+    ctx = ssl.create_default_context(cafile=srv.tls_cert_path)
+    holder = socket.create_connection((srv.host, srv.smtp_port), timeout=TIMEOUT,
+                                      source_address=("127.0.0.12", 0))
+    try:
+        assert holder.recv(4096).startswith(b"220")
+        src = ("127.0.0.12", 0)
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtplib.SMTP_SSL(srv.host, srv.submissions_port, timeout=TIMEOUT, context=ctx,
+                             source_address=src)
+        assert e.value.smtp_code == 421 and b"from your address" in e.value.smtp_error
+        with pytest.raises(poplib.error_proto) as e:
+            _pop3s_from(srv, ctx, "127.0.0.12")
+        assert b"-ERR [SYS/TEMP] too many connections from your address" in e.value.args[0]
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            _imaps_from(srv, ctx, "127.0.0.12")
+        assert "too many connections from your address" in str(e.value)
+    finally:
+        holder.close()
+    assert srv.counters()["connections_refused_address"] == 3
+
+
+def _pop3s_from(srv, ctx, source):
+    class P(poplib.POP3_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout,
+                                            source_address=(source, 0))
+            return self.context.wrap_socket(sock, server_hostname=self.host)
+    return P(srv.host, srv.pop3s_port, timeout=TIMEOUT, context=ctx)
+
+
+def _imaps_from(srv, ctx, source):
+    class I(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout,
+                                            source_address=(source, 0))
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+    return I(srv.host, srv.imaps_port, ssl_context=ctx, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("port", ["imaps_port", "pop3s_port", "submissions_port"])
+def test_refused_connection_on_a_tls_port_gets_no_plaintext_and_a_short_handshake(
+        make_server, port):
+    # Refused on a TLS port: never plaintext (a client speaking plain protocol to it sees no
+    # refusal text), and a silent client is dropped after kTlsRefusalHandshakeTimeout (5 s),
+    # not the 30 s an admitted handshake gets.
+    srv = make_server(tls="self-signed", max_connections=1, max_connections_per_address=0)
+    holder = socket.create_connection((srv.host, srv.smtp_port), timeout=TIMEOUT)
+    try:
+        assert holder.recv(4096).startswith(b"220")
+        plain = socket.create_connection((srv.host, getattr(srv, port)), timeout=TIMEOUT)
+        plain.sendall(b"EHLO client.test\r\nCAPA\r\na CAPABILITY\r\n")
+        data = b""
+        while True:
+            chunk = plain.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        plain.close()
+        assert b"too many" not in data and not data.startswith((b"421", b"* BYE", b"-ERR")), data
+        silent = socket.create_connection((srv.host, getattr(srv, port)), timeout=TIMEOUT)
+        started = time.monotonic()
+        assert silent.recv(4096) == b""
+        assert 3 < time.monotonic() - started < 8.5
+        silent.close()
+    finally:
+        holder.close()
+    assert wait_for(lambda: srv.counters()["connections_refused"] == 2)

@@ -106,6 +106,10 @@ inline constexpr std::size_t kMaxConnectionsPerAddress = 100;
 // TLS: a client has this long to complete its handshake (after STARTTLS or on an implicit-TLS
 // port) before the connection is closed; a slow or silent handshake holds a connection slot.
 inline constexpr std::chrono::seconds kTlsHandshakeTimeout{30};
+// A connection to an implicit-TLS port that is already refused (over a connection limit) still
+// gets its handshake, so that the refusal reaches the client in TLS and not as plaintext garbage
+// in a TLS stream, but only this long: a refused connection should not hold its slot for 30 s.
+inline constexpr std::chrono::seconds kTlsRefusalHandshakeTimeout{5};
 // At the end of a TLS session, how long close_notify may take to send before the socket closes.
 inline constexpr std::chrono::milliseconds kTlsShutdownTimeout{500};
 
