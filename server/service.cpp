@@ -151,7 +151,7 @@ net::Connection::Admission Service::admit(const net::Connection& c, std::string_
     } else if (a == A::TooManyFromAddress) {
         ++counters_.connections_refused_address;
         spdlog::warn("{} {} {}: refused, too many connections from {} (limit {})", protocol, c.id(),
-                     c.peer(), c.peer_address(), cfg_.max_connections_per_address);
+                     c.peer(), c.client_key(), cfg_.max_connections_per_address);
     }
     return a;
 }

@@ -530,3 +530,89 @@ def test_refused_connection_on_a_tls_port_gets_no_plaintext_and_a_short_handshak
     finally:
         holder.close()
     assert wait_for(lambda: srv.counters()["connections_refused"] == 2)
+
+
+# --- IPv6: clients counted by /64, IPv4-mapped ones as IPv4 -----------------------------------
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+needs_ipv6 = pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+
+
+def _connect6(port: int) -> socket.socket:
+    s = socket.create_connection(("::1", port), timeout=TIMEOUT)
+    s.settimeout(TIMEOUT)
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+@needs_ipv6
+def test_per_address_limit_over_ipv6(make_server):
+    # (::1 is the only IPv6 address here, so the /64 grouping itself is tested in C++,
+    # net/address_test.cpp; this is the limit and the trace header over a real IPv6 socket.)
+    srv = make_server(listen="::1", max_connections_per_address=2)
+    held = [_connect6(srv.imap_port) for _ in range(2)]
+    try:
+        for s in held:
+            assert s.recv(4096).startswith(b"* OK")
+        third = _connect6(srv.pop3_port)
+        assert _read_all(third).startswith(
+            b"-ERR [SYS/TEMP] too many connections from your address")
+        third.close()
+    finally:
+        for s in held:
+            s.close()
+    assert srv.counters()["connections_refused_address"] == 1
+
+    assert wait_for(lambda: _probe6(srv.smtp_port), timeout=5)  # the held ones have gone
+    with smtplib.SMTP("::1", srv.smtp_port, timeout=TIMEOUT) as s:
+        s.sendmail("x@remote.example", ["alice@localhost"], b"Subject: six\r\n\r\nhi\r\n")
+    with imaplib.IMAP4("::1", srv.imap_port, timeout=TIMEOUT) as m:
+        m.login("alice", "secret")
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (RECEIVED)])")
+        assert typ == "OK"
+        # RFC 5321 §4.1.3: an IPv6 address literal.
+        assert b"([IPv6:::1])" in data[0][1], data
+
+
+def _probe6(port: int) -> bool:
+    s = _connect6(port)
+    try:
+        return s.recv(4096).startswith(b"220")
+    finally:
+        s.close()
+
+
+@needs_ipv6
+def test_dual_stack_counts_ipv4_clients_by_their_ipv4_address(make_server, raw):
+    # On a dual-stack listener IPv4 clients arrive as ::ffff:a.b.c.d, which all share one /64;
+    # they must still count per IPv4 address, not as one client.
+    srv = make_server(listen="::", max_connections_per_address=2)
+    for _ in range(2):
+        greeted(raw(srv.imap_port, source="127.0.0.21"), "imap")
+    refused = raw(srv.imap_port, source="127.0.0.21")
+    assert refused.read_until_eof() == \
+        b"* BYE too many connections from your address, try again later\r\n"
+    greeted(raw(srv.imap_port, source="127.0.0.22"), "imap")
+    six = _connect6(srv.imap_port)
+    try:
+        assert six.recv(4096).startswith(b"* OK")
+    finally:
+        six.close()
+    assert srv.counters()["connections_refused_address"] == 1

@@ -75,8 +75,11 @@ class Connection {
     bool shutting_down() const;
     tcp::socket& socket() { return socket_; }
     const std::string& peer() const { return peer_; }
-    // The peer's IP address without the port (failed-login throttling counts per address).
+    // The peer's IP address without the port (an IPv4-mapped address as IPv4).
     const std::string& peer_address() const { return peer_address_; }
+    // What the per-address connection limit and the failed-login throttle count the peer as:
+    // its IPv4 address, or its IPv6 /64 (net/address.h).
+    const std::string& client_key() const { return client_key_; }
     bool peer_is_loopback() const { return loopback_; }
     Server& server() { return server_; }
     Admission admission() const { return admission_; }
@@ -113,6 +116,7 @@ class Connection {
     bool protected_ = false;
     std::string peer_;
     std::string peer_address_;
+    std::string client_key_;
     bool loopback_ = false;
     std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
     std::optional<std::chrono::steady_clock::time_point> deadline_;

@@ -101,6 +101,8 @@ inline constexpr std::size_t kMaxConnections = 10000;
 // Connections from one client IP address, all protocols together (loopback included), so that
 // one host cannot take every slot of the total. 100 leaves room for a NATed office of IMAP
 // clients (a desktop client opens about five). 0 in the config means no per-address limit.
+// An IPv6 client counts by its /64 (one host usually has a whole /64 to pick addresses from;
+// IPv4-mapped addresses count as the IPv4 address), in this limit and in the login throttle.
 inline constexpr std::size_t kMaxConnectionsPerAddress = 100;
 
 // TLS: a client has this long to complete its handshake (after STARTTLS or on an implicit-TLS
