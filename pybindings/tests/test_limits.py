@@ -422,7 +422,7 @@ def test_prelogin_max_time_closes_busy_unauthenticated_clients(make_server, raw)
             closed[name] = (time.monotonic() - started, data)
     assert set(closed) == {"imap", "pop3", "smtp"}, closed
     for name, (when, data) in closed.items():
-        assert 1.0 < when < 4.0, (name, when)
+        assert 1.0 < when < 5.0, (name, when)  # 2 s, seen within one polling round
     assert closed["imap"][1].endswith(b"* BYE autologout: no login within the time allowed\r\n")
     assert closed["pop3"][1].endswith(
         b"-ERR [SYS/TEMP] autologout: no login within the time allowed\r\n")
