@@ -258,7 +258,7 @@ def test_submission_adds_date_and_message_id(sub, port):
         # Our trace header first, then the two we added, then the client's own.
         assert list(m.keys())[:3] == ["Received", "Date", "Message-ID"], m.keys()
         assert len(m.get_all("Date")) == 1 and len(m.get_all("Message-ID")) == 1
-        assert "with ESMTPS id" in str(m["Received"])  # over TLS (RFC 3848)
+        assert "with ESMTPSA id" in str(m["Received"])  # TLS + AUTH (RFC 3848)
         date = m["Date"].datetime  # the email package's RFC 5322 date parser
         assert date.tzinfo is not None  # a numeric zone, the server's local one
         assert before - 5 <= date.timestamp() <= time.time() + 5

@@ -50,8 +50,10 @@ std::string received_header(const Session& s, const std::string& id, std::time_t
     auto peer = s.conn->peer_address();
     if (peer.find(':') != std::string::npos) peer = "IPv6:" + peer;
     std::string with = s.smtputf8 ? "UTF8SMTP" : s.esmtp ? "ESMTP" : "SMTP";
-    // RFC 3848 (and RFC 6531 §3.7.3): an "S" for a message received over TLS.
+    // RFC 3848 (and RFC 6531 §3.7.3): an "S" for a message received over TLS, an "A" for one
+    // from an authenticated client (ESMTPSA: a submission over TLS).
     if (s.esmtp && s.conn->tls_active()) with += 'S';
+    if (s.esmtp && s.user) with += 'A';
     std::string h = fmt::format("Received: from {} ([{}])\r\n\tby {} (millipost) with {} id {}",
                                 s.helo, peer, s.svc.config().hostname, with, id);
     if (s.forward_paths.size() == 1) h += fmt::format("\r\n\tfor <{}>", s.forward_paths.front());
