@@ -90,6 +90,10 @@ config::Config make_config(const py::dict& opts) {
             c.pop3_login_timeout = std::chrono::seconds(v.cast<long>());
         else if (key == "imap_login_timeout")
             c.imap_login_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "smtp_login_timeout")
+            c.smtp_login_timeout = std::chrono::seconds(v.cast<long>());
+        else if (key == "prelogin_max_time")
+            c.prelogin_max_time = std::chrono::seconds(v.cast<long>());
         else if (key == "special_use_mailboxes")
             c.special_use_mailboxes = v.cast<bool>();
         else if (key == "quota_storage")
@@ -440,6 +444,7 @@ PYBIND11_MODULE(_core, m) {
             d["connections_refused"] = c.connections_refused.load();
             d["connections_refused_address"] = c.connections_refused_address.load();
             d["idle_timeouts"] = c.idle_timeouts.load();
+            d["prelogin_timeouts"] = c.prelogin_timeouts.load();
             return d;
         });
 

@@ -30,10 +30,22 @@ using Serve = net::awaitable<void> (*)(std::shared_ptr<net::Connection>, Service
 // An implicit-TLS listener (RFC 8314): the handshake comes first, then the plain protocol.
 // (No call returning a non-trivial temporary inside a co_await expression: g++ 12 destroys
 // such temporaries twice.)
+// A connection over a limit is refused after the handshake too (the session's first act):
+// plaintext on a TLS port is garbage to the client (its TLS library reports a record error,
+// not the reason), so the refusal goes through TLS, as on the plain ports in the protocol's
+// words. Only its handshake gets less time, since a refused connection holds its slot while
+// it lasts.
 net::awaitable<void> serve_tls(std::shared_ptr<net::Connection> conn, Service& svc, Serve serve) {
     auto ctx = svc.tls_context();
-    bool up = co_await conn->start_tls(std::move(ctx), limits::kTlsHandshakeTimeout);
-    if (!up) co_return;
+    auto timeout = conn->admission() == net::Connection::Admission::Ok
+                       ? std::chrono::seconds(limits::kTlsHandshakeTimeout)
+                       : std::chrono::seconds(limits::kTlsRefusalHandshakeTimeout);
+    bool up = co_await conn->start_tls(std::move(ctx), timeout);
+    if (!up) {
+        // Counted and logged as refused all the same (the session would have done it).
+        if (conn->admission() != net::Connection::Admission::Ok) svc.admit(*conn, "tls");
+        co_return;
+    }
     co_await serve(conn, svc);
 }
 
@@ -139,7 +151,7 @@ net::Connection::Admission Service::admit(const net::Connection& c, std::string_
     } else if (a == A::TooManyFromAddress) {
         ++counters_.connections_refused_address;
         spdlog::warn("{} {} {}: refused, too many connections from {} (limit {})", protocol, c.id(),
-                     c.peer(), c.peer_address(), cfg_.max_connections_per_address);
+                     c.peer(), c.client_key(), cfg_.max_connections_per_address);
     }
     return a;
 }

@@ -31,6 +31,8 @@ struct Counters {
     std::atomic<std::uint64_t> connections_refused{0}, connections_refused_address{0};
     // Sessions closed for idling past their state's timeout.
     std::atomic<std::uint64_t> idle_timeouts{0};
+    // Sessions closed because they did not log in within [server] prelogin_max_time.
+    std::atomic<std::uint64_t> prelogin_timeouts{0};
 };
 
 class Service {

@@ -18,7 +18,10 @@ class Server:
     ``imap_port`` (0 = ephemeral, -1 = off), ``max_message_size``, ``max_recipients``, ``max_connections``,
     ``max_connections_per_address`` (default 100, loopback included; 0 = no limit),
     ``smtp_timeout``, ``pop3_timeout``, ``imap_timeout`` (seconds; after login),
-    ``pop3_login_timeout``, ``imap_login_timeout`` (seconds; before login, default 60),
+    ``pop3_login_timeout``, ``imap_login_timeout``, ``smtp_login_timeout`` (seconds; before
+    login, on SMTP before AUTH on the submission listeners; default 60), ``prelogin_max_time``
+    (seconds from accept to login, however busy the client; default 180), ``listen`` (the
+    listeners' address, default ``"127.0.0.1"``; ``host`` stays 127.0.0.1),
     ``io_threads``, ``store_threads``,
     ``special_use_mailboxes`` (default True: Drafts, Sent, Trash, Junk and Archive are created
     at a user's first login), ``quota_storage`` (KiB) and ``quota_messages`` (per-user quota,

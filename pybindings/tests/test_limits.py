@@ -4,9 +4,15 @@ over real sockets. Source addresses: any address of 127.0.0.0/8 reaches this hos
 connects "from another client" by binding 127.0.0.x."""
 from __future__ import annotations
 
+import base64
+import imaplib
+import poplib
+import smtplib
 import socket
 import ssl
 import time
+
+import pytest
 
 from conftest import TIMEOUT, wait_for
 
@@ -243,4 +249,370 @@ def test_per_address_limit_on_an_implicit_tls_port(make_server):
             second.close()
     finally:
         first.close()
+    assert srv.counters()["connections_refused_address"] == 1
+
+
+# --- SMTP submission before AUTH --------------------------------------------------------------
+
+def b64plain(login: str, password: str) -> str:
+    return base64.b64encode(b"\0" + login.encode() + b"\0" + password.encode()).decode()
+
+
+def smtp_greeted(srv, port: str, raw, source=None):
+    c = raw(getattr(srv, port), source=source)
+    greeted(c, "smtp")
+    c.cmd("EHLO client.test")
+    assert c.read_reply()[0] == 250
+    return c
+
+
+def test_submission_serves_only_the_way_to_auth(make_server, raw):
+    srv = make_server(tls="self-signed")
+    c = smtp_greeted(srv, "submission_port", raw)
+    for line in ("MAIL FROM:<bob@localhost>", "RCPT TO:<alice@localhost>", "DATA",
+                 "VRFY alice", "EXPN staff", "HELP"):
+        c.cmd(line)
+        code, lines = c.read_reply()
+        assert code == 530 and lines[0].startswith(b"5.7.0"), (line, code, lines)
+    for line, want in (("NOOP", 250), ("RSET", 250), ("HELO client.test", 250),
+                       ("EHLO client.test", 250)):
+        c.cmd(line)
+        assert c.read_reply()[0] == want, line
+    c.cmd("AUTH PLAIN " + b64plain("bob", "hunter2"))
+    assert c.read_reply()[0] == 235
+    for line, want in (("VRFY alice", 252), ("HELP", 214), ("MAIL FROM:<bob@localhost>", 250)):
+        c.cmd(line)
+        assert c.read_reply()[0] == want, line
+    # Port 25 is unchanged: no AUTH needed for VRFY, HELP and mail to local users.
+    p = smtp_greeted(srv, "smtp_port", raw)
+    for line, want in (("VRFY alice", 252), ("HELP", 214), ("MAIL FROM:<x@remote.example>", 250)):
+        p.cmd(line)
+        assert p.read_reply()[0] == want, line
+
+
+def test_submission_pre_auth_error_limit_is_tighter(make_server, raw):
+    # kSmtpPreAuthMaxErrors = 10 before AUTH on submission (530 refusals count); 20 after, and
+    # always on port 25.
+    srv = make_server(tls="self-signed")
+    before = smtp_greeted(srv, "submission_port", raw)
+    before.send(b"MAIL FROM:<bob@localhost>\r\n" * 9)
+    for _ in range(9):
+        assert before.read_reply()[0] == 530
+    before.cmd("NOOP")
+    assert before.read_reply()[0] == 250
+    before.cmd("BOGUS")
+    assert before.read_reply()[0] == 500
+    code, lines = before.read_reply()
+    assert code == 421 and b"Too many errors" in lines[0], lines
+    assert before.read_until_eof() == b""
+
+    for port, auth in (("submission_port", True), ("smtp_port", False)):
+        after = smtp_greeted(srv, port, raw)
+        if auth:
+            after.cmd("AUTH PLAIN " + b64plain("bob", "hunter2"))
+            assert after.read_reply()[0] == 235
+        after.send(b"BOGUS\r\n" * 15)
+        for _ in range(15):
+            assert after.read_reply()[0] == 500
+        after.cmd("NOOP")
+        assert after.read_reply()[0] == 250, port
+        after.send(b"BOGUS\r\n" * 5)
+        assert after.read_until_eof().endswith(b"Too many errors, closing connection\r\n")
+
+
+def test_submission_pre_auth_timeout_is_shorter(make_server, raw):
+    srv = make_server(tls="self-signed", smtp_login_timeout=1, smtp_timeout=30)
+    silent = smtp_greeted(srv, "submission_port", raw)
+    user = smtp_greeted(srv, "submission_port", raw)
+    user.cmd("AUTH PLAIN " + b64plain("bob", "hunter2"))
+    assert user.read_reply()[0] == 235
+    inbound = smtp_greeted(srv, "smtp_port", raw)
+    started = time.monotonic()
+    code, lines = silent.read_reply(timeout=TIMEOUT)
+    assert code == 421 and lines[0].startswith(b"4.4.2 "), lines
+    assert 0.5 < time.monotonic() - started < 5
+    assert silent.read_until_eof() == b""
+    # Within an AUTH exchange, too: the client owes its response within the short timeout.
+    half = smtp_greeted(srv, "submission_port", raw)
+    half.cmd("AUTH PLAIN")
+    assert half.read_reply()[0] == 334
+    assert half.read_reply(timeout=TIMEOUT)[0] == 421
+    time.sleep(1.5)
+    for c in (user, inbound):  # after AUTH and on port 25: the 30 s timeout
+        c.cmd("NOOP")
+        assert c.read_reply()[0] == 250
+    assert srv.counters()["idle_timeouts"] == 2
+
+
+@pytest.mark.parametrize("port", ["submission_port", "smtp_port"])
+def test_smtp_auth_failures_per_connection(make_server, raw, port):
+    # kSmtpMaxAuthFailures = 3: the third 535 is followed by 421 and the close.
+    srv = make_server(tls="self-signed", auth_fail_delay=0, auth_fail_limit=0)
+    c = smtp_greeted(srv, port, raw)
+    for i in range(2):
+        c.cmd("AUTH PLAIN " + b64plain("bob", f"wrong{i}"))
+        assert c.read_reply()[0] == 535
+    c.cmd("NOOP")
+    assert c.read_reply()[0] == 250
+    c.cmd("AUTH PLAIN " + b64plain("bob", "wrong2"))
+    assert c.read_reply()[0] == 535
+    code, lines = c.read_reply()
+    assert code == 421 and lines[0].startswith(b"4.7.0 ") and b"authentication failures" in lines[0]
+    assert c.read_until_eof() == b""
+    assert srv.counters()["auth_failures"] == 3
+    # Two failures and then the right password: fine.
+    ok = smtp_greeted(srv, port, raw)
+    for i in range(2):
+        ok.cmd("AUTH PLAIN " + b64plain("bob", f"wrong{i}"))
+        assert ok.read_reply()[0] == 535
+    ok.cmd("AUTH PLAIN " + b64plain("bob", "hunter2"))
+    assert ok.read_reply()[0] == 235
+
+
+def test_smtplib_login_failures_end_the_connection(make_server):
+    srv = make_server(tls="self-signed", auth_fail_delay=0, auth_fail_limit=0)
+    ctx = ssl.create_default_context(cafile=srv.tls_cert_path)
+    with smtplib.SMTP_SSL(srv.host, srv.submissions_port, timeout=TIMEOUT, context=ctx) as s:
+        # smtplib's login() tries each mechanism it knows (PLAIN, then LOGIN): two failures.
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            s.login("bob", "wrong")
+        assert e.value.smtp_code == 535
+        # The third failure ends the connection: smtplib sees the 421 (or the close).
+        with pytest.raises((smtplib.SMTPAuthenticationError, smtplib.SMTPServerDisconnected)):
+            s.login("bob", "wrong again")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            s.noop()
+    assert srv.counters()["auth_failures"] == 3
+
+
+# --- total time before login ------------------------------------------------------------------
+
+def test_prelogin_max_time_closes_busy_unauthenticated_clients(make_server, raw):
+    # prelogin_max_time bounds the time from accept to login, however busy the client keeps
+    # itself: each NOOP/CAPA resets the (longer) idle timeout, not this.
+    srv = make_server(tls="self-signed", prelogin_max_time=2, imap_login_timeout=30,
+                      pop3_login_timeout=30, smtp_login_timeout=30)
+    imap = raw(srv.imap_port)
+    greeted(imap, "imap")
+    pop = raw(srv.pop3_port)
+    greeted(pop, "pop3")
+    sub = smtp_greeted(srv, "submission_port", raw)
+    inbound = smtp_greeted(srv, "smtp_port", raw)  # port 25 has no login: no such limit
+    logged = raw(srv.imap_port)
+    greeted(logged, "imap")
+    logged.cmd("a LOGIN alice secret")
+    assert logged.read_line().startswith(b"a OK")
+    started = time.monotonic()
+    closed = {}
+    n = 0
+    while len(closed) < 3 and time.monotonic() - started < TIMEOUT:
+        n += 1
+        for name, c, line in (("imap", imap, f"n{n} NOOP"), ("pop3", pop, "CAPA"),
+                              ("smtp", sub, "NOOP")):
+            if name in closed:
+                continue
+            try:
+                c.cmd(line)
+            except OSError:
+                pass
+            try:
+                data = c.read_until_eof(timeout=0.4)
+            except (TimeoutError, socket.timeout):
+                continue
+            closed[name] = (time.monotonic() - started, data)
+    assert set(closed) == {"imap", "pop3", "smtp"}, closed
+    for name, (when, data) in closed.items():
+        assert 1.0 < when < 5.0, (name, when)  # 2 s, seen within one polling round
+    assert closed["imap"][1].endswith(b"* BYE autologout: no login within the time allowed\r\n")
+    assert closed["pop3"][1].endswith(
+        b"-ERR [SYS/TEMP] autologout: no login within the time allowed\r\n")
+    assert b"421 4.7.0 localhost Error: no authentication within the time allowed\r\n" in \
+        closed["smtp"][1]
+    # The logged-in session and port 25 go on.
+    for c, line, ok in ((logged, "b NOOP", b"b OK"), (inbound, "NOOP", b"250")):
+        c.cmd(line)
+        got = c.read_line()
+        assert got.startswith(ok), got
+    cnt = srv.counters()
+    assert cnt["prelogin_timeouts"] == 3 and cnt["idle_timeouts"] == 0, cnt
+
+
+def test_prelogin_max_time_ends_with_the_login(make_server, raw):
+    srv = make_server(tls="self-signed", prelogin_max_time=1)
+    imap = raw(srv.imap_port)
+    greeted(imap, "imap")
+    imap.cmd("a LOGIN alice secret")
+    assert imap.read_line().startswith(b"a OK")
+    pop = raw(srv.pop3_port)
+    greeted(pop, "pop3")
+    for line in ("USER alice", "PASS secret"):
+        pop.cmd(line)
+        assert pop.read_line().startswith(b"+OK")
+    sub = smtp_greeted(srv, "submission_port", raw)
+    sub.cmd("AUTH PLAIN " + b64plain("bob", "hunter2"))
+    assert sub.read_reply()[0] == 235
+    time.sleep(2)
+    for c, line, ok in ((imap, "b NOOP", b"b OK"), (pop, "STAT", b"+OK"), (sub, "NOOP", b"250")):
+        c.cmd(line)
+        assert c.read_line().startswith(ok)
+    assert srv.counters()["prelogin_timeouts"] == 0
+
+
+# --- refusals on implicit-TLS ports -----------------------------------------------------------
+
+def test_refusal_on_every_implicit_tls_port_comes_through_tls(make_server):
+    # Python's own clients see the protocol's refusal, not a TLS record error.
+    srv = make_server(tls="self-signed", max_connections_per_address=1)
+    ctx = ssl.create_default_context(cafile=srv.tls_cert_path)
+    holder = socket.create_connection((srv.host, srv.smtp_port), timeout=TIMEOUT,
+                                      source_address=("127.0.0.12", 0))
+    try:
+        assert holder.recv(4096).startswith(b"220")
+        src = ("127.0.0.12", 0)
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtplib.SMTP_SSL(srv.host, srv.submissions_port, timeout=TIMEOUT, context=ctx,
+                             source_address=src)
+        assert e.value.smtp_code == 421 and b"from your address" in e.value.smtp_error
+        with pytest.raises(poplib.error_proto) as e:
+            _pop3s_from(srv, ctx, "127.0.0.12")
+        assert b"-ERR [SYS/TEMP] too many connections from your address" in e.value.args[0]
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            _imaps_from(srv, ctx, "127.0.0.12")
+        assert "too many connections from your address" in str(e.value)
+    finally:
+        holder.close()
+    assert srv.counters()["connections_refused_address"] == 3
+
+
+def _pop3s_from(srv, ctx, source):
+    class P(poplib.POP3_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout,
+                                            source_address=(source, 0))
+            return self.context.wrap_socket(sock, server_hostname=self.host)
+    return P(srv.host, srv.pop3s_port, timeout=TIMEOUT, context=ctx)
+
+
+def _imaps_from(srv, ctx, source):
+    class I(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):
+            sock = socket.create_connection((self.host, self.port), timeout,
+                                            source_address=(source, 0))
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+    return I(srv.host, srv.imaps_port, ssl_context=ctx, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("port", ["imaps_port", "pop3s_port", "submissions_port"])
+def test_refused_connection_on_a_tls_port_gets_no_plaintext_and_a_short_handshake(
+        make_server, port):
+    # Refused on a TLS port: never plaintext (a client speaking plain protocol to it sees no
+    # refusal text), and a silent client is dropped after kTlsRefusalHandshakeTimeout (5 s),
+    # not the 30 s an admitted handshake gets.
+    srv = make_server(tls="self-signed", max_connections=1, max_connections_per_address=0)
+    holder = socket.create_connection((srv.host, srv.smtp_port), timeout=TIMEOUT)
+    try:
+        assert holder.recv(4096).startswith(b"220")
+        plain = socket.create_connection((srv.host, getattr(srv, port)), timeout=TIMEOUT)
+        plain.sendall(b"EHLO client.test\r\nCAPA\r\na CAPABILITY\r\n")
+        data = b""
+        while True:
+            chunk = plain.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        plain.close()
+        assert b"too many" not in data and not data.startswith((b"421", b"* BYE", b"-ERR")), data
+        silent = socket.create_connection((srv.host, getattr(srv, port)), timeout=TIMEOUT)
+        started = time.monotonic()
+        assert silent.recv(4096) == b""
+        assert 3 < time.monotonic() - started < 8.5
+        silent.close()
+    finally:
+        holder.close()
+    assert wait_for(lambda: srv.counters()["connections_refused"] == 2)
+
+
+# --- IPv6: clients counted by /64, IPv4-mapped ones as IPv4 -----------------------------------
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+needs_ipv6 = pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+
+
+def _connect6(port: int) -> socket.socket:
+    s = socket.create_connection(("::1", port), timeout=TIMEOUT)
+    s.settimeout(TIMEOUT)
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+@needs_ipv6
+def test_per_address_limit_over_ipv6(make_server):
+    # (::1 is the only IPv6 address here, so the /64 grouping itself is tested in C++,
+    # net/address_test.cpp; this is the limit and the trace header over a real IPv6 socket.)
+    srv = make_server(listen="::1", max_connections_per_address=2)
+    held = [_connect6(srv.imap_port) for _ in range(2)]
+    try:
+        for s in held:
+            assert s.recv(4096).startswith(b"* OK")
+        third = _connect6(srv.pop3_port)
+        assert _read_all(third).startswith(
+            b"-ERR [SYS/TEMP] too many connections from your address")
+        third.close()
+    finally:
+        for s in held:
+            s.close()
+    assert srv.counters()["connections_refused_address"] == 1
+
+    assert wait_for(lambda: _probe6(srv.smtp_port), timeout=5)  # the held ones have gone
+    with smtplib.SMTP("::1", srv.smtp_port, timeout=TIMEOUT) as s:
+        s.sendmail("x@remote.example", ["alice@localhost"], b"Subject: six\r\n\r\nhi\r\n")
+    with imaplib.IMAP4("::1", srv.imap_port, timeout=TIMEOUT) as m:
+        m.login("alice", "secret")
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (RECEIVED)])")
+        assert typ == "OK"
+        # RFC 5321 §4.1.3: an IPv6 address literal.
+        assert b"([IPv6:::1])" in data[0][1], data
+
+
+def _probe6(port: int) -> bool:
+    s = _connect6(port)
+    try:
+        return s.recv(4096).startswith(b"220")
+    finally:
+        s.close()
+
+
+@needs_ipv6
+def test_dual_stack_counts_ipv4_clients_by_their_ipv4_address(make_server, raw):
+    # On a dual-stack listener IPv4 clients arrive as ::ffff:a.b.c.d, which all share one /64;
+    # they must still count per IPv4 address, not as one client.
+    srv = make_server(listen="::", max_connections_per_address=2)
+    for _ in range(2):
+        greeted(raw(srv.imap_port, source="127.0.0.21"), "imap")
+    refused = raw(srv.imap_port, source="127.0.0.21")
+    assert refused.read_until_eof() == \
+        b"* BYE too many connections from your address, try again later\r\n"
+    greeted(raw(srv.imap_port, source="127.0.0.22"), "imap")
+    six = _connect6(srv.imap_port)
+    try:
+        assert six.recv(4096).startswith(b"* OK")
+    finally:
+        six.close()
     assert srv.counters()["connections_refused_address"] == 1

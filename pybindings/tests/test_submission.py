@@ -5,7 +5,13 @@ outbound queue; and no way to make any listener an open relay. See docs/submissi
 from __future__ import annotations
 
 import base64
+import datetime
+import email
+import email.policy
+import imaplib
+import re
 import shutil
+import time
 import smtplib
 import ssl
 import subprocess
@@ -117,8 +123,8 @@ def test_mail_before_auth_is_530(sub, raw, port):
     c.cmd("MAIL FROM:<bob@localhost>")
     code, lines = c.read_reply()
     assert code == 530 and lines[0].startswith(b"5.7.0")
-    c.cmd("RCPT TO:<alice@localhost>")  # no transaction was opened
-    assert c.read_reply()[0] == 503
+    c.cmd("RCPT TO:<alice@localhost>")  # nothing but what leads to AUTH
+    assert c.read_reply()[0] == 530
     c.cmd("AUTH PLAIN " + plain("bob", "wrong"))
     assert c.read_reply()[0] == 535
     c.cmd("MAIL FROM:<bob@localhost>")  # a failed AUTH changes nothing
@@ -203,6 +209,109 @@ def test_from_header_must_be_owned(sub, raw, pop3, header, ok):
         assert c.read_reply()[0] == 250
 
 
+# --- message fix-ups (RFC 6409 §8.2, §8.3) ---------------------------------------------------
+
+def stored(srv: millipost.Server, login: str = "alice", raw: bool = False) -> list:
+    """Every message of the user's INBOX as IMAP FETCH gives it, parsed by Python's email
+    package (with ``raw``: (bytes, parsed) pairs)."""
+    with imaplib.IMAP4(srv.host, srv.imap_port, timeout=TIMEOUT) as imap:
+        imap.login(login, USERS[login])
+        typ, data = imap.select("INBOX", readonly=True)
+        assert typ == "OK"
+        out = []
+        for i in range(1, int(data[0]) + 1):
+            typ, fetched = imap.fetch(str(i), "(BODY.PEEK[])")
+            assert typ == "OK"
+            b = fetched[0][1]
+            m = email.message_from_bytes(b, policy=email.policy.default)
+            out.append((b, m) if raw else m)
+        return out
+
+
+def bare(to: str = "alice@localhost", extra: bytes = b"") -> bytes:
+    """A message as a careless client submits it: no Date:, no Message-ID:."""
+    return (b"From: bob@localhost\r\nTo: " + to.encode() + b"\r\nSubject: bare\r\n" + extra +
+            b"\r\nhello\r\n")
+
+
+MSGID = re.compile(r"^<[!-;=?-~]+@localhost>$")  # dot-atom-text@hostname, no spaces or <>
+
+
+@pytest.mark.parametrize("port", ["submission_port", "submissions_port"])
+def test_submission_adds_date_and_message_id(sub, port):
+    before = time.time()
+    for _ in range(2):
+        if port == "submissions_port":
+            s = smtplib.SMTP_SSL(sub.host, sub.submissions_port, timeout=TIMEOUT,
+                                 context=context(sub))
+        else:
+            s = smtplib.SMTP(sub.host, sub.submission_port, timeout=TIMEOUT)
+            s.starttls(context=context(sub))
+        with s:
+            s.login("bob", USERS["bob"])
+            assert s.sendmail("bob@localhost", ["alice@localhost", "far@remote.example"],
+                              bare()) == {}
+    msgs = stored(sub, raw=True)
+    assert len(msgs) == 2
+    ids = []
+    for b, m in msgs:
+        # Our trace header first, then the two we added, then the client's own.
+        assert list(m.keys())[:3] == ["Received", "Date", "Message-ID"], m.keys()
+        assert len(m.get_all("Date")) == 1 and len(m.get_all("Message-ID")) == 1
+        assert "with ESMTPSA id" in str(m["Received"])  # TLS + AUTH (RFC 3848)
+        date = m["Date"].datetime  # the email package's RFC 5322 date parser
+        assert date.tzinfo is not None  # a numeric zone, the server's local one
+        assert before - 5 <= date.timestamp() <= time.time() + 5
+        # As written (the parsed header is re-formatted by the email package).
+        assert re.search(rb"\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|"
+                         rb"Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}\r\n", b), b
+        msgid = str(m["Message-ID"])
+        assert MSGID.match(msgid), msgid
+        ids.append(msgid)
+        assert m["Subject"] == "bare" and m.get_content().strip() == "hello"
+    assert ids[0] != ids[1]
+    # The queued copy for the remote recipient carries the same headers.
+    q = sub.outbound_queue()
+    assert len(q) == 2
+    queued = email.message_from_bytes(q[0]["bytes"], policy=email.policy.default)
+    assert str(queued["Message-ID"]) == ids[0] and queued["Date"] is not None
+
+
+def test_submission_keeps_date_and_message_id_of_the_client(sub):
+    mine = b"date: Tue, 1 Jul 2003 10:52:37 +0200\r\nMESSAGE-ID: <mine.1@client.test>\r\n"
+    with smtplib.SMTP_SSL(sub.host, sub.submissions_port, timeout=TIMEOUT,
+                          context=context(sub)) as s:
+        s.login("bob", USERS["bob"])
+        s.sendmail("bob@localhost", ["alice@localhost"], bare(extra=mine))
+        # Only the missing one is added.
+        s.sendmail("bob@localhost", ["alice@localhost"],
+                   bare(extra=b"Message-Id: <mine.2@client.test>\r\n"))
+    first, second = stored(sub)
+    assert len(first.get_all("Date")) == 1
+    assert first["Date"].datetime == datetime.datetime(
+        2003, 7, 1, 10, 52, 37, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    assert first.get_all("Message-ID") == ["<mine.1@client.test>"]
+    assert second.get_all("Message-ID") == ["<mine.2@client.test>"]
+    assert len(second.get_all("Date")) == 1 and second["Date"].datetime.year >= 2024
+
+
+def test_port25_mail_is_never_completed(make_server):
+    # Inbound mail is not ours to complete, from an anonymous sender nor from an authenticated
+    # client relaying through port 25.
+    srv = make_server(tls="self-signed", inbound_auth_relay=True)
+    with smtplib.SMTP(srv.host, srv.smtp_port, timeout=TIMEOUT) as s:
+        s.sendmail("someone@remote.example", ["alice@localhost"], bare())
+        s.login("bob", USERS["bob"])
+        s.sendmail("bob@localhost", ["alice@localhost", "far@remote.example"], bare())
+    msgs = stored(srv)
+    assert len(msgs) == 2
+    for m in msgs:
+        assert m["Received"] is not None
+        assert m["Date"] is None and m["Message-ID"] is None, m.keys()
+    queued = srv.outbound_queue()[0]["bytes"]
+    assert b"\r\nDate:" not in queued and b"\r\nMessage-ID:" not in queued
+
+
 # --- no open relay ---------------------------------------------------------------------------
 
 REMOTE_RCPTS = [
@@ -233,7 +342,7 @@ def test_no_open_relay(sub, raw, pop3, port, auth):
         if port != "smtp_port":
             assert code == 530  # submission: nothing without AUTH, forged local sender or not
             c.cmd("RCPT TO:<victim@remote.example>")
-            assert c.read_reply()[0] == 503
+            assert c.read_reply()[0] == 530
             continue
         assert code == 250
         for rcpt in REMOTE_RCPTS:

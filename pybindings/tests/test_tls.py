@@ -94,7 +94,10 @@ def test_smtp_starttls_then_deliver(tls_server, port, pop3):
         assert s.sendmail(sender, ["alice@localhost"], msg) == {}
     p = pop3("alice", srv=tls_server)
     stored = retr(p, 1)
-    assert b"Subject: over tls" in stored and b"with ESMTPS id" in stored
+    assert b"Subject: over tls" in stored
+    # RFC 3848: ESMTPS over TLS, ESMTPSA when the client also authenticated (submission).
+    want = b"with ESMTPSA id" if port == "submission_port" else b"with ESMTPS id"
+    assert want in stored
 
 
 def test_smtp_state_reset_after_starttls(tls_server, raw):
@@ -133,7 +136,7 @@ def test_smtp_ssl_submissions(tls_server, pop3):
     p = pop3("alice", srv=tls_server)
     stored = retr(p, 1)
     assert stored.endswith(body)
-    assert b"with ESMTPS id" in stored.split(b"\r\n\r\n")[0]  # RFC 3848
+    assert b"with ESMTPSA id" in stored.split(b"\r\n\r\n")[0]  # RFC 3848: TLS + AUTH
 
 
 # --- IMAP ------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ net::awaitable<void> sleep_for(net::Connection& conn, std::chrono::steady_clock:
 // A refusal before any credential is checked: the address (or the account) is locked out.
 bool refused(Service& svc, const net::Connection& conn, std::string_view proto,
              std::string_view login) {
-    auto left = svc.throttle().refused(conn.peer_address(), login);
+    auto left = svc.throttle().refused(conn.client_key(), login);
     if (left <= std::chrono::steady_clock::duration::zero()) return false;
     ++svc.counters().auth_refused;
     spdlog::warn("{} {} login refused from {}{}{}: too many failures, locked for {}s more", proto,
@@ -62,13 +62,13 @@ net::awaitable<SaslOutcome> settle(Service& svc, net::Connection& conn, std::str
             out.user.reset();
             co_return out;
         }
-        throttle.success(conn.peer_address(), out.login);
+        throttle.success(conn.client_key(), out.login);
         ++svc.counters().auth_successes;
         spdlog::debug("{} {} login {}", proto, conn.id(), out.login);
         co_return out;
     }
     ++svc.counters().auth_failures;
-    auto p = throttle.failure(conn.peer_address(), out.login);
+    auto p = throttle.failure(conn.client_key(), out.login);
     spdlog::info("{} {} login failed for {} from {}: {}", proto, conn.id(), out.login, conn.peer(),
                  out.reason);
     if (p.locked) {

@@ -84,6 +84,7 @@ void load_toml(Config& cfg, const std::string& path) {
         take(server, "max_connections", cfg.max_connections, known);
         take(server, "max_connections_per_address", cfg.max_connections_per_address, known);
         take(server, "log_level", cfg.log_level, known);
+        take(server, "prelogin_max_time", cfg.prelogin_max_time, known);
         reject_unknown(server, known, "[server].");
         if (auto smtp = root["smtp"].as_table()) {
             std::set<std::string> k;
@@ -91,6 +92,7 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*smtp, "max_message_size", cfg.max_message_size, k);
             take(*smtp, "max_recipients", cfg.max_recipients, k);
             take(*smtp, "timeout", cfg.smtp_timeout, k);
+            take(*smtp, "login_timeout", cfg.smtp_login_timeout, k);
             reject_unknown(*smtp, k, "[smtp].");
         }
         if (auto pop3 = root["pop3"].as_table()) {

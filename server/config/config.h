@@ -49,6 +49,11 @@ struct Config {
     // Before login (IMAP not-authenticated, POP3 AUTHORIZATION): shorter than after.
     std::chrono::seconds pop3_login_timeout = limits::kPop3PreLoginTimeout;
     std::chrono::seconds imap_login_timeout = limits::kImapPreLoginTimeout;
+    // Before AUTH on the submission listeners (port 25 keeps smtp_timeout).
+    std::chrono::seconds smtp_login_timeout = limits::kSmtpPreAuthTimeout;
+    // [server]: the total time from accept to login (IMAP, POP3, SMTP submission), however
+    // active the client is meanwhile.
+    std::chrono::seconds prelogin_max_time = limits::kPreLoginMaxTime;
     // Creates Drafts, Sent, Trash, Junk and Archive (RFC 6154 attributes) at a user's login when
     // the user has none of these special-use mailboxes. Lazily, so that provisioning stays one
     // row per user.

@@ -56,9 +56,18 @@ TEST(Config, ConnectionLimitsAndLoginTimeouts) {
     EXPECT_EQ(d.max_connections_per_address, 100u);
     EXPECT_LT(d.imap_login_timeout, d.imap_timeout);  // pre-login is tighter
     EXPECT_LT(d.pop3_login_timeout, d.pop3_timeout);
+    EXPECT_LT(d.smtp_login_timeout, d.smtp_timeout);
+    // The total pre-login time is longer than any pre-login idle timeout (else it would be one).
+    EXPECT_GT(d.prelogin_max_time, d.imap_login_timeout);
+    EXPECT_GT(d.prelogin_max_time, d.smtp_login_timeout);
     Config c;
     load_toml(c, write("[server]\nmax_connections = 50\nmax_connections_per_address = 5\n"
+                       "prelogin_max_time = 42\n"
+                       "[smtp]\nlogin_timeout = 5\n"
                        "[pop3]\nlogin_timeout = 7\n[imap]\nlogin_timeout = 9\n"));
+    EXPECT_EQ(c.prelogin_max_time.count(), 42);
+    EXPECT_EQ(c.smtp_login_timeout.count(), 5);
+    EXPECT_THROW(load_toml(c, write("[server]\nprelogin_max_time = 0\n")), std::runtime_error);
     EXPECT_EQ(c.max_connections, 50u);
     EXPECT_EQ(c.max_connections_per_address, 5u);
     EXPECT_EQ(c.pop3_login_timeout.count(), 7);

@@ -149,8 +149,13 @@ net::awaitable<std::optional<std::string>> read_raw_line(Session& s, std::size_t
 namespace {
 
 // The BYE (if any) for a connection that ended on its own; an idle timeout is counted.
-std::string_view closing_bye(Service& svc, net::Connection::Closed how) {
+std::string_view closing_bye(Service& svc, const net::Connection& conn) {
     using C = net::Connection::Closed;
+    auto how = conn.closed();
+    if (how == C::Timeout && conn.deadline_passed()) {
+        ++svc.counters().prelogin_timeouts;
+        return "* BYE autologout: no login within the time allowed\r\n";
+    }
     if (how == C::Timeout) {
         ++svc.counters().idle_timeouts;
         return "* BYE autologout: idle for too long\r\n";
@@ -193,6 +198,8 @@ net::awaitable<void> run(Session& s) {
         co_return;
     }
     ++svc.counters().imap_sessions;
+    // Not logged in: at most [server] prelogin_max_time from accept, however busy the client.
+    conn->set_deadline(conn->accepted() + cfg.prelogin_max_time);
     s.out = fmt::format("* OK [CAPABILITY {}] millipost IMAP4rev2 ready\r\n", capabilities(s));
     while (s.state != kLogout) {
         auto input = conn->input();
@@ -209,7 +216,7 @@ net::awaitable<void> run(Session& s) {
                 if (!s.notifier->dirty) {
                     auto r = co_await conn->fill_or_wake(timeout, &s.notifier->wake);
                     if (r == net::Connection::Filled::Closed) {
-                        auto bye = closing_bye(s.svc, conn->closed());
+                        auto bye = closing_bye(s.svc, *conn);
                         if (!bye.empty()) co_await conn->send(bye);
                         co_return;
                     }
@@ -220,7 +227,7 @@ net::awaitable<void> run(Session& s) {
                 continue;
             }
             if (!co_await conn->flush_and_fill(s.out, timeout)) {
-                auto bye = closing_bye(s.svc, conn->closed());
+                auto bye = closing_bye(s.svc, *conn);
                 if (!bye.empty()) co_await conn->send(bye);
                 co_return;
             }
@@ -239,6 +246,7 @@ net::awaitable<void> run(Session& s) {
             Command cmd = s.parser.take_command();
             s.tagged.clear();
             co_await dispatch(s, cmd);
+            if (s.state != kNotAuthenticated) conn->clear_deadline();
             if (s.closed) break;
             if (s.state == kSelected) co_await s.sync(!forbids_expunge(cmd));
             if (!s.live.empty()) co_await update_live_searches(s);
@@ -263,7 +271,7 @@ net::awaitable<void> run(Session& s) {
         }
     }
     if (s.closed) {
-        auto bye = closing_bye(s.svc, conn->closed());
+        auto bye = closing_bye(s.svc, *conn);
         s.out += bye;
     }
     if (!s.out.empty()) co_await conn->send(s.out);

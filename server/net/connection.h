@@ -75,14 +75,24 @@ class Connection {
     bool shutting_down() const;
     tcp::socket& socket() { return socket_; }
     const std::string& peer() const { return peer_; }
-    // The peer's IP address without the port (failed-login throttling counts per address).
+    // The peer's IP address without the port (an IPv4-mapped address as IPv4).
     const std::string& peer_address() const { return peer_address_; }
+    // What the per-address connection limit and the failed-login throttle count the peer as:
+    // its IPv4 address, or its IPv6 /64 (net/address.h).
+    const std::string& client_key() const { return client_key_; }
     bool peer_is_loopback() const { return loopback_; }
     Server& server() { return server_; }
     Admission admission() const { return admission_; }
     std::uint64_t id() const { return id_; }
     // Interrupts a pending read (used by shutdown; runs on the connection's strand).
     void interrupt();
+    // A deadline for reads on top of their idle timeouts: a read that would wait past it ends
+    // the connection as a timeout, and deadline_passed() is then true. Sessions set it to
+    // accepted() + [server] prelogin_max_time until their client logs in, then clear it.
+    void set_deadline(std::chrono::steady_clock::time_point t) { deadline_ = t; }
+    void clear_deadline() { deadline_.reset(); }
+    bool deadline_passed() const { return deadline_passed_; }
+    std::chrono::steady_clock::time_point accepted() const { return accepted_; }
     // While protected (an SMTP DATA transfer in flight), shutdown neither interrupts reads nor
     // refuses new ones, so the transaction can finish within the shutdown grace period.
     void set_protected(bool on) { protected_ = on; }
@@ -106,7 +116,11 @@ class Connection {
     bool protected_ = false;
     std::string peer_;
     std::string peer_address_;
+    std::string client_key_;
     bool loopback_ = false;
+    std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> deadline_;
+    bool deadline_passed_ = false;
     Admission admission_ = Admission::Ok;
     std::uint64_t id_;
 };

@@ -1,6 +1,7 @@
 // net/server.cpp: listeners, connections, threads and graceful shutdown (see server.h).
 #include "net/server.h"
 
+#include "net/address.h"
 #include "util/limits.h"
 
 #include <spdlog/spdlog.h>
@@ -16,9 +17,15 @@ Connection::Connection(Server& server, tcp::socket socket)
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     if (!ec) {
-        peer_address_ = ep.address().to_string();
-        peer_ = peer_address_ + ":" + std::to_string(ep.port());
-        loopback_ = ep.address().is_loopback();
+        auto a = ep.address();
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; they are IPv4 clients.
+        if (a.is_v6() && a.to_v6().is_v4_mapped())
+            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+        peer_address_ = a.to_string();
+        peer_ = (a.is_v6() ? "[" + peer_address_ + "]" : peer_address_) + ":" +
+                std::to_string(ep.port());
+        loopback_ = a.is_loopback();
+        client_key_ = net::client_key(a);
     }
     socket_.set_option(tcp::no_delay(true), ec);
 }
@@ -60,8 +67,22 @@ awaitable<Connection::Filled> Connection::fill_or_wake(std::chrono::steady_clock
         in_.erase(0, in_pos_);
         in_pos_ = 0;
     }
+    bool cut = false;  // the deadline, not the idle timeout, bounds this read
+    if (deadline_) {
+        auto left = *deadline_ - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+            deadline_passed_ = true;
+            closed_ = Closed::Timeout;
+            co_return Filled::Closed;
+        }
+        if (left < timeout) {
+            timeout = left;
+            cut = true;
+        }
+    }
     Filled r = tls_ ? co_await read_into(*tls_, timeout, wake)
                     : co_await read_into(socket_, timeout, wake);
+    if (cut && r == Filled::Closed && closed_ == Closed::Timeout) deadline_passed_ = true;
     co_return r;
 }
 
@@ -290,7 +311,7 @@ void Server::registered(Connection* c, std::weak_ptr<Connection> w) {
     ++live_;
     // Refused connections count too while they are open (they hold a descriptor), so a flood
     // of refused ones cannot make room for more.
-    std::size_t& from = per_address_[c->peer_address()];
+    std::size_t& from = per_address_[c->client_key()];
     ++from;
     if (live_ > max_connections_)
         c->admission_ = Connection::Admission::TooManyInTotal;
@@ -300,14 +321,14 @@ void Server::registered(Connection* c, std::weak_ptr<Connection> w) {
 
 std::size_t Server::connections_from(const std::string& address) const {
     std::lock_guard lock(mutex_);
-    auto it = per_address_.find(address);
+    auto it = per_address_.find(client_key(address));
     return it == per_address_.end() ? 0 : it->second;
 }
 
 void Server::unregistered(Connection* c) {
     std::lock_guard lock(mutex_);
     sessions_.erase(c);
-    if (auto it = per_address_.find(c->peer_address()); it != per_address_.end())
+    if (auto it = per_address_.find(c->client_key()); it != per_address_.end())
         if (--it->second == 0) per_address_.erase(it);
     --live_;
     if (live_ == 0) drained_.notify_all();

@@ -398,6 +398,8 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
         co_return;
     }
     ++svc.counters().pop3_sessions;
+    // In AUTHORIZATION at most [server] prelogin_max_time from accept, however busy the client.
+    conn->set_deadline(conn->accepted() + cfg.prelogin_max_time);
     s.ok("millipost POP3 server ready");
     while (!s.quit) {
         auto input = conn->input();
@@ -408,7 +410,11 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
             if (!co_await conn->flush_and_fill(s.out, timeout)) {
                 // RFC 1939 §3: an autologout does not enter UPDATE; no message is removed.
                 using C = net::Connection::Closed;
-                if (conn->closed() == C::Timeout) {
+                if (conn->closed() == C::Timeout && conn->deadline_passed()) {
+                    ++svc.counters().prelogin_timeouts;
+                    co_await conn->send(
+                        "-ERR [SYS/TEMP] autologout: no login within the time allowed\r\n");
+                } else if (conn->closed() == C::Timeout) {
                     ++svc.counters().idle_timeouts;
                     co_await conn->send("-ERR [SYS/TEMP] autologout: idle for too long\r\n");
                 } else if (conn->closed() == C::Shutdown)
@@ -432,6 +438,7 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc) 
                 co_await authorization(s, cmd);
             else
                 co_await transaction(s, cmd);
+            if (s.state != Session::State::Authorization) conn->clear_deadline();
         }
         if (s.errors >= (s.state == Session::State::Authorization ? limits::kPop3PreLoginMaxErrors
                                                                   : limits::kPop3MaxErrors)) {

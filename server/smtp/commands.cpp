@@ -49,7 +49,7 @@ class SmtpFraming : public auth::SaslFraming {
     void challenge(const std::string& b64) override { s_.out += "334 " + b64 + "\r\n"; }
     net::awaitable<std::optional<std::string>> response() override {
         auto line = co_await auth::read_sasl_line(*s_.conn, s_.out, limits::kSaslMaxResponseLine,
-                                                  s_.svc.config().smtp_timeout);
+                                                  s_.timeout());
         co_return line;
     }
 
@@ -85,9 +85,11 @@ net::awaitable<void> cmd_auth(Session& s, Command& c) {
             break;
         case St::Failed:
         case St::AuthzFailed:
+            ++s.auth_failures;
             s.reply(535, "5.7.8", "Authentication credentials invalid");
             break;
         case St::Refused:
+            ++s.auth_failures;
             s.reply(454, "4.7.0", "Temporary authentication failure: " + o.reason);
             break;
         case St::EncryptionRequired:
@@ -110,8 +112,16 @@ net::awaitable<void> cmd_auth(Session& s, Command& c) {
                 s.reply(500, "5.5.6", "Authentication Exchange line is too long");
             } else {
                 s.quit = true;
+                co_await s.goodbye();  // 421 for a timeout (or shutdown) mid-exchange
             }
             break;
+    }
+    // Guessing passwords over one connection ends after a few tries (the failed-login
+    // throttle already slows each one and counts them across connections).
+    if (s.auth_failures >= limits::kSmtpMaxAuthFailures && !s.quit) {
+        s.reply(421, "4.7.0",
+                s.svc.config().hostname + " Too many authentication failures, closing connection");
+        s.quit = true;
     }
 }
 

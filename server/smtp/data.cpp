@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <random>
 
 namespace millipost::smtp {
 namespace {
@@ -20,12 +21,39 @@ std::string rfc5322_date(std::time_t t) {
     return buf;
 }
 
+// The same in the server's local time with its zone (RFC 5322 §3.3), for a Date: we add: the
+// time as the user's client would have written it.
+std::string rfc5322_local_date(std::time_t t) {
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    long off = tm.tm_gmtoff / 60;  // minutes east of UTC
+    char sign = off < 0 ? '-' : '+';
+    if (off < 0) off = -off;
+    // Spelled out rather than strftime: the names must not follow a locale.
+    return fmt::format("{}, {:02d} {} {} {:02d}:{:02d}:{:02d} {}{:02d}{:02d}", kDays[tm.tm_wday],
+                       tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec, sign, off / 60, off % 60);
+}
+
+// A Message-ID (RFC 5322 §3.6.4) we add: the queue id and 64 random bits, unique without
+// any state, at the server's hostname.
+std::string new_message_id(const Session& s, const std::string& id) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    return fmt::format("<{}.{:016x}@{}>", id, rng(), s.svc.config().hostname);
+}
+
 std::string received_header(const Session& s, const std::string& id, std::time_t now) {
-    auto peer = s.conn->peer();
-    if (auto colon = peer.rfind(':'); colon != std::string::npos) peer.resize(colon);
+    // RFC 5321 §4.1.3: an IPv6 address literal is tagged "IPv6:".
+    auto peer = s.conn->peer_address();
+    if (peer.find(':') != std::string::npos) peer = "IPv6:" + peer;
     std::string with = s.smtputf8 ? "UTF8SMTP" : s.esmtp ? "ESMTP" : "SMTP";
-    // RFC 3848 (and RFC 6531 §3.7.3): an "S" for a message received over TLS.
+    // RFC 3848 (and RFC 6531 §3.7.3): an "S" for a message received over TLS, an "A" for one
+    // from an authenticated client (ESMTPSA: a submission over TLS).
     if (s.esmtp && s.conn->tls_active()) with += 'S';
+    if (s.esmtp && s.user) with += 'A';
     std::string h = fmt::format("Received: from {} ([{}])\r\n\tby {} (millipost) with {} id {}",
                                 s.helo, peer, s.svc.config().hostname, with, id);
     if (s.forward_paths.size() == 1) h += fmt::format("\r\n\tfor <{}>", s.forward_paths.front());
@@ -35,8 +63,7 @@ std::string received_header(const Session& s, const std::string& id, std::time_t
 
 // RFC 6409 §8.1 (and RFC 5322 §3.6.2): a submitted message names its author in From:, and the
 // author must be the authenticated user (or an alias). Returns why not, or "" when it does.
-std::string from_problem(const Session& s, const std::string& message) {
-    auto parsed = mime::parse(message);
+std::string from_problem(const Session& s, const mime::Message& parsed) {
     auto from = parsed.root.header("From");
     if (!from) return "Message has no From: header";
     auto list = mime::parse_address_list(from->unfolded());
@@ -61,6 +88,7 @@ net::awaitable<void> receive_data(Session& s) {
     auto now = std::time(nullptr);
     auto id = s.svc.next_queue_id();
     std::string message = received_header(s, id, now);
+    const std::size_t received_size = message.size();
     DataReader reader(cfg.max_message_size);
     struct Protect {  // a shutdown lets this transfer finish (within the grace period)
         net::Connection& c;
@@ -98,8 +126,20 @@ net::awaitable<void> receive_data(Session& s) {
     if (reader.nul()) co_return reject(554, "5.6.0", "Message contains NUL bytes; not delivered");
 
     if (s.submitting()) {
-        auto why = from_problem(s, message);
+        auto parsed = mime::parse(message);
+        auto why = from_problem(s, parsed);
         if (!why.empty()) co_return reject(550, "5.7.1", why);
+        // RFC 6409 §8.2, §8.3: a submission server may add a missing Date: and Message-ID:.
+        // Only on the submission listeners (never on port 25, even for an authenticated relay
+        // client, whose message is not ours to complete). They go right after our Received:,
+        // at the top of the header section, where a header section without them starts.
+        if (s.role == Role::Submission) {
+            std::string add;
+            if (!parsed.root.header("Date")) add += "Date: " + rfc5322_local_date(now) + "\r\n";
+            if (!parsed.root.header("Message-ID"))
+                add += "Message-ID: " + new_message_id(s, id) + "\r\n";
+            if (!add.empty()) message.insert(received_size, add);
+        }
     }
 
     std::vector<store::UserId> users(s.recipients.begin(), s.recipients.end());

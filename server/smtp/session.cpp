@@ -15,6 +15,10 @@ bool Session::submitting() const {
     return user && (role == Role::Submission || svc.config().inbound_auth_relay);
 }
 
+std::chrono::seconds Session::timeout() const {
+    return pre_auth() ? svc.config().smtp_login_timeout : svc.config().smtp_timeout;
+}
+
 void Session::reply(int code, std::string_view status, std::string_view text) {
     out += fmt::format("{} {}{}{}\r\n", code, status, status.empty() ? "" : " ", text);
 }
@@ -36,7 +40,10 @@ void Session::reset_transaction() {
 net::awaitable<void> Session::goodbye() {
     using C = net::Connection::Closed;
     const auto& host = svc.config().hostname;
-    if (conn->closed() == C::Timeout) {
+    if (conn->closed() == C::Timeout && conn->deadline_passed()) {
+        ++svc.counters().prelogin_timeouts;
+        reply(421, "4.7.0", host + " Error: no authentication within the time allowed");
+    } else if (conn->closed() == C::Timeout) {
         ++svc.counters().idle_timeouts;
         reply(421, "4.4.2", host + " Error: timeout exceeded");
     } else if (conn->closed() == C::Shutdown)
@@ -59,12 +66,15 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc, 
         co_return;
     }
     ++svc.counters().smtp_sessions;
+    // A submission client has [server] prelogin_max_time from accept to authenticate, however
+    // busy it keeps itself; port 25 has no login.
+    if (s.pre_auth()) conn->set_deadline(conn->accepted() + cfg.prelogin_max_time);
     spdlog::debug("smtp {} connect from {}", conn->id(), conn->peer());
     s.reply(220, "", cfg.hostname + " ESMTP millipost");
     while (!s.quit) {
         auto input = conn->input();
         if (input.empty()) {
-            if (!co_await conn->flush_and_fill(s.out, cfg.smtp_timeout)) {
+            if (!co_await conn->flush_and_fill(s.out, s.timeout())) {
                 co_await s.goodbye();
                 co_return;
             }
@@ -95,12 +105,24 @@ net::awaitable<void> serve(std::shared_ptr<net::Connection> conn, Service& svc, 
                     s.reply(parsed.error.code, parsed.error.status, parsed.error.text);
                     break;
                 }
-                auto spec = find_command(parsed.command->verb);
+                auto verb = parsed.command->verb;
+                // RFC 4954 §6 / RFC 6409 §4.3: before AUTH, a submission server serves only
+                // what leads to it. Each refusal counts as an error, so a client that keeps
+                // trying a transaction without logging in is soon dropped.
+                if (s.pre_auth() && verb != Verb::Ehlo && verb != Verb::Helo &&
+                    verb != Verb::Starttls && verb != Verb::Auth && verb != Verb::Noop &&
+                    verb != Verb::Rset && verb != Verb::Quit) {
+                    ++s.errors;
+                    s.reply(530, "5.7.0", "Authentication required");
+                    break;
+                }
+                auto spec = find_command(verb);
                 co_await spec->fn(s, *parsed.command);
+                if (s.user) conn->clear_deadline();
                 break;
             }
         }
-        if (s.errors >= limits::kSmtpMaxErrors) {
+        if (s.errors >= (s.pre_auth() ? limits::kSmtpPreAuthMaxErrors : limits::kSmtpMaxErrors)) {
             s.reply(421, "4.7.0", cfg.hostname + " Too many errors, closing connection");
             break;
         }

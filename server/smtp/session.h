@@ -33,6 +33,7 @@ struct Session {
     proto::LineParser lines;
     std::string out;  // replies not yet sent (PIPELINING: flushed before the next read)
     int errors = 0;
+    int auth_failures = 0;  // failed AUTH exchanges (limits::kSmtpMaxAuthFailures)
     bool quit = false;
 
     // Session state (RFC 5321 §4.1.4).
@@ -53,6 +54,11 @@ struct Session {
     // submission listener, or on port 25 when [submission] inbound_auth_relay allows. Then the
     // sender and From: must belong to the user and other domains may be recipients.
     bool submitting() const;
+    // Before a successful AUTH on a submission listener: tighter limits (limits.h), and only
+    // the commands that lead to a login (or end the session) are served.
+    bool pre_auth() const { return role == Role::Submission && !user; }
+    // The idle timeout for the current state: [smtp] login_timeout before AUTH on submission.
+    std::chrono::seconds timeout() const;
 
     void reply(int code, std::string_view status, std::string_view text);
     void reply_multi(int code, const std::vector<std::string>& lines);

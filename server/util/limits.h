@@ -15,6 +15,15 @@ inline constexpr std::size_t kSmtpDefaultMaxMessage = 50u * 1024 * 1024;
 inline constexpr std::size_t kSmtpMaxRecipients = 1000;
 // Protocol errors in one SMTP session before it is closed with 421.
 inline constexpr int kSmtpMaxErrors = 20;
+// On the submission listeners, before a successful AUTH, as IMAP and POP3 before login: fewer
+// errors (commands refused with 530 count too), and a silent client is dropped sooner
+// (configurable, [smtp] login_timeout). Port 25 has no login and keeps kSmtpMaxErrors and the
+// RFC 5321 timeout.
+inline constexpr int kSmtpPreAuthMaxErrors = 10;
+inline constexpr std::chrono::seconds kSmtpPreAuthTimeout{60};
+// Failed AUTH exchanges (535, and 454 refusals of a locked-out address or account) on one SMTP
+// connection before it is closed with 421; the failed-login throttle still counts each one.
+inline constexpr int kSmtpMaxAuthFailures = 3;
 
 // POP3 (RFC 2449 §4: 255 octets per command line; AUTH responses may be longer).
 inline constexpr std::size_t kPop3MaxCommandLine = 512;
@@ -38,6 +47,11 @@ inline constexpr std::chrono::seconds kPop3PreLoginTimeout{60};
 inline constexpr std::chrono::seconds kImapIdleTimeout{30 * 60};
 inline constexpr std::chrono::seconds kImapPreLoginTimeout{60};
 inline constexpr int kImapMaxErrors = 20;
+
+// Total time an IMAP, POP3 or SMTP-submission connection may spend without logging in, however
+// busy it keeps itself (a NOOP every minute resets the idle timeout, not this). Counted from
+// accept, so an implicit-TLS handshake is included. Configurable ([server] prelogin_max_time).
+inline constexpr std::chrono::seconds kPreLoginMaxTime{180};
 // NOTIFY: events of other mailboxes held for a session between reports; beyond this the session
 // reports every watched mailbox's STATUS once instead (RFC 5465 §5.8 allows coalescing).
 inline constexpr std::size_t kImapNotifyBacklog = 1000;
@@ -87,11 +101,17 @@ inline constexpr std::size_t kMaxConnections = 10000;
 // Connections from one client IP address, all protocols together (loopback included), so that
 // one host cannot take every slot of the total. 100 leaves room for a NATed office of IMAP
 // clients (a desktop client opens about five). 0 in the config means no per-address limit.
+// An IPv6 client counts by its /64 (one host usually has a whole /64 to pick addresses from;
+// IPv4-mapped addresses count as the IPv4 address), in this limit and in the login throttle.
 inline constexpr std::size_t kMaxConnectionsPerAddress = 100;
 
 // TLS: a client has this long to complete its handshake (after STARTTLS or on an implicit-TLS
 // port) before the connection is closed; a slow or silent handshake holds a connection slot.
 inline constexpr std::chrono::seconds kTlsHandshakeTimeout{30};
+// A connection to an implicit-TLS port that is already refused (over a connection limit) still
+// gets its handshake, so that the refusal reaches the client in TLS and not as plaintext garbage
+// in a TLS stream, but only this long: a refused connection should not hold its slot for 30 s.
+inline constexpr std::chrono::seconds kTlsRefusalHandshakeTimeout{5};
 // At the end of a TLS session, how long close_notify may take to send before the socket closes.
 inline constexpr std::chrono::milliseconds kTlsShutdownTimeout{500};
 
