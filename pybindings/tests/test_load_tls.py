@@ -5,6 +5,9 @@ errors, no contract breaches (the checker judges the plaintext inside TLS), ever
 message verified, the verification itself over TLS."""
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 import millipost
@@ -77,6 +80,38 @@ def test_starttls_with_plain_runs_clean(server):
     # EHLO before and after the handshake (RFC 3207 §4.2).
     assert cmds["SMTP EHLO"]["count"] >= 2 * cmds["SMTP STARTTLS"]["count"]
     assert any(t.endswith("?starttls") for t in r["config"]["targets"])
+
+
+def starttls_targets(s):
+    return [f"imap://127.0.0.1:{s.imap_port}?starttls",
+            f"pop3://127.0.0.1:{s.pop3_port}?starttls",
+            f"smtp://127.0.0.1:{s.smtp_port}?starttls"]
+
+
+def test_imap_contract_judges_the_session_across_starttls(server, tmp_path):
+    # The engine no longer pauses IMAP checking across STARTTLS: one checker sees the STARTTLS
+    # exchange and goes on with the decrypted session (imap.contract's `tls` state). A clean
+    # run has zero breaches with every session checked ...
+    r = _core.run_load(config(starttls_targets(server), auth="plain", contract_sample=1.0))
+    assert_clean(r)
+    assert r["config"]["contracts"] is True and r["config"]["contract_sample"] == 1.0
+    assert r["commands"]["IMAP STARTTLS"]["count"] > 0
+    # ... and the checker really judges what comes after the switch: a contract that also
+    # forbids AUTH=PLAIN inside TLS (which the server advertises there) is broken by every
+    # IMAP session, in the TLS state, by the CAPABILITY the engine asks for after STARTTLS.
+    src = os.path.dirname(millipost.__file__) + "/contracts"
+    for name in ("smtp", "pop3"):
+        shutil.copy(f"{src}/{name}.contract", tmp_path)
+    text = open(f"{src}/imap.contract").read()
+    assert "\ntls NOTAUTH-TLS STARTTLS\n" in text
+    (tmp_path / "imap.contract").write_text(
+        text.replace("\ntls NOTAUTH-TLS STARTTLS\n", "\ntls NOTAUTH-TLS STARTTLS AUTH=PLAIN\n"))
+    r = _core.run_load(config(starttls_targets(server), auth="plain", verify=False,
+                              contracts_dir=str(tmp_path)))
+    imap = [b for b in r["breaches"] if b["protocol"] == "imap"]
+    assert imap and r["totals"]["contract_breaches"] >= len(imap)
+    assert all(b["who"] == "server" and "AUTH=PLAIN advertised inside TLS" in b["reason"]
+               and b["state"] == "NOTAUTH-TLS" for b in imap), imap[:3]
 
 
 def test_login_mechanism_over_tls_runs_clean(server):
