@@ -282,6 +282,15 @@ void bind_contracts(py::module_& m) {
                                    std::lock_guard lock(k.mu);
                                    return k.checker.pending();
                                })
+        .def(
+            "resume_tls",
+            [](PyChecker& k) {
+                std::lock_guard lock(k.mu);
+                return k.checker.resume_tls();
+            },
+            "After the TLS handshake, for a caller that feeds the decrypted stream: a line-framed "
+            "checker made opaque by its contract's `tls` state judges on in the contract's resume "
+            "state (STARTTLS/STLS no longer advertised). False when there is nothing to resume.")
         .def_property_readonly(
             "opaque",
             [](PyChecker& k) {

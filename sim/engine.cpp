@@ -801,8 +801,8 @@ class Conn {
     awaitable<bool> connect();
     // The TLS handshake on the connected socket (implicit TLS from connect(); after a STARTTLS
     // go-ahead with `restart`: a line-framed checker (SMTP, POP3), which stops judging at the
-    // go-ahead, is started again in the state after the handshake, so the session inside TLS
-    // is checked; the IMAP checker goes on judging the decrypted stream itself).
+    // go-ahead, resumes in the state after the handshake, so the session inside TLS is
+    // checked; the IMAP checker goes on judging the decrypted stream itself).
     awaitable<bool> handshake(bool restart);
     const Target& target() const { return target_; }
     awaitable<bool> send(std::string data);
@@ -1250,12 +1250,13 @@ awaitable<bool> Conn::handshake(bool restart) {
         failed_ = true;
         co_return false;
     }
-    if (restart && checker_ && checker_->opaque()) {
+    if (restart && checker_ && checker_->opaque() && !checker_->resume_tls()) {
         // The line framing's `tls` state made the checker opaque (it judged the go-ahead and
-        // that nothing followed it): a fresh one starts from the state after the handshake,
-        // which is the state after a greeting (SMTP: before EHLO, RFC 3207 §4.2; POP3:
-        // AUTHORIZATION). The greeting is made up: it is only fed to the checker, never noted
-        // or recorded. The IMAP contract's `tls` state is not opaque: the same checker judges
+        // that nothing followed it). resume_tls() goes on with the decrypted session in the
+        // contract's resume state (SMTP: before EHLO, RFC 3207 §4.2; POP3: AUTHORIZATION),
+        // where STARTTLS/STLS must not be advertised again. A contract without one: a fresh
+        // checker from the state after a made-up greeting (only fed to the checker, never noted
+        // or recorded). The IMAP contract's `tls` state is not opaque: the same checker judges
         // the decrypted session (capabilities without STARTTLS, LOGIN and AUTHENTICATE).
         checker_.reset();
         checker_.emplace(*contract_);

@@ -344,11 +344,13 @@ class Connection:
             raise _Failure(None, f"connection {self.number}: plaintext after the go-ahead for "
                                  f"TLS: {self.buf[:200]!r}")
         self._wrap()
-        if self.checker is not None and self.checker.opaque:
+        if (self.checker is not None and self.checker.opaque
+                and not self.checker.resume_tls()):
             # SMTP and POP3 contracts stop judging at the go-ahead (a recorded transcript holds
-            # ciphertext after it): a fresh checker judges the session inside TLS from the state
-            # after a greeting (made up, fed only to the checker). The IMAP contract judges
-            # the decrypted stream itself (capabilities without STARTTLS, LOGINDISABLED).
+            # ciphertext after it); resume_tls() goes on with the decrypted session (no STARTTLS
+            # or STLS advertised inside TLS). A contract without a resume state: a fresh
+            # checker from the state after a greeting (made up, fed only to the checker). The
+            # IMAP contract judges the decrypted stream itself (no STARTTLS, LOGINDISABLED).
             self.checker = _contract_checker(self.protocol)
             self._check(self.checker.on_server(b"220 tls\r\n" if self.protocol == "smtp"
                                                else b"+OK tls\r\n"))

@@ -99,19 +99,26 @@ def test_imap_contract_judges_the_session_across_starttls(server, tmp_path):
     # ... and the checker really judges what comes after the switch: a contract that also
     # forbids AUTH=PLAIN inside TLS (which the server advertises there) is broken by every
     # IMAP session, in the TLS state, by the CAPABILITY the engine asks for after STARTTLS.
+    # The same for SMTP: its checker resumes inside TLS (smtp.contract `tls TLS READY
+    # STARTTLS`) and judges the EHLO there; POP3's contract is used as it is.
     src = os.path.dirname(millipost.__file__) + "/contracts"
-    for name in ("smtp", "pop3"):
-        shutil.copy(f"{src}/{name}.contract", tmp_path)
-    text = open(f"{src}/imap.contract").read()
-    assert "\ntls NOTAUTH-TLS STARTTLS\n" in text
-    (tmp_path / "imap.contract").write_text(
-        text.replace("\ntls NOTAUTH-TLS STARTTLS\n", "\ntls NOTAUTH-TLS STARTTLS AUTH=PLAIN\n"))
+    shutil.copy(f"{src}/pop3.contract", tmp_path)
+    for name, old, new in (("imap", "tls NOTAUTH-TLS STARTTLS", "AUTH=PLAIN"),
+                           ("smtp", "tls TLS READY STARTTLS", "PIPELINING")):
+        text = open(f"{src}/{name}.contract").read()
+        assert f"\n{old}\n" in text
+        (tmp_path / f"{name}.contract").write_text(text.replace(f"\n{old}\n",
+                                                                f"\n{old} {new}\n"))
     r = _core.run_load(config(starttls_targets(server), auth="plain", verify=False,
                               contracts_dir=str(tmp_path)))
     imap = [b for b in r["breaches"] if b["protocol"] == "imap"]
-    assert imap and r["totals"]["contract_breaches"] >= len(imap)
+    smtp = [b for b in r["breaches"] if b["protocol"] == "smtp"]
+    assert imap and smtp and r["totals"]["contract_breaches"] >= len(imap) + len(smtp)
     assert all(b["who"] == "server" and "AUTH=PLAIN advertised inside TLS" in b["reason"]
                and b["state"] == "NOTAUTH-TLS" for b in imap), imap[:3]
+    assert all(b["who"] == "server" and "PIPELINING advertised inside TLS" in b["reason"]
+               for b in smtp), smtp[:3]
+    assert not [b for b in r["breaches"] if b["protocol"] == "pop3"]
 
 
 def test_login_mechanism_over_tls_runs_clean(server):
