@@ -281,10 +281,28 @@ void bind_contracts(py::module_& m) {
                                    std::lock_guard lock(k.mu);
                                    return k.checker.state();
                                })
-        .def_property_readonly("pending", [](PyChecker& k) {
-            std::lock_guard lock(k.mu);
-            return k.checker.pending();
-        });
+        .def_property_readonly("pending",
+                               [](PyChecker& k) {
+                                   std::lock_guard lock(k.mu);
+                                   return k.checker.pending();
+                               })
+        .def(
+            "resume_tls",
+            [](PyChecker& k) {
+                std::lock_guard lock(k.mu);
+                return k.checker.resume_tls();
+            },
+            "After the TLS handshake, for a caller that feeds the decrypted stream: a line-framed "
+            "checker made opaque by its contract's `tls` state judges on in the contract's resume "
+            "state (STARTTLS/STLS no longer advertised). False when there is nothing to resume.")
+        .def_property_readonly(
+            "opaque",
+            [](PyChecker& k) {
+                std::lock_guard lock(k.mu);
+                return k.checker.opaque();
+            },
+            "True once a line-framed contract's `tls` state was entered: the checker no longer "
+            "judges the connection (SMTP, POP3). IMAP goes on judging the decrypted stream.");
 }
 
 // _core.run_load: the configuration crosses as JSON text (json.dumps), the results come back

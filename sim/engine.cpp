@@ -800,11 +800,10 @@ class Conn {
     ~Conn();
     awaitable<bool> connect();
     // The TLS handshake on the connected socket (implicit TLS from connect(); after a STARTTLS
-    // go-ahead with `restart`: the contract checker, which stops judging at the go-ahead, is
-    // started again in the state after the handshake, so the session inside TLS is checked).
+    // go-ahead with `restart`: a line-framed checker (SMTP, POP3), which stops judging at the
+    // go-ahead, resumes in the state after the handshake, so the session inside TLS is
+    // checked; the IMAP checker goes on judging the decrypted stream itself).
     awaitable<bool> handshake(bool restart);
-    // Stops contract checking until handshake(true) (IMAP: imap.contract has no STARTTLS).
-    void suspend_checks() { checker_.reset(); }
     const Target& target() const { return target_; }
     awaitable<bool> send(std::string data);
     // The next line (CRLF stripped), or nullopt on timeout, close or error (recorded).
@@ -1251,16 +1250,17 @@ awaitable<bool> Conn::handshake(bool restart) {
         failed_ = true;
         co_return false;
     }
-    if (restart && contract_) {
-        // The contract's `tls` state made the checker opaque (or it was suspended): a fresh one
-        // starts from the state after the handshake, which is the state after a greeting (SMTP:
-        // before EHLO, RFC 3207 §4.2; POP3: AUTHORIZATION; IMAP: not authenticated). The
-        // greeting is made up: it is only fed to the checker, never noted or recorded.
+    if (restart && checker_ && checker_->opaque() && !checker_->resume_tls()) {
+        // The line framing's `tls` state made the checker opaque (it judged the go-ahead and
+        // that nothing followed it). resume_tls() goes on with the decrypted session in the
+        // contract's resume state (SMTP: before EHLO, RFC 3207 §4.2; POP3: AUTHORIZATION),
+        // where STARTTLS/STLS must not be advertised again. A contract without one: a fresh
+        // checker from the state after a made-up greeting (only fed to the checker, never noted
+        // or recorded). The IMAP contract's `tls` state is not opaque: the same checker judges
+        // the decrypted session (capabilities without STARTTLS, LOGIN and AUTHENTICATE).
         checker_.reset();
         checker_.emplace(*contract_);
-        check(checker_->on_server(proto_ == "smtp"   ? "220 tls\r\n"
-                                  : proto_ == "imap" ? "* OK tls\r\n"
-                                                     : "+OK tls\r\n"));
+        check(checker_->on_server(proto_ == "smtp" ? "220 tls\r\n" : "+OK tls\r\n"));
     }
     co_return true;
 }
@@ -1652,7 +1652,6 @@ class Imap {
         if (got && !ok) c_.error("IMAP greeting refused");
         caps_ += u.text;
         if (ok && c_.target().starttls) {
-            c_.suspend_checks();  // imap.contract has no STARTTLS: checking resumes inside TLS
             auto r = co_await command("STARTTLS", "STARTTLS");
             if (!r.ok() || !co_await c_.handshake(true)) co_return false;
             caps_.clear();  // RFC 9051 §6.2.1: ask again

@@ -166,9 +166,16 @@ Contract Contract::parse(std::string_view text, std::string name) {
         } else if (w[0] == "prompt" && w.size() == 3) {
             c.prompt_states[w[1]] = w[2];
             c.states.insert(w[1]);
-        } else if (w[0] == "tls" && w.size() == 2) {
+        } else if (w[0] == "tls" && w.size() >= 2) {
             c.tls_states.insert(w[1]);
             c.states.insert(w[1]);
+            if (w.size() >= 3) {
+                Contract::TlsResume r{w[2], {}};
+                for (std::size_t i = 3; i < w.size(); ++i)
+                    r.withdrawn.insert(upper(w[i]));
+                c.tls_resume[w[1]] = std::move(r);
+                c.states.insert(w[2]);
+            }
         } else {
             throw fail("unknown engine directive: " + std::string(trim(line)));
         }
@@ -486,6 +493,11 @@ Verdict Checker::add_capability(std::string_view line, std::size_t skip_bytes) {
     std::string keyword(word.substr(0, kMaxCapabilityBytes));
     for (char& ch : keyword)
         if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    // RFC 3207 §4.2: "The server MUST NOT return the STARTTLS extension in response to an EHLO
+    // command received after a TLS handshake has completed" (RFC 2595 §4: STLS likewise).
+    if (withdrawn_ && withdrawn_->contains(keyword))
+        return breach(Breach::Who::server, "a capability list without " + keyword, line,
+                      keyword + " advertised inside TLS");
     caps_new_.insert(std::move(keyword));
     return std::nullopt;
 }
@@ -562,10 +574,25 @@ Verdict Checker::enter_state(const std::string& request) {
                           pending_.empty() ? client_.buf : pending_.front().bytes,
                           "plaintext sent after the request for TLS, before its reply");
         opaque_ = true;
+        tls_state_ = state_;
         caps_.clear();  // RFC 3207 §4.2: what was advertised before TLS no longer holds
         caps_listed_ = false;
     }
     return std::nullopt;
+}
+
+bool Checker::resume_tls() {
+    if (imap_ || !opaque_ || broken_) return false;
+    auto r = c_.tls_resume.find(tls_state_);
+    if (r == c_.tls_resume.end()) return false;
+    // The handshake is done: the bytes fed from now on are the session inside TLS, which
+    // starts over in RESUME (SMTP: before EHLO, RFC 3207 §4.2; POP3: AUTHORIZATION).
+    opaque_ = false;
+    state_ = r->second.state;
+    withdrawn_ = &r->second.withdrawn;
+    client_ = Side{};
+    server_ = Side{};
+    return true;
 }
 
 Verdict Checker::on_close() {

@@ -109,6 +109,14 @@ struct Contract {
     // `tls STATE`: once the server's reply moves to STATE, both directions are TLS; the checker
     // stops judging (after checking that no plaintext was sent ahead of the handshake).
     std::set<std::string> tls_states;
+    // `tls STATE RESUME [KEYWORD...]`: a caller that sees the decrypted stream may resume
+    // judging after the handshake (Checker::resume_tls) in RESUME; inside TLS the KEYWORDs must
+    // not be advertised (RFC 3207 §4.2: no STARTTLS in the EHLO reply after the handshake).
+    struct TlsResume {
+        std::string state;
+        std::set<std::string> withdrawn;  // upper-cased
+    };
+    std::map<std::string, TlsResume> tls_resume;  // tls state -> how to resume
 
     // Parses contract text; throws ContractError (or AbnfError) with the reason.
     static Contract parse(std::string_view text, std::string name = "contract");
@@ -155,6 +163,11 @@ class Checker {
     const std::set<std::string>& capabilities() const { return caps_; }
     // Whether the connection went TLS: the checker no longer judges it.
     bool opaque() const { return opaque_; }
+    // After the handshake, for a caller that feeds the decrypted stream from now on: judging
+    // resumes in the contract's RESUME state (`tls STATE RESUME`), with no capabilities known
+    // and the withdrawn ones refused. False (and nothing changes) when the checker is not
+    // opaque or the contract has no RESUME state for it; the caller then starts a new checker.
+    bool resume_tls();
 
   private:
     struct Side {
@@ -197,6 +210,8 @@ class Checker {
     std::string prompt_rule_;       // ...
     std::uint64_t chunk_left_ = 0;  // raw client bytes still due to a `chunk` request
     bool opaque_ = false;           // TLS from here: nothing is judged
+    std::string tls_state_;         // the `tls` state entered (for resume_tls)
+    const std::set<std::string>* withdrawn_ = nullptr;  // inside resumed TLS: not advertised
     Side client_, server_;
     Verdict broken_;
     // Sub-rule results for the line being judged, shared by the rules tried on it in turn.

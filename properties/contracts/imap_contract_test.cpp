@@ -419,6 +419,104 @@ TEST(ImapFraming, IdleAndAuthenticateModes) {
                   Who::client, "not AUTHENTICATE data");
 }
 
+TEST(ImapFraming, StartTlsThenTheDecryptedSession) {
+    // RFC 2595 §3.1 / RFC 9051 §6.2.1: TLS starts after the tagged OK; the checker is then fed
+    // the decrypted stream and judges it as the same session (not authenticated, over TLS).
+    const char* plain = "* OK [CAPABILITY IMAP4rev2 STARTTLS LOGINDISABLED SASL-IR] ready\r\n";
+    std::vector<Record> tls = {
+        {false, plain},
+        {true, "a1 STARTTLS\r\n"},
+        {false, "a1 OK Begin TLS negotiation now\r\n"},
+        // inside TLS (decrypted):
+        {true, "a2 CAPABILITY\r\n"},
+        {false, "* CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR\r\na2 OK done\r\n"},
+        {true, "a3 LOGIN alice secret\r\n"},
+        {false, "a3 OK [CAPABILITY IMAP4rev2 MOVE] done\r\n"},
+        {true, "a4 SELECT INBOX\r\n"},
+        {false, "a4 OK done\r\n"}};
+    expect_ok(tls);
+    {
+        mc::Checker c(imap());
+        for (std::size_t i = 0; i < 3; ++i)
+            EXPECT_FALSE(tls[i].client ? c.on_client(tls[i].bytes) : c.on_server(tls[i].bytes));
+        EXPECT_EQ(c.state(), "NOTAUTH-TLS");
+        EXPECT_FALSE(c.opaque());  // IMAP goes on judging (the caller feeds decrypted bytes)
+    }
+    // Injection: a command sent after STARTTLS, before its completion (same packet or not).
+    expect_breach({{false, plain}, {true, "a1 STARTTLS\r\na2 NOOP\r\n"}, {false, "a1 OK go\r\n"}},
+                  Who::client, "after the request for TLS");
+    expect_breach({{false, plain}, {true, "a1 STARTTLS\r\na2 NO"}, {false, "a1 OK go\r\n"}},
+                  Who::client, "plaintext sent after the request for TLS");
+    // The server sends more in the clear after the go-ahead, in the same read.
+    expect_breach({{false, plain}, {true, "a1 STARTTLS\r\n"}, {false, "a1 OK go\r\n* OK hi\r\n"}},
+                  Who::server, "plaintext after the completion that starts TLS");
+    // Inside TLS the capabilities are forgotten and must not offer STARTTLS again ...
+    std::vector<Record> again = tls;
+    again[4].bytes = "* CAPABILITY IMAP4rev2 STARTTLS AUTH=PLAIN\r\na2 OK done\r\n";
+    expect_breach(again, Who::server, "STARTTLS advertised inside TLS");
+    again[4].bytes = "* CAPABILITY IMAP4rev2 AUTH=PLAIN\r\na2 OK done\r\n";
+    again[5].bytes = "a3 STARTTLS\r\n";
+    expect_breach(again, Who::client, "cmd-starttls needs capability STARTTLS");
+    // A second STARTTLS: not advertised inside TLS, so the client may not send it (and the
+    // state inside TLS has no OK for it: NOTAUTH-TLS allows only NO or BAD).
+    expect_breach({{false, plain},
+                   {true, "a1 STARTTLS\r\n"},
+                   {false, "a1 OK go\r\n"},
+                   {true, "a2 STARTTLS\r\n"}},
+                  Who::client, "cmd-starttls needs capability STARTTLS");
+    EXPECT_TRUE(imap().alternatives("NOTAUTH-TLS", "cmd-starttls").size() == 2);
+    // STARTTLS is for the not authenticated state only.
+    expect_breach(
+        selected() + std::vector<Record>{{true, "b1 STARTTLS\r\n"}, {false, "b1 OK go\r\n"}},
+        Who::client, "STARTTLS");  // kGreeting does not advertise it
+    std::vector<Record> authed = selected();
+    authed[0].bytes = "* OK [CAPABILITY IMAP4rev2 STARTTLS] ready\r\n";
+    expect_breach(authed + std::vector<Record>{{true, "b1 STARTTLS\r\n"}, {false, "b1 OK go\r\n"}},
+                  Who::server, "completion of cmd-starttls");
+    expect_ok(authed + std::vector<Record>{{true, "b1 STARTTLS\r\n"}, {false, "b1 BAD no\r\n"}});
+}
+
+TEST(ImapFraming, LoginDisabledAndSaslIr) {
+    // RFC 9051 §7.2.2: with LOGINDISABLED advertised the client must not LOGIN.
+    const char* disabled = "* OK [CAPABILITY IMAP4rev2 STARTTLS LOGINDISABLED] ready\r\n";
+    expect_breach({{false, disabled}, {true, "a1 LOGIN alice secret\r\n"}}, Who::client,
+                  "LOGINDISABLED");
+    // RFC 4959 §3: an initial response only with SASL-IR.
+    const char* ir = "* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN SASL-IR] ready\r\n";
+    std::vector<Record> with_ir = {{false, ir},
+                                   {true, "a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n"},
+                                   {false, "a1 OK done\r\n"}};
+    expect_ok(with_ir);
+    with_ir[0].bytes = "* OK [CAPABILITY IMAP4rev2 AUTH=PLAIN] ready\r\n";
+    expect_breach(with_ir, Who::client, "SASL-IR");
+    // A SCRAM exchange: `+ base64` challenges, one response line each, `*` cancels.
+    std::vector<Record> scram = {
+        {false, ir},
+        {true, "a1 AUTHENTICATE SCRAM-SHA-256 biwsbj1hbGljZSxyPXh5eg==\r\n"},
+        {false, "+ cj14eXphYmMscz1jMkZzZEE9PSxpPTQwOTY=\r\n"},
+        {true, "Yz1iaXdzLHI9eHl6YWJjLHA9cHJvb2Y=\r\n"},
+        {false, "+ dj1zaWduYXR1cmU=\r\n"},
+        {true, "\r\n"},
+        {false, "a1 OK done\r\n"}};
+    expect_ok(scram);
+    std::vector<Record> wrong = scram;
+    wrong.resize(4);
+    wrong.push_back({false, "a1 NO [AUTHENTICATIONFAILED] invalid\r\n"});
+    expect_ok(wrong);
+    // A malformed challenge, or a success that was not asked for after a failure, is caught.
+    std::vector<Record> bad = scram;
+    bad[2].bytes = "+cj14eXo=\r\n";
+    expect_breach(bad, Who::server, "continuation");
+    bad = scram;
+    bad[3].bytes = "not base64!\r\n";
+    expect_breach(bad, Who::client, "not AUTHENTICATE data");
+    bad = scram;
+    bad[6].bytes = "* OK more\r\n";
+    mc::Verdict v = run(bad);
+    ASSERT_TRUE(v);  // no completion
+    EXPECT_EQ(v->who, Who::server) << why(v);
+}
+
 TEST(ImapFraming, ExtensionsOnlyWhenAdvertisedOrEnabled) {
     std::vector<Record> move = {{true, "b1 UID MOVE 1:3 Archive\r\n"},
                                 {false,
@@ -494,6 +592,9 @@ TEST(ImapFraming, RefusesBadDirectives) {
     EXPECT_THROW(mc::Contract::parse(base + "untagged c nosuch\n"), mc::ContractError);
     EXPECT_THROW(mc::Contract::parse(base + "bogus x\n"), mc::ContractError);
     EXPECT_THROW(mc::Contract::parse(base + "idle c\n"), mc::ContractError);
+    EXPECT_THROW(mc::Contract::parse(base + "tls NOSUCH\n"), mc::ContractError);
+    EXPECT_THROW(mc::Contract::parse(base + "forbids X nosuch\n"), mc::ContractError);
+    EXPECT_NO_THROW(mc::Contract::parse(base + "tls A X\nforbids X c\n"));
     EXPECT_THROW(mc::Contract::parse("%rules\nc = \"X\" CRLF\n%states\nA: c => c & =\n"
                                      "%engine\nframing imap\n"),
                  mc::ContractError);  // no continuation rule

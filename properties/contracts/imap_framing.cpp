@@ -156,6 +156,11 @@ void ImapFraming::validate(const Contract& c) {
         } else if ((d == "requires" || d == "enabled") && w.size() >= 3) {
             for (std::size_t i = 2; i < w.size(); ++i)
                 rule(w, w[i]);
+        } else if (d == "forbids" && w.size() >= 3) {
+            for (std::size_t i = 2; i < w.size(); ++i)
+                rule(w, w[i]);
+        } else if (d == "tls" && w.size() >= 2) {
+            if (!c.states.contains(w[1])) fail(w, w[1] + " is not a state of the table");
         } else if ((d == "continuation" || d == "literal-refused") && w.size() == 2) {
             rule(w, w[1]);
         } else if ((d == "authenticate" || d == "idle" || d == "bye") && w.size() == 3) {
@@ -203,13 +208,19 @@ ImapFraming::ImapFraming(const Contract& contract) : c_(contract), state_(contra
             g.enable = d == "enabled";
             for (std::size_t i = 2; i < w.size(); ++i)
                 gates_[w[i]].push_back(g);
+        } else if (d == "forbids") {
+            for (std::size_t i = 2; i < w.size(); ++i)
+                forbids_[w[i]].push_back(upper(w[1]));
+        } else if (d == "tls") {
+            tls_state_ = w[1];
+            for (std::size_t i = 2; i < w.size(); ++i)
+                tls_withdrawn_.insert(upper(w[i]));
         } else if (d == "continuation") {
             continuation_ = w[1];
         } else if (d == "literal-refused") {
             refused_ = w[1];
         } else if (d == "authenticate") {
-            auth_request_ = w[1];
-            sasl_ = w[2];
+            auth_requests_[w[1]] = w[2];
         } else if (d == "idle") {
             idle_request_ = w[1];
             done_ = w[2];
@@ -256,7 +267,34 @@ std::string ImapFraming::closed_gate(const std::string& rule) const {
     return {};
 }
 
-void ImapFraming::learn(const std::string& skel) {
+std::string ImapFraming::forbidden_by(const std::string& rule) const {
+    auto it = forbids_.find(rule);
+    if (it == forbids_.end()) return {};
+    for (const std::string& cap : it->second)
+        if (advertised(cap)) return cap;
+    return {};
+}
+
+Verdict ImapFraming::start_tls() {
+    // RFC 2595 §3.1 (RFC 9051 §6.2.1): "A TLS negotiation begins immediately after the CRLF at
+    // the end of the tagged OK response"; the client "MUST NOT issue further commands until a
+    // server response is seen and the TLS negotiation is complete". A command sent after
+    // STARTTLS, or a part of one, would be taken as sent inside TLS (the "STARTTLS command
+    // injection" class): the client's breach.
+    if (!flight_.empty())
+        return breach(Breach::Who::client, "nothing after STARTTLS", flight_.begin()->second.bytes,
+                      "command sent after the request for TLS, before its completion");
+    if (!client_.line.empty() || !client_.skel.empty())
+        return breach(Breach::Who::client, "nothing after STARTTLS", client_.skel + client_.line,
+                      "plaintext sent after the request for TLS, before its completion");
+    tls_ = true;
+    tls_switch_ = true;  // feed(): no more server bytes in the same read
+    // RFC 9051 §6.2.1: the client discards what it knew of the capabilities.
+    caps_.clear();
+    return std::nullopt;
+}
+
+Verdict ImapFraming::learn(const std::string& skel) {
     // RFC 9051 §7.2.2 (`* CAPABILITY`) and §7.1 (`[CAPABILITY ...]` response code): each list
     // replaces the one known before (capabilities change after login and STARTTLS).
     std::string_view s = skel;
@@ -273,13 +311,22 @@ void ImapFraming::learn(const std::string& skel) {
     }
     if (found) {
         caps_.clear();
-        for (const std::string& w : split_words(list))
-            if (caps_.size() < kMaxImapCapabilities) caps_.insert(upper(w));
+        for (const std::string& w : split_words(list)) {
+            std::string cap = upper(w);
+            // Inside TLS a second STARTTLS cannot succeed (the session is not in the state
+            // that allows it): advertising it is a false capability (RFC 3207 §4.2 says the
+            // same for SMTP's EHLO).
+            if (tls_ && tls_withdrawn_.contains(cap))
+                return breach(Breach::Who::server, "a capability list without " + cap, skel,
+                              cap + " advertised inside TLS");
+            if (caps_.size() < kMaxImapCapabilities) caps_.insert(std::move(cap));
+        }
     }
     // RFC 5161 §3.2: `* ENABLED` lists the extensions now in force.
     if (s.starts_with("* ") && upper(s.substr(2, 8)) == "ENABLED ")
         for (const std::string& w : split_words(s.substr(10)))
             if (enabled_.size() < kMaxImapCapabilities) enabled_.insert(upper(w));
+    return std::nullopt;
 }
 
 Verdict ImapFraming::on_client(std::string_view bytes) {
@@ -351,6 +398,16 @@ Verdict ImapFraming::feed(Side& s, std::string_view bytes, Breach::Who who) {
         s.plus_used = false;
         s.plus_literal = 0;
         if (v) return v;
+        if (!client && tls_switch_) {
+            // The completion that starts TLS came with more bytes in the same read: the server
+            // cannot have seen the client's handshake yet, so they are plaintext the client
+            // would take as sent inside TLS. What is fed after this call is the decrypted
+            // stream, judged as the session goes on.
+            tls_switch_ = false;
+            if (!bytes.empty())
+                return breach(who, "nothing before the TLS handshake", bytes,
+                              "plaintext after the completion that starts TLS");
+        }
     }
     return std::nullopt;
 }
@@ -389,6 +446,10 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
         if (!matches(type, skel)) continue;
         if (std::string gate = closed_gate(type); !gate.empty())
             return breach(who, type, skel, type + " needs " + gate + ", not in force");
+        // RFC 9051 §6.2.3, §7.2.2 (LOGINDISABLED): "the client MUST NOT issue the LOGIN
+        // command"; `forbids` says which capability rules a command out.
+        if (std::string cap = forbidden_by(type); !cap.empty())
+            return breach(who, type, skel, type + " while " + cap + " is advertised");
         if (client_.plus_used) {
             // RFC 7888 §3, §4: `{n+}` only with LITERAL+, or LITERAL- up to 4096 bytes.
             bool ok = advertised("LITERAL+") ||
@@ -400,7 +461,8 @@ Verdict ImapFraming::client_unit(const std::string& skel) {
         if (flight_.size() >= kMaxPending)
             return breach(who, type, skel, "too many commands in flight");
         flight_[tag] = Flight{type, skel.substr(0, kMaxBreachBytes)};
-        if (type == auth_request_) {
+        if (auto a = auth_requests_.find(type); a != auth_requests_.end()) {
+            sasl_ = a->second;
             mode_ = Mode::authenticate;
             mode_tag_ = tag;
             auth_plus_ = false;
@@ -464,9 +526,8 @@ Verdict ImapFraming::untagged(const std::string& skel) {
             if (!matches(t.reply, skel)) continue;
             greeted_ = true;
             if (t.next != kSame) state_ = t.next;
-            learn(skel);
             if (t.reply == bye_) bye_seen_ = true;
-            return std::nullopt;
+            return learn(skel);
         }
         std::string expected;
         for (const Transition& t : alts)
@@ -496,7 +557,7 @@ Verdict ImapFraming::untagged(const std::string& skel) {
                                   t.reply + " while " + f.type + " is in progress");
         if (Verdict v = count(t.reply, skel)) return v;
         if (t.next != kSame) state_ = t.next;
-        learn(skel);
+        if (Verdict v = learn(skel)) return v;
         if (t.reply == bye_) {
             bye_seen_ = true;
             // The answer to LOGOUT: every command before it is still owed its completion.
@@ -578,6 +639,7 @@ Verdict ImapFraming::tagged(const std::string& skel) {
     for (const Transition& t : alts) {
         if (!matches(t.reply, skel)) continue;
         flight_.erase(it);
+        bool tls = !tls_state_.empty() && t.next == tls_state_ && state_ != tls_state_;
         if (t.next != kSame) state_ = t.next;
         if (auto l = lifts_.find(f.type); l != lifts_.end() && l->second.first == t.reply)
             lifted_.insert(l->second.second.begin(), l->second.second.end());
@@ -589,8 +651,8 @@ Verdict ImapFraming::tagged(const std::string& skel) {
             if (!events) exists_.reset();
         }
         if (mode_ != Mode::command && tag == mode_tag_) mode_ = Mode::command;
-        learn(skel);
-        return std::nullopt;
+        if (tls) return start_tls();
+        return learn(skel);
     }
     std::string expected;
     for (const Transition& t : alts)

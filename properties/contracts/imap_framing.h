@@ -46,6 +46,8 @@ class ImapFraming {
     std::size_t pending() const { return flight_.size(); }
     const std::set<std::string>& capabilities() const { return caps_; }
     const std::set<std::string>& enabled() const { return enabled_; }
+    // Whether the session went TLS (a completion moved it to the `tls` state).
+    bool tls() const { return tls_; }
 
   private:
     // One direction: the logical line being assembled.
@@ -88,7 +90,13 @@ class ImapFraming {
     std::string closed_gate(const std::string& rule) const;
     bool advertised(const std::string& cap) const;
     Verdict count(const std::string& rule, const std::string& skel);  // message numbers
-    void learn(const std::string& skel);  // capabilities and ENABLED from a matched response
+    // Capabilities and ENABLED from a matched response; inside TLS a list naming a capability
+    // of `tls STATE CAP...` is the server's breach.
+    Verdict learn(const std::string& skel);
+    // The capability of a `forbids CAP RULE...` gate on `rule` that is advertised; empty if none.
+    std::string forbidden_by(const std::string& rule) const;
+    // A completion moved the session to the `tls` state: the checks at the switch.
+    Verdict start_tls();
 
     const Contract& c_;
     // Directives.
@@ -102,11 +110,19 @@ class ImapFraming {
     std::set<std::string> lifted_;
     std::set<std::string> in_command_;  // untagged rules sent only while a command is in flight
     std::map<std::string, std::vector<Gate>> gates_;  // rule -> gates (all must hold)
-    std::string continuation_;                        // `continuation RULE`
-    std::string auth_request_, sasl_;                 // `authenticate REQUEST RULE`
-    std::string idle_request_, done_;                 // `idle REQUEST RULE`
-    std::string bye_, bye_request_;                   // `bye RULE REQUEST`
-    std::string refused_;                             // `literal-refused RULE`
+    // `forbids CAP RULE...`: rule -> capabilities whose presence forbids it (LOGINDISABLED).
+    std::map<std::string, std::vector<std::string>> forbids_;
+    // `tls STATE CAP...`: a completion that moves the session to STATE starts TLS; inside it the
+    // bytes fed are the decrypted stream (still judged) and CAPs must not be advertised.
+    std::string tls_state_;
+    std::set<std::string> tls_withdrawn_;
+    std::string continuation_;  // `continuation RULE`
+    // `authenticate REQUEST RULE` (one per AUTHENTICATE form): request -> its SASL line rule.
+    std::map<std::string, std::string> auth_requests_;
+    std::string sasl_;                 // the rule of the AUTHENTICATE in progress
+    std::string idle_request_, done_;  // `idle REQUEST RULE`
+    std::string bye_, bye_request_;    // `bye RULE REQUEST`
+    std::string refused_;              // `literal-refused RULE`
 
     // Session.
     std::string state_;
@@ -121,6 +137,8 @@ class ImapFraming {
     std::string held_;         // a completion come before its command was whole
     bool bye_seen_ = false;    // the server said BYE: it is closing
     bool logout_bye_ = false;  // ... in answer to LOGOUT
+    bool tls_ = false;         // the connection went TLS (`tls` directive)
+    bool tls_switch_ = false;  // ... by the server unit just judged: nothing may follow it
     Side client_, server_;
     Verdict broken_;
 };

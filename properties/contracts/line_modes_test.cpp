@@ -529,6 +529,74 @@ TEST(Pop3Auth, SaslExchangeAtEverySplit) {
     EXPECT_EQ(v->state, "SASL");
 }
 
+// A caller that sees the decrypted stream resumes judging after the handshake (`tls STATE
+// RESUME KEYWORD...`): the session inside TLS starts over, and the keyword that asked for TLS
+// must not be advertised again (RFC 3207 §4.2, RFC 2595 §4).
+TEST(TlsResume, SmtpAndPop3JudgeTheSessionInsideTls) {
+    auto feed = [](mc::Checker& c, const Session& s) -> mc::Verdict {
+        for (const Event& e : s)
+            if (mc::Verdict v = e.dir == Dir::client ? c.on_client(e.bytes) : c.on_server(e.bytes))
+                return v;
+        return std::nullopt;
+    };
+    Session go = smtp_opening({"STARTTLS", "PIPELINING"}) +
+                 Session{{Dir::client, "STARTTLS\r\n"}, {Dir::server, "220 2.0.0 go ahead\r\n"}};
+    mc::Checker c(smtp());
+    ASSERT_FALSE(feed(c, go));
+    EXPECT_TRUE(c.opaque());
+    ASSERT_TRUE(c.resume_tls());
+    EXPECT_FALSE(c.opaque());
+    EXPECT_EQ(c.state(), "READY");
+    EXPECT_FALSE(c.resume_tls());  // once
+    Session inside = {{Dir::client, "EHLO client.example\r\n"},
+                      {Dir::server, "250-mx.example\r\n250-AUTH PLAIN\r\n250 PIPELINING\r\n"},
+                      {Dir::client, "MAIL FROM:<a@example.org>\r\n"},
+                      {Dir::server, "250 2.1.0 ok\r\n"}};
+    EXPECT_FALSE(feed(c, inside));
+    EXPECT_TRUE(c.capabilities().contains("AUTH"));
+    // STARTTLS advertised again inside TLS is the server's breach ...
+    mc::Checker again(smtp());
+    ASSERT_FALSE(feed(again, go));
+    ASSERT_TRUE(again.resume_tls());
+    Session bad = {{Dir::client, "EHLO client.example\r\n"},
+                   {Dir::server, "250-mx.example\r\n250-STARTTLS\r\n250 PIPELINING\r\n"}};
+    mc::Verdict v = feed(again, bad);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->who, Who::server);
+    EXPECT_NE(v->reason.find("STARTTLS advertised inside TLS"), std::string::npos) << why(v);
+    // ... and with it not advertised, asking for STARTTLS again is the client's.
+    mc::Checker twice(smtp());
+    ASSERT_FALSE(feed(twice, go));
+    ASSERT_TRUE(twice.resume_tls());
+    v = feed(twice, Session{inside[0], inside[1], {Dir::client, "STARTTLS\r\n"}});
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->who, Who::client);
+    // POP3: STLS gone from CAPA inside TLS, USER/PASS as usual.
+    mc::Checker p(pop3());
+    ASSERT_FALSE(feed(p, {{Dir::server, "+OK ready\r\n"},
+                          {Dir::client, "CAPA\r\n"},
+                          {Dir::server, "+OK\r\nSTLS\r\nUSER\r\n.\r\n"},
+                          {Dir::client, "STLS\r\n"},
+                          {Dir::server, "+OK Begin TLS\r\n"}}));
+    ASSERT_TRUE(p.resume_tls());
+    EXPECT_EQ(p.state(), "AUTHORIZATION");
+    EXPECT_FALSE(feed(p, {{Dir::client, "CAPA\r\n"},
+                          {Dir::server, "+OK\r\nUSER\r\n.\r\n"},
+                          {Dir::client, "USER alice\r\n"},
+                          {Dir::server, "+OK\r\n"}}));
+    mc::Checker q(pop3());
+    ASSERT_FALSE(feed(q, {{Dir::server, "+OK ready\r\n"},
+                          {Dir::client, "STLS\r\n"},
+                          {Dir::server, "+OK Begin TLS\r\n"}}));
+    ASSERT_TRUE(q.resume_tls());
+    v = feed(q, {{Dir::client, "CAPA\r\n"}, {Dir::server, "+OK\r\nSTLS\r\nUSER\r\n.\r\n"}});
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->who, Who::server);
+    // Not opaque (no TLS yet), or an IMAP checker (never opaque): nothing to resume.
+    mc::Checker fresh(pop3());
+    EXPECT_FALSE(fresh.resume_tls());
+}
+
 TEST(Pop3Stls, OpaqueAfterOkAndInjectionCaught) {
     Session s = {{Dir::server, "+OK ready\r\n"},
                  {Dir::client, "CAPA\r\n"},

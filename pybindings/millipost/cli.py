@@ -119,7 +119,8 @@ def cmd_conform(args: argparse.Namespace, rest: list[str]) -> int:
         report = conform(args.url, scenarios=args.scenario or None, users=args.user,
                          domain=args.domain, deliver_via=args.deliver or args.smtp,
                          capabilities=args.capabilities.split() if args.capabilities is not None
-                         else None, expect=args.expect, timeout=args.timeout, root=args.scenarios)
+                         else None, expect=args.expect, timeout=args.timeout, root=args.scenarios,
+                         auth=args.auth, tls_verify=args.tls_verify, ca_file=args.ca_file)
     except ConformError as e:
         print(f"millipost conform: {e}", file=sys.stderr)
         return 2
@@ -457,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                "  millipost conform pop3://alice:secret@mail.example:110 --smtp smtp://mail.example:25\n"
                "  millipost conform smtp://alice:x@127.0.0.1:2525 --junit reports/out/smtp.xml\n"
                "  millipost conform imaps://u:p@host --expect fixtures/expected/dovecot.expect --html\n"
+               "  millipost conform 'imap://u:p@host?starttls' --auth scram-sha-256\n"
+               "  millipost conform submission://u:p@host --auth plain --ca-file ca.pem\n"
                "  millipost conform pop3://u:p@127.0.0.1:110 --deliver lmtp://127.0.0.1:24\n"
                "  millipost conform --proxy 127.0.0.1:2525 mail.example:25 --record out/\n"
                "\n"
@@ -469,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                "connection broke the contract, 1 otherwise, 2 when it could not start.\n"
                "--html without FILE writes reports/out/conform-<protocol>-<timestamp>.html.")
     p.add_argument("url", nargs="?",
-                   help="imap://, imaps://, smtp://, smtps://, pop3:// or pop3s:// "
-                        "LOGIN:PASSWORD@HOST[:PORT]; the login is ${user} in scenarios")
+                   help="imap://, imaps://, smtp://, smtps://, submission:// (587, STARTTLS), "
+                        "pop3:// or pop3s:// LOGIN:PASSWORD@HOST[:PORT][?starttls] (?starttls: "
+                        "STARTTLS/STLS after the greeting); the login is ${user} in scenarios")
     p.add_argument("--proxy", nargs=2, metavar=("LISTEN", "UPSTREAM"),
                    help="run a contract-checking proxy instead of the scenarios (see below)")
     p.add_argument("--contract", metavar="NAME|PATH",
@@ -507,6 +511,14 @@ def main(argv: list[str] | None = None) -> int:
                         "reports/out/conform-<protocol>-<timestamp>.html)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds one server reply may take (default 5)")
+    p.add_argument("--auth", choices=("login", "plain", "scram-sha-256"), default=None,
+                   help="how the harness logs in (default: IMAP LOGIN, POP3 USER/PASS; SMTP "
+                        "authenticates on submission:// and smtps:// targets with LOGIN, or on "
+                        "every SMTP target with this mechanism when given)")
+    p.add_argument("--tls-verify", action="store_true",
+                   help="check the server's certificate (default: not, for self-signed ones)")
+    p.add_argument("--ca-file", metavar="PEM", default=None,
+                   help="trust anchors for the server's certificate (implies --tls-verify)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show details of expected failures too; with --proxy, every connection "
                         "as it closes")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -31,8 +33,19 @@ from typing import Iterable, Optional
 
 from . import scenarios as sc
 
-#: Default ports per URL scheme; the ``s`` schemes use implicit TLS.
-DEFAULT_PORTS = {"imap": 143, "imaps": 993, "smtp": 25, "smtps": 465, "pop3": 110, "pop3s": 995}
+#: Default ports per URL scheme; the ``s`` schemes use implicit TLS, ``submission`` is SMTP on
+#: port 587 with STARTTLS (RFC 6409, RFC 8314 3.3); ``?starttls`` asks for STARTTLS (IMAP, SMTP)
+#: or STLS (POP3) right after the greeting on the plain schemes.
+DEFAULT_PORTS = {"imap": 143, "imaps": 993, "smtp": 25, "smtps": 465, "submission": 587,
+                 "pop3": 110, "pop3s": 995}
+
+#: Schemes that speak TLS from the first byte, and the protocol each URL scheme speaks.
+IMPLICIT_TLS = ("imaps", "smtps", "pop3s")
+PROTOCOL_OF = {"imap": "imap", "imaps": "imap", "smtp": "smtp", "smtps": "smtp",
+               "submission": "smtp", "pop3": "pop3", "pop3s": "pop3"}
+
+#: SASL mechanisms the harness logs in with (``--auth``); None is IMAP LOGIN / POP3 USER+PASS.
+AUTH_MECHANISMS = ("login", "plain", "scram-sha-256")
 
 #: Delivery URL schemes (``--deliver``) and their default ports.
 DELIVERY_PORTS = {"smtp": 25, "lmtp": 24}
@@ -60,9 +73,15 @@ class Target:
     tls: bool
     users: list  # [(login, password)], the URL's user first
     domain: str
+    starttls: bool = False  # STARTTLS / STLS after the greeting (``?starttls``, submission://)
+    auth: Optional[str] = None  # SASL mechanism for the harness's logins (AUTH_MECHANISMS)
+    tls_verify: bool = False  # check the server's certificate
+    ca_file: Optional[str] = None  # trust anchors (PEM) when checking
 
     @classmethod
-    def parse(cls, url: str, users: Iterable = (), domain: Optional[str] = None) -> "Target":
+    def parse(cls, url: str, users: Iterable = (), domain: Optional[str] = None,
+              auth: Optional[str] = None, tls_verify: bool = False,
+              ca_file: Optional[str] = None) -> "Target":
         u = urllib.parse.urlsplit(url)
         scheme = u.scheme.lower()
         if scheme not in DEFAULT_PORTS:
@@ -85,9 +104,30 @@ class Target:
                     raise ConformError(f"user {entry!r} must be LOGIN:PASSWORD")
                 entry = (login, password)
             all_users.append(tuple(entry))
-        protocol = scheme[:-1] if scheme in ("imaps", "smtps", "pop3s") else scheme
-        return cls(scheme, protocol, u.hostname, port, protocol != scheme, all_users,
-                   domain or "localhost")
+        query = [q for q in u.query.split("&") if q]
+        if any(q.lower() != "starttls" for q in query):
+            raise ConformError(f"unsupported URL query {u.query!r} in {url!r} (only ?starttls)")
+        starttls = bool(query) or scheme == "submission"
+        if starttls and scheme in IMPLICIT_TLS:
+            raise ConformError(f"?starttls with {scheme}://, which is TLS from the start")
+        if auth is not None:
+            auth = auth.lower()
+            if auth not in AUTH_MECHANISMS:
+                raise ConformError(f"unknown --auth {auth!r} (use {', '.join(AUTH_MECHANISMS)})")
+        return cls(scheme, PROTOCOL_OF[scheme], u.hostname, port, scheme in IMPLICIT_TLS,
+                   all_users, domain or "localhost", starttls, auth,
+                   tls_verify or ca_file is not None, ca_file)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context: the certificate is checked only with ``tls_verify`` (or a
+        ``ca_file``), as ``millipost load`` does; conformance does not need it otherwise."""
+        if self.tls_verify:
+            return ssl.create_default_context(cafile=self.ca_file)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
 
 
 @dataclasses.dataclass
@@ -274,14 +314,46 @@ class Connection:
             sock = socket.create_connection((target.host, target.port), timeout=timeout)
         except OSError as e:
             raise ConformError(f"cannot connect to {target.host}:{target.port}: {e}")
-        if target.tls:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE  # conformance, not certificate checking
-            sock = ctx.wrap_socket(sock, server_hostname=target.host)
+        self.target = target
+        self.tls = False
         self.sock = sock
+        if target.tls:
+            try:
+                self._wrap()
+            except _Failure as e:
+                sock.close()
+                raise ConformError(str(e))
         self.buf = b""
         self.eof = False
+
+    def _wrap(self) -> None:
+        try:
+            self.sock = self.target.tls_context().wrap_socket(
+                self.sock, server_hostname=self.target.host)
+        except (ssl.SSLError, OSError) as e:
+            raise _Failure(None, f"connection {self.number}: TLS handshake failed: {e}")
+        self.tls = True
+        self.transcript.append(f"{self.number} (TLS {self.sock.version()})")
+
+    def start_tls(self) -> None:
+        """The TLS handshake after the server's go-ahead to STARTTLS / STLS. Bytes the server
+        sent after the go-ahead, in the clear, fail the step (RFC 3207 4.2, RFC 2595 3.1)."""
+        if self.tls:
+            raise _Failure(None, f"connection {self.number}: TLS is already active")
+        if self.buf:
+            raise _Failure(None, f"connection {self.number}: plaintext after the go-ahead for "
+                                 f"TLS: {self.buf[:200]!r}")
+        self._wrap()
+        if (self.checker is not None and self.checker.opaque
+                and not self.checker.resume_tls()):
+            # SMTP and POP3 contracts stop judging at the go-ahead (a recorded transcript holds
+            # ciphertext after it); resume_tls() goes on with the decrypted session (no STARTTLS
+            # or STLS advertised inside TLS). A contract without a resume state: a fresh
+            # checker from the state after a greeting (made up, fed only to the checker). The
+            # IMAP contract judges the decrypted stream itself (no STARTTLS, LOGINDISABLED).
+            self.checker = _contract_checker(self.protocol)
+            self._check(self.checker.on_server(b"220 tls\r\n" if self.protocol == "smtp"
+                                               else b"+OK tls\r\n"))
 
     def _check(self, breach) -> None:
         if breach is None:
@@ -401,12 +473,153 @@ def _expect_reply(conn: Connection, ok, what: str) -> list[str]:
         raise _Failure(None, f"setup: {what}: unexpected reply {line!r}")
 
 
+# --- TLS and SASL for the harness's own steps ------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class Scram:
+    """A SCRAM-SHA-256 client (RFC 5802, RFC 7677) without channel binding: the GS2 header
+    ``n,,``, the login as saslname (``=`` and ``,`` escaped), an ASCII password (SASLprep leaves
+    it unchanged)."""
+
+    def __init__(self, login: str, password: str, nonce: Optional[str] = None):
+        self.password = password
+        self.nonce = nonce or secrets.token_hex(12)
+        saslname = login.replace("=", "=3D").replace(",", "=2C")
+        self.bare = f"n={saslname},r={self.nonce}"
+        self.first = "n,," + self.bare
+        self.server_final = ""  # the v= the server must send once final() ran
+
+    def final(self, server_first: str, password: Optional[str] = None) -> str:
+        """The client-final-message for ``server_first``; ``password`` overrides (a wrong one
+        for failure cases). Raises ValueError on a malformed message or a foreign nonce."""
+        try:
+            attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+            nonce, salt, rounds = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"malformed SCRAM server-first-message {server_first!r}: {e}")
+        if not nonce.startswith(self.nonce) or rounds < 1:
+            raise ValueError(f"SCRAM server-first-message {server_first!r}: nonce or count")
+        pw = (self.password if password is None else password).encode("utf-8")
+        salted = hashlib.pbkdf2_hmac("sha256", pw, salt, rounds)
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = f"c=biws,r={nonce}"
+        auth_message = f"{self.bare},{server_first},{without_proof}".encode("utf-8")
+        signature = hmac.new(stored_key, auth_message, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        self.server_final = "v=" + _b64(hmac.new(server_key, auth_message, "sha256").digest())
+        return f"{without_proof},p={_b64(proof)}"
+
+
+class _Sasl:
+    """The client side of one SASL exchange: ``respond(challenge)`` gives each response."""
+
+    def __init__(self, mechanism: str, login: str, password: str):
+        self.mechanism = mechanism.upper()
+        self.login, self.password = login, password
+        self.step = 0
+        self.scram = Scram(login, password) if self.mechanism == "SCRAM-SHA-256" else None
+
+    def respond(self, challenge: bytes) -> bytes:
+        self.step += 1
+        if self.mechanism == "PLAIN":  # RFC 4616 2
+            return b"\0" + self.login.encode() + b"\0" + self.password.encode()
+        if self.mechanism == "LOGIN":  # draft-murchison-sasl-login: user name, then password
+            return (self.login if self.step == 1 else self.password).encode()
+        if self.step == 1:
+            return self.scram.first.encode()
+        if self.step == 2:
+            try:
+                return self.scram.final(challenge.decode("utf-8", "replace")).encode()
+            except ValueError as e:
+                raise _Failure(None, f"setup: SCRAM: {e}")
+        if challenge.decode("utf-8", "replace") != self.scram.server_final:
+            raise _Failure(None, f"setup: SCRAM: wrong server signature {challenge!r}")
+        return b""
+
+
+def _authenticate(conn: Connection, mechanism: str, login: str, password: str,
+                  tag: str = "") -> None:
+    """Logs in with SASL: IMAP AUTHENTICATE (RFC 9051 6.2.2), SMTP AUTH (RFC 4954), POP3 AUTH
+    (RFC 5034); challenges are ``+ `` / ``334 `` lines with base64, one response line each."""
+    sasl = _Sasl(mechanism, login, password)
+    p = conn.protocol
+    conn.send(f"{tag} AUTHENTICATE {sasl.mechanism}" if p == "imap" else f"AUTH {sasl.mechanism}")
+    while True:
+        try:
+            line = conn.read_line()
+        except TimeoutError:
+            raise _Failure(None, f"setup: AUTH {sasl.mechanism}: no reply within {conn.timeout} s")
+        if line is None:
+            raise _Failure(None, f"setup: AUTH {sasl.mechanism}: connection closed")
+        done = {"imap": f"{tag} OK", "smtp": "235", "pop3": "+OK"}[p]
+        if line.upper().startswith(done.upper()):
+            return
+        challenge = None
+        if p == "smtp" and line.startswith("334"):
+            challenge = line[4:]
+        elif p != "smtp" and line.startswith("+") and not line.startswith("+OK"):
+            challenge = line[2:]
+        if challenge is None:
+            if p == "imap" and line.startswith("* "):
+                continue
+            raise _Failure(None, f"setup: AUTH {sasl.mechanism}: unexpected reply {line!r}")
+        try:
+            decoded = base64.b64decode(challenge.strip(), validate=True)
+        except ValueError:
+            raise _Failure(None, f"setup: AUTH {sasl.mechanism}: bad base64 challenge {line!r}")
+        conn.send(_b64(sasl.respond(decoded)))
+
+
+def _starttls(conn: Connection, tag: str = "t0") -> None:
+    """STARTTLS (IMAP RFC 9051 6.2.1, SMTP RFC 3207 after an EHLO) or STLS (POP3 RFC 2595 4)
+    right after the greeting, then the handshake; SMTP's EHLO is the client's to send again."""
+    p = conn.protocol
+    if p == "imap":
+        conn.send(f"{tag} STARTTLS")
+        _expect_reply(conn, f"{tag} OK", "STARTTLS")
+    elif p == "smtp":
+        conn.send("EHLO conform.test")
+        _expect_reply(conn, "250 ", "EHLO")
+        conn.send("STARTTLS")
+        _expect_reply(conn, "220 ", "STARTTLS")
+    else:
+        conn.send("STLS")
+        _expect_reply(conn, "+OK", "STLS")
+    conn.start_tls()
+
+
+def _login(conn: Connection, target: Target, tag: str) -> None:
+    """Logs in as the first user: SASL with ``target.auth``, else IMAP LOGIN (POP3's USER/PASS
+    is _Run._pop3_login's, SMTP logs in only with SASL)."""
+    login, password = target.users[0]
+    if target.auth:
+        _authenticate(conn, target.auth, login, password, tag)
+    elif conn.protocol == "imap":
+        conn.send(f"{tag} LOGIN {_quote(login)} {_quote(password)}")
+        _expect_reply(conn, f"{tag} OK", "LOGIN")
+    else:
+        raise _Failure(None, f"setup: {conn.protocol} login needs a SASL mechanism")
+
+
+def _smtp_auth_needed(target: Target) -> bool:
+    """SMTP sessions log in on submission ports (submission://, smtps://) and whenever
+    ``--auth`` is given, as ``millipost load`` does."""
+    return bool(target.auth) or target.scheme in ("submission", "smtps")
+
+
 # --- capabilities -----------------------------------------------------------------------------
 
 def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
     """The capability names the server advertises (upper case): IMAP CAPABILITY before and
-    after login (when a user is known), SMTP EHLO keywords, POP3 CAPA tags (and ``APOP`` when
-    the greeting carries a timestamp)."""
+    after login (when a user is known), SMTP EHLO keywords (and ``AUTH=MECH`` for each SASL
+    mechanism of the AUTH keyword), POP3 CAPA tags (``SASL=MECH`` for each mechanism of the SASL
+    tag, and ``APOP`` when the greeting carries a timestamp); with STARTTLS, those before and
+    inside TLS."""
     transcript: list = []
     conn = Connection(target, 0, transcript, timeout)
     caps: list[str] = []
@@ -414,15 +627,20 @@ def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[
         if target.protocol == "imap":
             greeting = conn.read_line() or ""
             # Pre-login capabilities count too: AUTH=, SASL-IR and LOGINDISABLED are
-            # advertised only before authentication (RFC 9051 6.1.1), others only after.
+            # advertised only before authentication (RFC 9051 6.1.1), others only after; with
+            # ?starttls those before TLS too (STARTTLS, LOGINDISABLED), then those inside it.
             conn.send("c00 CAPABILITY")
             for line in _expect_reply(conn, "c00 OK", "CAPABILITY"):
                 if line.upper().startswith("* CAPABILITY "):
                     caps += line.split()[2:]
+            if target.starttls:
+                _starttls(conn, "c01")
+                conn.send("c02 CAPABILITY")
+                for line in _expect_reply(conn, "c02 OK", "CAPABILITY"):
+                    if line.upper().startswith("* CAPABILITY "):
+                        caps += line.split()[2:]
             if target.users:
-                login, password = target.users[0]
-                conn.send(f"c0 LOGIN {_quote(login)} {_quote(password)}")
-                _expect_reply(conn, "c0 OK", "LOGIN")
+                _login(conn, target, "c0")
             conn.send("c1 CAPABILITY")
             for line in _expect_reply(conn, "c1 OK", "CAPABILITY"):
                 if line.upper().startswith("* CAPABILITY "):
@@ -435,7 +653,16 @@ def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[
             _expect_reply(conn, "220 ", "greeting")
             conn.send("EHLO conform.test")
             lines = _expect_reply(conn, "250 ", "EHLO")
+            if target.starttls:  # the keywords before TLS (STARTTLS) and inside it
+                conn.send("STARTTLS")
+                _expect_reply(conn, "220 ", "STARTTLS")
+                conn.start_tls()
+                conn.send("EHLO conform.test")
+                lines += _expect_reply(conn, "250 ", "EHLO")[1:]
             caps = [line[4:].split()[0] for line in lines[1:] if len(line) > 4 and line[4:].split()]
+            # The SASL mechanisms of the AUTH line (RFC 4954 3) as AUTH=MECH, as IMAP names them.
+            caps += [f"AUTH={m}" for line in lines[1:] if line[4:].upper().startswith("AUTH ")
+                     for m in line[4:].split()[1:]]
             conn.send("QUIT")
         else:
             greeting = _expect_reply(conn, "+OK", "greeting")[-1]
@@ -443,14 +670,22 @@ def read_capabilities(target: Target, timeout: float = DEFAULT_TIMEOUT) -> list[
             # (RFC 1939 7), reported here as the pseudo-capability APOP.
             if re.search(r"<[^<>@\s]+@[^<>\s]+>", greeting):
                 caps.append("APOP")
-            conn.send("CAPA")
-            if (conn.read_line() or "").startswith("+OK"):
-                while True:
-                    line = conn.read_line()
-                    if line is None or line == ".":
-                        break
-                    if line.split():
-                        caps.append(line.split()[0])
+            for upgrade in (False, True) if target.starttls else (False,):
+                if upgrade:  # CAPA again inside TLS (RFC 2595 4: the list may change)
+                    conn.send("STLS")
+                    _expect_reply(conn, "+OK", "STLS")
+                    conn.start_tls()
+                conn.send("CAPA")
+                if (conn.read_line() or "").startswith("+OK"):
+                    while True:
+                        line = conn.read_line()
+                        if line is None or line == ".":
+                            break
+                        if line.split():
+                            caps.append(line.split()[0])
+                        # The SASL tag's mechanisms (RFC 2449 6.3) as SASL=MECH.
+                        if line.upper().startswith("SASL "):
+                            caps += [f"SASL={m}" for m in line.split()[1:]]
             conn.send("QUIT")
     except _Failure as e:
         raise ConformError(f"reading capabilities of {target.host}:{target.port}: {e}\n"
@@ -476,6 +711,7 @@ class _Run:
         self.conns: dict = {}
         self.vars: dict = {"domain": target.domain,
                            "mailbox": f"conform-{secrets.token_hex(4)}"}
+        self.scram: dict = {}  # user suffix ("" or "2") -> its Scram client
         for i, (login, password) in enumerate(target.users[:2]):
             suffix = "" if i == 0 else str(i + 1)
             self.vars[f"user{suffix}"] = login
@@ -489,9 +725,9 @@ class _Run:
             b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
             self.vars[f"auth_login_user{suffix}"] = b64(login.encode())
             self.vars[f"auth_login_password{suffix}"] = b64(password.encode())
-            saslname = login.replace("=", "=3D").replace(",", "=2C")
-            self.vars[f"scram_first{suffix}"] = b64(
-                f"n,,n={saslname},r={secrets.token_hex(12)}".encode())
+            scram = Scram(login, password)
+            self.scram[suffix] = scram
+            self.vars[f"scram_first{suffix}"] = b64(scram.first.encode())
         self._tag = 0
         self.forbid: dict = {}  # connection -> S! steps in force until its next read step ends
 
@@ -507,13 +743,12 @@ class _Run:
             return conn
         p = self.t.protocol
         _greeting(conn)
+        if self.t.starttls and "cleartext" not in setup:
+            _starttls(conn, self.tag())
         if "login" not in setup:
             return conn
-        login, password = self.t.users[0]  # every connection is the first user's session
-        if p == "imap":
-            tag = self.tag()
-            conn.send(f"{tag} LOGIN {_quote(login)} {_quote(password)}")
-            _expect_reply(conn, f"{tag} OK", "LOGIN")
+        if p == "imap":  # every connection is the first user's session
+            _login(conn, self.t, self.tag())
             if number == 1 and "mailbox" in setup:
                 tag = self.tag()
                 conn.send(f"{tag} CREATE {_quote(self.vars['mailbox'])}")
@@ -523,6 +758,9 @@ class _Run:
         else:
             conn.send("EHLO conform.test")
             _expect_reply(conn, "250 ", "EHLO")
+            if _smtp_auth_needed(self.t):
+                login, password = self.t.users[0]
+                _authenticate(conn, self.t.auth or "login", login, password)
         return conn
 
     def _pop3_login(self, conn: Connection, number: int) -> Connection:
@@ -532,13 +770,23 @@ class _Run:
         login, password = self.t.users[0]
         deadline = time.monotonic() + self.timeout
         while True:
-            conn.send(f"USER {login}")
-            _expect_reply(conn, "+OK", "USER")
-            conn.send(f"PASS {password}")
-            try:
-                reply = conn.read_line()
-            except TimeoutError:
-                raise _Failure(None, f"setup: PASS: no reply within {self.timeout} s")
+            if self.t.auth:
+                try:
+                    _authenticate(conn, self.t.auth, login, password)
+                    return conn
+                except _Failure as e:
+                    # The -ERR [IN-USE] of a maildrop still locked is retried as below.
+                    if "[IN-USE]" not in str(e).upper() or time.monotonic() > deadline:
+                        raise
+                    reply = "-ERR [IN-USE]"
+            else:
+                conn.send(f"USER {login}")
+                _expect_reply(conn, "+OK", "USER")
+                conn.send(f"PASS {password}")
+                try:
+                    reply = conn.read_line()
+                except TimeoutError:
+                    raise _Failure(None, f"setup: PASS: no reply within {self.timeout} s")
             if reply is not None and reply.startswith("+OK"):
                 return conn
             if (reply is None or "[IN-USE]" not in reply.upper()
@@ -550,11 +798,15 @@ class _Run:
             if number in self.conns:
                 self.conns[number] = conn
             _expect_reply(conn, "+OK", "greeting")
+            if self.t.starttls:
+                _starttls(conn)
 
     def empty_maildrop(self) -> None:
         conn = Connection(self.t, 0, self.transcript, self.timeout)
         try:
             _expect_reply(conn, "+OK", "greeting")
+            if self.t.starttls:
+                _starttls(conn)
             conn = self._pop3_login(conn, 0)
             conn.send("STAT")
             n = int(_expect_reply(conn, "+OK", "STAT")[-1].split()[1])
@@ -598,9 +850,9 @@ class _Run:
                 return
             try:
                 _greeting(conn)
-                login, password = self.t.users[0]
-                conn.send(f"x1 LOGIN {_quote(login)} {_quote(password)}")
-                _expect_reply(conn, "x1 OK", "LOGIN")
+                if self.t.starttls:
+                    _starttls(conn, "x0")
+                _login(conn, self.t, "x1")
                 conn.send(f"x2 DELETE {_quote(self.vars['mailbox'])}")
                 _expect_reply(conn, "x2 ", "DELETE")
                 conn.send("x3 LOGOUT")
@@ -650,6 +902,8 @@ class _Run:
                 self.forbid.pop(step.conn, None)
             return
         if step.kind == "send":
+            if "scram_final" in step.text:
+                self._scram_final(step)
             try:
                 line = sc.expand(step.text, self.vars, self.s.data)
             except KeyError as e:
@@ -658,6 +912,33 @@ class _Run:
             # command (IMAP literal) or is part of the body (SMTP DATA), so strip nothing.
             conn.send(line)
             return
+        if step.kind == "tls":
+            try:
+                conn.start_tls()
+            except _Failure as e:
+                raise _Failure(step, str(e))
+            return
+
+    def _scram_final(self, step: sc.Step) -> None:
+        """Binds ``${scram_final}`` / ``${scram_final_wrong}`` (the client-final-message with the
+        right / a wrong password, base64) from the captured ``$scram_server_first``, and
+        ``${scram_server_final}`` (the base64 ``v=`` the server must answer the right one
+        with); unbinds ``scram_server_first`` so a later exchange captures its own."""
+        first = self.vars.pop("scram_server_first", None)
+        if first is None:
+            raise _Failure(step, "${scram_final} needs a captured $scram_server_first")
+        scram = self.scram.get("")
+        if scram is None:
+            raise _Failure(step, "${scram_final} needs a user")
+        try:
+            server_first = base64.b64decode(first, validate=True).decode("utf-8")
+            wrong = scram.final(server_first, "wrong-" + scram.password)
+            right = scram.final(server_first)
+        except ValueError as e:
+            raise _Failure(step, f"SCRAM: {e}")
+        self.vars["scram_final"] = _b64(right.encode())
+        self.vars["scram_final_wrong"] = _b64(wrong.encode())
+        self.vars["scram_server_final"] = _b64(scram.server_final.encode())
 
     def _read_step(self, step: sc.Step, conn: Connection) -> None:
         if step.kind == "eof":
@@ -748,6 +1029,9 @@ def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optiona
         c.endswith("=*") and any(x.startswith(c[:-1]) for x in caps))]
     if missing:
         return f"capability not advertised: {' '.join(missing)}"
+    if target.starttls and "none" in s.setup and "cleartext" not in s.setup:
+        # The script reads its own greeting, so the harness cannot negotiate STARTTLS first.
+        return "reads its own greeting, in the clear: not with ?starttls or submission://"
     if len(target.users) < s.users:
         return f"needs {s.users} users (give more with --user LOGIN:PASSWORD)"
     if any(w in s.setup for w in ("login", "empty-maildrop")) and not target.users:
@@ -760,7 +1044,9 @@ def _skip_reason(s: sc.Scenario, target: Target, caps: set, deliver_via: Optiona
 def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = (),
             domain: Optional[str] = None, deliver_via: Optional[str] = None,
             capabilities: Optional[Iterable[str]] = None, expect: Optional[str | dict] = None,
-            timeout: float = DEFAULT_TIMEOUT, root: Optional[str] = None) -> Report:
+            timeout: float = DEFAULT_TIMEOUT, root: Optional[str] = None,
+            auth: Optional[str] = None, tls_verify: bool = False,
+            ca_file: Optional[str] = None) -> Report:
     """Runs the scripted scenarios for the URL's protocol against the server at ``url``.
 
     ``scenarios``: :class:`~millipost.scenarios.Scenario` objects, or ids/prefixes selecting
@@ -769,9 +1055,14 @@ def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = ()
     is ``${user2}``); ``domain``: the mail domain for ``${rcpt}`` (default localhost);
     ``deliver_via``: an ``smtp://host:port`` URL used to deliver the messages that
     ``deliver:`` scenarios need; ``capabilities``: use these instead of asking the server;
-    ``expect``: an expected-results file (or the dict :func:`load_expectations` returns).
+    ``expect``: an expected-results file (or the dict :func:`load_expectations` returns);
+    ``auth``: log in with this SASL mechanism (``login``, ``plain``, ``scram-sha-256``) instead
+    of IMAP LOGIN / POP3 USER+PASS (SMTP sessions log in on submission:// and smtps://, or
+    with it); ``tls_verify`` / ``ca_file``: check the server's certificate (by default not).
+    URLs: imap://, imaps://, smtp://, smtps://, submission:// (587, STARTTLS), pop3://,
+    pop3s://; ``?starttls`` upgrades imap://, smtp:// and pop3:// after the greeting.
     """
-    target = Target.parse(url, users, domain)
+    target = Target.parse(url, users, domain, auth=auth, tls_verify=tls_verify, ca_file=ca_file)
     selected = list(scenarios) if scenarios is not None else None
     if selected and all(isinstance(x, sc.Scenario) for x in selected):
         chosen = selected
@@ -792,7 +1083,7 @@ def conform(url: str, scenarios: Optional[Iterable] = None, users: Iterable = ()
             result.expected, result.reason = expectations[s.id]
         results.append(result)
     safe = urllib.parse.urlsplit(url)
-    shown = f"{safe.scheme}://{safe.hostname}:{target.port}"
+    shown = f"{safe.scheme}://{safe.hostname}:{target.port}" + ("?starttls" if safe.query else "")
     return Report(shown, target.protocol, caps, results,
                   expect_path=expect if isinstance(expect, str) else None)
 

@@ -28,7 +28,7 @@ PROTOCOLS = ("imap", "smtp", "pop3")
 HEADER_KEYS = ("protocol", "title", "rfc", "requires", "users", "setup", "deliver")
 
 #: Words of the ``setup:`` header.
-SETUP_WORDS = ("none", "greeting", "login", "mailbox", "empty-maildrop")
+SETUP_WORDS = ("none", "greeting", "login", "mailbox", "empty-maildrop", "cleartext")
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -45,7 +45,7 @@ class ScenarioError(ValueError):
 
 @dataclasses.dataclass
 class Step:
-    kind: str  # "send", "expect", "skip-until", "group", "eof", "forbid"
+    kind: str  # "send", "expect", "skip-until", "group", "eof", "forbid", "tls"
     conn: int
     text: str = ""  # the raw client line or pattern, as written
     line: int = 0  # line number in the file
@@ -55,6 +55,8 @@ class Step:
         prefix = "" if self.conn == 1 else f"{self.conn} "
         if self.kind == "send":
             return f"{prefix}C: {self.text}"
+        if self.kind == "tls":
+            return f"{prefix}C: <TLS>"
         if self.kind == "skip-until":
             return f"{prefix}S... {self.text}"
         if self.kind == "forbid":
@@ -127,7 +129,8 @@ def parse(text: str, path: str = "<string>", id: Optional[str] = None) -> Scenar
             if op == "C:":
                 if group:
                     fail(lineno, "client line inside an unordered group")
-                steps.append(Step("send", conn, rest, lineno))
+                # ``C: <TLS>``: the TLS handshake, after the server's go-ahead to STARTTLS/STLS.
+                steps.append(Step("tls" if rest == "<TLS>" else "send", conn, rest, lineno))
             elif op == "S!":
                 if group:
                     fail(lineno, "S! inside an unordered group")

@@ -5,6 +5,9 @@ errors, no contract breaches (the checker judges the plaintext inside TLS), ever
 message verified, the verification itself over TLS."""
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 import millipost
@@ -77,6 +80,45 @@ def test_starttls_with_plain_runs_clean(server):
     # EHLO before and after the handshake (RFC 3207 §4.2).
     assert cmds["SMTP EHLO"]["count"] >= 2 * cmds["SMTP STARTTLS"]["count"]
     assert any(t.endswith("?starttls") for t in r["config"]["targets"])
+
+
+def starttls_targets(s):
+    return [f"imap://127.0.0.1:{s.imap_port}?starttls",
+            f"pop3://127.0.0.1:{s.pop3_port}?starttls",
+            f"smtp://127.0.0.1:{s.smtp_port}?starttls"]
+
+
+def test_imap_contract_judges_the_session_across_starttls(server, tmp_path):
+    # The engine no longer pauses IMAP checking across STARTTLS: one checker sees the STARTTLS
+    # exchange and goes on with the decrypted session (imap.contract's `tls` state). A clean
+    # run has zero breaches with every session checked ...
+    r = _core.run_load(config(starttls_targets(server), auth="plain", contract_sample=1.0))
+    assert_clean(r)
+    assert r["config"]["contracts"] is True and r["config"]["contract_sample"] == 1.0
+    assert r["commands"]["IMAP STARTTLS"]["count"] > 0
+    # ... and the checker really judges what comes after the switch: a contract that also
+    # forbids AUTH=PLAIN inside TLS (which the server advertises there) is broken by every
+    # IMAP session, in the TLS state, by the CAPABILITY the engine asks for after STARTTLS.
+    # The same for SMTP: its checker resumes inside TLS (smtp.contract `tls TLS READY
+    # STARTTLS`) and judges the EHLO there; POP3's contract is used as it is.
+    src = os.path.dirname(millipost.__file__) + "/contracts"
+    shutil.copy(f"{src}/pop3.contract", tmp_path)
+    for name, old, new in (("imap", "tls NOTAUTH-TLS STARTTLS", "AUTH=PLAIN"),
+                           ("smtp", "tls TLS READY STARTTLS", "PIPELINING")):
+        text = open(f"{src}/{name}.contract").read()
+        assert f"\n{old}\n" in text
+        (tmp_path / f"{name}.contract").write_text(text.replace(f"\n{old}\n",
+                                                                f"\n{old} {new}\n"))
+    r = _core.run_load(config(starttls_targets(server), auth="plain", verify=False,
+                              contracts_dir=str(tmp_path)))
+    imap = [b for b in r["breaches"] if b["protocol"] == "imap"]
+    smtp = [b for b in r["breaches"] if b["protocol"] == "smtp"]
+    assert imap and smtp and r["totals"]["contract_breaches"] >= len(imap) + len(smtp)
+    assert all(b["who"] == "server" and "AUTH=PLAIN advertised inside TLS" in b["reason"]
+               and b["state"] == "NOTAUTH-TLS" for b in imap), imap[:3]
+    assert all(b["who"] == "server" and "PIPELINING advertised inside TLS" in b["reason"]
+               for b in smtp), smtp[:3]
+    assert not [b for b in r["breaches"] if b["protocol"] == "pop3"]
 
 
 def test_login_mechanism_over_tls_runs_clean(server):
