@@ -4,6 +4,7 @@
 #include "auth/password.h"
 #include "imap/session.h"
 #include "net/tls.h"
+#include "outbound/runner.h"
 #include "pop3/session.h"
 #include "proto/smtp/parser.h"
 #include "search/fts5_index.h"
@@ -111,6 +112,10 @@ void Service::start() {
         net_.reset();
         throw;
     }
+    if (cfg_.outbound.enabled) {
+        outbound_ = std::make_unique<outbound::Runner>(*this);
+        outbound_->start();
+    }
     spdlog::info("millipost listening on {}: smtp {} pop3 {} imap {}; store {}", cfg_.listen,
                  smtp_port(), pop3_port(), imap_port(), cfg_.store_spec());
     if (tls_)
@@ -121,6 +126,13 @@ void Service::start() {
 void Service::stop() {
     if (!net_) return;
     spdlog::info("millipost shutting down: {} connections open", net_->connections());
+    if (outbound_) {
+        // Before the network core: the runner's timer and coroutines live on its io_context.
+        if (outbound_->stop())
+            outbound_.reset();
+        else
+            (void)outbound_.release();  // still referred to by frames the io_context destroys
+    }
     net_->stop(limits::kShutdownGrace);
     net_.reset();
     indexer_.reset();
@@ -249,6 +261,10 @@ bool Service::lock_maildrop(store::UserId user) {
 void Service::unlock_maildrop(store::UserId user) {
     std::lock_guard lock(locks_mutex_);
     locked_.erase(user);
+}
+
+void Service::outbound_queued() {
+    if (outbound_) outbound_->wake();
 }
 
 std::string Service::next_queue_id() {
