@@ -126,14 +126,15 @@ void Service::start() {
 void Service::stop() {
     if (!net_) return;
     spdlog::info("millipost shutting down: {} connections open", net_->connections());
-    if (outbound_) {
-        // Before the network core: the runner's timer and coroutines live on its io_context.
-        if (outbound_->stop())
-            outbound_.reset();
-        else
-            (void)outbound_.release();  // still referred to by frames the io_context destroys
-    }
+    // The queue runner stops first (its connections are dropped, pending recipients stay
+    // queued); it is destroyed after the network threads are gone (sessions still finishing
+    // DATA wake it) and before the io_context its timer and coroutines live on.
+    bool runner_idle = !outbound_ || outbound_->stop();
     net_->stop(limits::kShutdownGrace);
+    if (runner_idle)
+        outbound_.reset();
+    else
+        (void)outbound_.release();  // still referred to by frames the io_context destroys
     net_.reset();
     indexer_.reset();
     index_.reset();

@@ -157,7 +157,8 @@ def test_delivers_to_smtp_sink_with_dot_stuffing(sender, sinks):
     srv = sender(outbound_routes={"far.example": f"127.0.0.1:{sink.port}"})
     body = b"line one\r\n.leading dot\r\n..two dots\r\n.\r\nlast\r\n"
     submit(srv, ["carol@far.example", "dave@FAR.example"], mail("to sink", body=body))
-    assert wait_for(lambda: srv.outbound_queue() == [], WAIT), srv.outbound_queue()
+    # Woken by the enqueue: the runner's next poll would be a minute away.
+    assert wait_for(lambda: srv.outbound_queue() == [], 5), srv.outbound_queue()
     assert wait_for(lambda: len(sink.messages()) == 1)
     rcpts, received = sink_parts(sink.messages()[0])
     assert rcpts == ["carol@far.example", "dave@FAR.example"]  # one transaction for the domain
@@ -184,6 +185,28 @@ def test_bytes_arrive_intact_at_a_second_millipost_over_starttls(sender, make_se
     theirs, rest = got[0][:first_end], got[0][first_end + 2:]
     assert b"with ESMTPS" in theirs, theirs
     assert rest.startswith(b"Received: from ") and rest.endswith(msg)
+
+
+@needs_sink
+def test_helo_when_the_server_knows_no_ehlo(sender, sinks):
+    sink = sinks(None, "-e")  # no ESMTP: EHLO is refused
+    srv = sender(outbound_routes={"far.example": f"127.0.0.1:{sink.port}"})
+    submit(srv, ["carol@far.example"], mail("old server"))
+    assert wait_for(lambda: len(sink.messages()) == 1, WAIT)
+    assert b"X-Client-Proto: SMTP\n" in sink.messages()[0]
+    assert wait_for(lambda: srv.outbound_queue() == [])
+
+
+def test_size_announced_by_the_server_is_respected(sender, make_server):
+    far = make_server(users={"carol": "pw"}, domains=["far.example"], max_message_size=500)
+    srv = sender(outbound_routes={"far.example": f"127.0.0.1:{far.smtp_port}"})
+    submit(srv, ["carol@far.example"], mail("too big", body=b"x" * 1000 + b"\r\n"))
+    got = wait_for(lambda: inbox(srv, "bob"), WAIT)
+    assert len(got) == 1
+    _, human, _, per_rcpt, _ = dsn_of(got[0])
+    assert per_rcpt[0]["Status"] == "5.3.4"
+    assert "exceeds size limit 500" in human
+    assert inbox(far, "carol", "pw") == []
 
 
 def test_opportunistic_tls_off_sends_in_the_clear(sender, make_server):
@@ -325,6 +348,18 @@ def test_5xx_bounces_that_recipient_with_a_dsn(sender, make_server):
     assert "hello" not in headers  # headers only, not the body
     c = srv.counters()
     assert c["outbound_sent"] == 1 and c["outbound_bounced"] == 1 and c["outbound_dsn"] == 1
+
+
+def test_dsn_for_an_alias_sender_reaches_its_user(sender, make_server):
+    far = make_server(users={}, domains=["far.example"])
+    srv = sender(sender_aliases={"bob": ["Sales@Example.COM"]},
+                 outbound_routes={"far.example": f"127.0.0.1:{far.smtp_port}"})
+    submit(srv, ["nobody@far.example"], mail("from alias"), sender="sales@example.com")
+    got = wait_for(lambda: inbox(srv, "bob"), WAIT)
+    assert len(got) == 1
+    dsn, _, _, per_rcpt, _ = dsn_of(got[0])
+    assert dsn["To"] == "<sales@example.com>"
+    assert per_rcpt[0]["Final-Recipient"] == "rfc822; nobody@far.example"
 
 
 @needs_sink
