@@ -42,7 +42,7 @@ RcptResult from_reply(const std::string& rcpt, const Reply& r, const std::string
                       const char* in_reply_to) {
     RcptResult res;
     res.address = rcpt;
-    res.kind = r.positive()    ? RcptResult::Kind::Sent
+    res.kind = r.completed()   ? RcptResult::Kind::Sent
                : r.permanent() ? RcptResult::Kind::Bounced
                                : RcptResult::Kind::Deferred;
     res.status = status_of(r);
@@ -410,7 +410,7 @@ awaitable<std::vector<RcptResult>> SmtpClient::send(const std::string& sender,
     if (ext_.eightbitmime && has_8bit(message)) mail += " BODY=8BITMIME";
     auto r = co_await command(mail, cfg.command_timeout);
     if (!r) co_return failed("MAIL FROM");
-    if (!r->positive()) {
+    if (!r->completed()) {
         out.clear();
         for (auto& rc : recipients)
             out.push_back(from_reply(rc, *r, relay_, "MAIL FROM command"));
@@ -421,7 +421,7 @@ awaitable<std::vector<RcptResult>> SmtpClient::send(const std::string& sender,
         r = co_await command("RCPT TO:<" + recipients[i] + ">", cfg.command_timeout);
         if (!r) co_return failed("RCPT TO");
         out.push_back(from_reply(recipients[i], *r, relay_, "RCPT TO command"));
-        if (r->positive()) accepted.push_back(i);
+        if (r->completed()) accepted.push_back(i);
     }
     if (accepted.empty()) {
         auto rs = co_await command("RSET", cfg.command_timeout);

@@ -13,7 +13,9 @@ namespace millipost::outbound {
 struct Reply {
     int code = 0;                    // 200..599
     std::vector<std::string> lines;  // the text after "NNN-" / "NNN ", in order
-    bool positive() const { return code >= 200 && code < 400; }
+    // 2xx. A 3xx where none is expected (anything but DATA's 354) is a protocol error: the
+    // caller counts it as a temporary failure, not as acceptance.
+    bool completed() const { return code >= 200 && code < 300; }
     bool temporary() const { return code >= 400 && code < 500; }
     bool permanent() const { return code >= 500; }
     // "250 2.0.0 Ok: queued as X" (first line, for logs and DSNs).

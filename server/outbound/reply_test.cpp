@@ -42,6 +42,7 @@ TEST(ReplyParser, SingleAndMultiline) {
     ASSERT_EQ(p.feed("354\r\n", used), Status::Done);  // a new reply after Done; text optional
     EXPECT_EQ(p.reply().code, 354);
     EXPECT_EQ(p.reply().summary(), "354");
+    EXPECT_FALSE(p.reply().completed());                         // only DATA expects a 3xx
     ASSERT_EQ(p.feed("451 4.3.0 later\n", used), Status::Done);  // bare LF tolerated
     EXPECT_TRUE(p.reply().temporary());
     EXPECT_EQ(p.reply().summary(), "451 4.3.0 later");
