@@ -219,6 +219,16 @@ def test_opportunistic_tls_off_sends_in_the_clear(sender, make_server):
     assert b"with ESMTP id" in got[0].split(b"\r\n\r\n")[0]  # no S: not over TLS
 
 
+def test_encrypt_policy_defers_when_starttls_is_not_offered(sender, make_server):
+    far = make_server(users={"carol": "pw"}, domains=["far.example"])  # no TLS
+    srv = sender(outbound_routes={"far.example": f"127.0.0.1:{far.smtp_port}"},
+                 outbound_tls_policy={"far.example": "encrypt"})
+    submit(srv, ["carol@far.example"], mail("must be encrypted"))
+    q = wait_for(lambda: [m for m in srv.outbound_queue() if m["attempts"] >= 1], WAIT)
+    assert q and "TLS is required, but was not offered" in q[0]["last_error"], q
+    assert inbox(far, "carol", "pw") == []
+
+
 def test_verify_policy_checks_the_certificate(sender, make_server):
     far = make_server(users={"carol": "pw"}, tls="self-signed", domains=["far.example"])
     # The certificate names localhost and 127.0.0.1: verified against it as the CA, it passes.
