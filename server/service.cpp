@@ -106,16 +106,17 @@ void Service::start() {
         add("imaps", cfg_.imaps_port, imap::serve, true);
         add("pop3s", cfg_.pop3s_port, pop3::serve, true);
     }
+    // Made before the listeners open (sessions wake it as soon as they queue mail), started
+    // after.
+    if (cfg_.outbound.enabled) outbound_ = std::make_unique<outbound::Runner>(*this);
     try {
         net_->start(std::move(listeners));
     } catch (...) {
+        outbound_.reset();
         net_.reset();
         throw;
     }
-    if (cfg_.outbound.enabled) {
-        outbound_ = std::make_unique<outbound::Runner>(*this);
-        outbound_->start();
-    }
+    if (outbound_) outbound_->start();
     spdlog::info("millipost listening on {}: smtp {} pop3 {} imap {}; store {}", cfg_.listen,
                  smtp_port(), pop3_port(), imap_port(), cfg_.store_spec());
     if (tls_)
