@@ -330,6 +330,33 @@ def test_bad_server_replies_are_temporary_failures(sender):
         assert c.noop()[0] == 250
 
 
+@needs_sink
+def test_concurrency_limit_and_greeting_timeout(sender, sinks):
+    """outbound_max_concurrent=1: while one entry waits on a host that never greets, the next
+    entry waits too; the greeting times out (a deferral), then the next one goes."""
+    silent = socket.socket()  # accepts, never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    sink = sinks()
+    srv = sender(outbound_max_concurrent=1, outbound_timeout=3, retry_min=30, retry_max=30,
+                 outbound_routes={"silent.example": f"127.0.0.1:{silent.getsockname()[1]}",
+                                  "far.example": f"127.0.0.1:{sink.port}"})
+    try:
+        submit(srv, ["x@silent.example"], mail("to the silent host", to="x@silent.example"))
+        silent.settimeout(WAIT)
+        conn, _ = silent.accept()  # the first entry's connection is open
+        submit(srv, ["carol@far.example"], mail("waits its turn"))
+        time.sleep(1.5)
+        assert sink.messages() == []  # the only delivery slot is taken
+        assert wait_for(lambda: len(sink.messages()) == 1, WAIT)
+        q = srv.outbound_queue()
+        assert [m["recipients"] for m in q] == [["x@silent.example"]]
+        assert "while receiving the initial server greeting" in q[0]["last_error"], q
+        conn.close()
+    finally:
+        silent.close()
+
+
 # --- permanent failures and DSNs -----------------------------------------------------------
 
 def test_5xx_bounces_that_recipient_with_a_dsn(sender, make_server):
