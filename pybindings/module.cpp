@@ -37,6 +37,9 @@ config::Config make_config(const py::dict& opts) {
     c.submissions_port = 0;
     c.imaps_port = 0;
     c.pop3s_port = 0;
+    // Nor do they ask DNS where mail for other domains goes: without a route or relayhost such
+    // mail stays deferred (outbound_mx_lookup=True turns MX lookups on).
+    c.outbound.mx_lookup = false;
     for (auto [k, v] : opts) {
         auto key = k.cast<std::string>();
         if (v.is_none()) continue;
@@ -124,6 +127,49 @@ config::Config make_config(const py::dict& opts) {
             c.sender_aliases = v.cast<std::map<std::string, std::vector<std::string>>>();
         else if (key == "inbound_auth_relay")
             c.inbound_auth_relay = v.cast<bool>();
+        else if (key == "outbound_delivery")
+            c.outbound.enabled = v.cast<bool>();
+        else if (key == "outbound_mx_lookup")
+            c.outbound.mx_lookup = v.cast<bool>();
+        else if (key == "outbound_routes") {
+            c.outbound.routes.clear();
+            for (auto& [d, target] : v.cast<std::map<std::string, std::string>>()) {
+                std::string lower(d);
+                for (auto& ch : lower)
+                    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                c.outbound.routes[lower] = target;
+            }
+        } else if (key == "relayhost")
+            c.outbound.relayhost = v.cast<std::string>();
+        else if (key == "relay_user")
+            c.outbound.relay_user = v.cast<std::string>();
+        else if (key == "relay_password")
+            c.outbound.relay_password = v.cast<std::string>();
+        else if (key == "outbound_tls" || key == "outbound_tls_policy") {
+            auto level = [](const std::string& x) {
+                auto p = config::parse_tls_policy(x);
+                if (!p)
+                    throw py::value_error(
+                        "TLS policy must be \"none\", \"may\", \"encrypt\" or \"verify\"");
+                return *p;
+            };
+            if (key == "outbound_tls")
+                c.outbound.tls = level(v.cast<std::string>());
+            else
+                for (auto& [d, l] : v.cast<std::map<std::string, std::string>>())
+                    c.outbound.tls_policy[d] = level(l);
+        } else if (key == "outbound_tls_ca_file")
+            c.outbound.tls_ca_file = v.cast<std::string>();
+        else if (key == "retry_min")
+            c.outbound.retry_min = std::chrono::seconds(v.cast<long>());
+        else if (key == "retry_max")
+            c.outbound.retry_max = std::chrono::seconds(v.cast<long>());
+        else if (key == "max_queue_lifetime")
+            c.outbound.max_queue_lifetime = std::chrono::seconds(v.cast<long>());
+        else if (key == "outbound_timeout")
+            c.outbound.cap_timeouts(std::chrono::seconds(v.cast<long>()));
+        else if (key == "outbound_max_concurrent")
+            c.outbound.max_concurrent = std::max<std::size_t>(1, v.cast<std::size_t>());
         else
             throw py::type_error("unknown server option: " + key);
     }
@@ -382,6 +428,9 @@ PYBIND11_MODULE(_core, m) {
                      d["recipients"] = m.recipients;
                      d["bytes"] = py::bytes(m.bytes);
                      d["queued_at"] = m.queued_at;
+                     d["attempts"] = m.attempts;
+                     d["next_attempt_at"] = m.next_attempt_at;
+                     d["last_error"] = m.last_error;
                      out.append(d);
                  }
                  return out;
@@ -463,6 +512,11 @@ PYBIND11_MODULE(_core, m) {
             d["connections_refused_address"] = c.connections_refused_address.load();
             d["idle_timeouts"] = c.idle_timeouts.load();
             d["prelogin_timeouts"] = c.prelogin_timeouts.load();
+            d["outbound_connections"] = c.outbound_connections.load();
+            d["outbound_sent"] = c.outbound_sent.load();
+            d["outbound_deferred"] = c.outbound_deferred.load();
+            d["outbound_bounced"] = c.outbound_bounced.load();
+            d["outbound_dsn"] = c.outbound_dsn.load();
             return d;
         });
 

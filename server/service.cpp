@@ -4,6 +4,7 @@
 #include "auth/password.h"
 #include "imap/session.h"
 #include "net/tls.h"
+#include "outbound/runner.h"
 #include "pop3/session.h"
 #include "proto/smtp/parser.h"
 #include "search/fts5_index.h"
@@ -117,12 +118,17 @@ void Service::start() {
         add("imaps", cfg_.imaps_port, imap::serve, true);
         add("pop3s", cfg_.pop3s_port, pop3::serve, true);
     }
+    // Made before the listeners open (sessions wake it as soon as they queue mail), started
+    // after.
+    if (cfg_.outbound.enabled) outbound_ = std::make_unique<outbound::Runner>(*this);
     try {
         net_->start(std::move(listeners));
     } catch (...) {
+        outbound_.reset();
         net_.reset();
         throw;
     }
+    if (outbound_) outbound_->start();
     spdlog::info("millipost listening on {}: smtp {} pop3 {} imap {}; store {}", cfg_.listen,
                  smtp_port(), pop3_port(), imap_port(), cfg_.store_spec());
     if (tls_)
@@ -133,7 +139,15 @@ void Service::start() {
 void Service::stop() {
     if (!net_) return;
     spdlog::info("millipost shutting down: {} connections open", net_->connections());
+    // The queue runner stops first (its connections are dropped, pending recipients stay
+    // queued); it is destroyed after the network threads are gone (sessions still finishing
+    // DATA wake it) and before the io_context its timer and coroutines live on.
+    bool runner_idle = !outbound_ || outbound_->stop();
     net_->stop(limits::kShutdownGrace);
+    if (runner_idle)
+        outbound_.reset();
+    else
+        (void)outbound_.release();  // still referred to by frames the io_context destroys
     net_.reset();
     indexer_.reset();
     index_.reset();
@@ -261,6 +275,10 @@ bool Service::lock_maildrop(store::UserId user) {
 void Service::unlock_maildrop(store::UserId user) {
     std::lock_guard lock(locks_mutex_);
     locked_.erase(user);
+}
+
+void Service::outbound_queued() {
+    if (outbound_) outbound_->wake();
 }
 
 std::string Service::next_queue_id() {

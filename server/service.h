@@ -18,6 +18,10 @@
 
 namespace millipost {
 
+namespace outbound {
+class Runner;
+}
+
 struct Counters {
     std::atomic<std::uint64_t> smtp_sessions{0}, pop3_sessions{0}, imap_sessions{0};
     std::atomic<std::uint64_t> messages_accepted{0}, deliveries{0}, messages_rejected{0};
@@ -33,6 +37,10 @@ struct Counters {
     std::atomic<std::uint64_t> idle_timeouts{0};
     // Sessions closed because they did not log in within [server] prelogin_max_time.
     std::atomic<std::uint64_t> prelogin_timeouts{0};
+    // Outbound delivery (server/outbound/): connections opened, recipients sent, deferred (per
+    // attempt), bounced, and DSNs returned to senders.
+    std::atomic<std::uint64_t> outbound_connections{0}, outbound_sent{0}, outbound_deferred{0};
+    std::atomic<std::uint64_t> outbound_bounced{0}, outbound_dsn{0};
 };
 
 class Service {
@@ -97,6 +105,8 @@ class Service {
 
     // A unique, sortable id for a transaction ("queued as ...").
     std::string next_queue_id();
+    // A message was put into the outbound queue: the queue runner looks at once.
+    void outbound_queued();
 
   private:
     config::Config cfg_;
@@ -111,6 +121,7 @@ class Service {
     std::mutex locks_mutex_;
     std::set<store::UserId> locked_;
     std::atomic<std::uint64_t> queue_seq_{0};
+    std::unique_ptr<outbound::Runner> outbound_;  // the queue runner ([outbound] enabled)
 };
 
 }  // namespace millipost

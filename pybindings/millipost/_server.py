@@ -38,6 +38,18 @@ class Server:
     besides its own) and ``inbound_auth_relay`` (default False: whether a client authenticated on
     ``smtp_port`` may relay to other domains; see docs/submission.md).
 
+    Outbound delivery of the submission queue (docs/submission.md, "Outbound delivery"):
+    ``outbound_routes`` (``{"example.org": "127.0.0.1:2525"}``: where mail for a domain goes),
+    ``relayhost`` (``"host:port"``: a smarthost for all of it) with ``relay_user`` and
+    ``relay_password`` (AUTH PLAIN, only over TLS), ``outbound_tls`` (``"none"``, ``"may"``
+    (default: STARTTLS when offered, no certificate check), ``"encrypt"`` or ``"verify"``),
+    ``outbound_tls_policy`` (``{domain: level}``), ``outbound_tls_ca_file`` (for ``"verify"``),
+    ``retry_min`` and ``retry_max`` (seconds; the retry delay doubles from one to the other),
+    ``max_queue_lifetime`` (seconds until a deferred message bounces; default 5 days),
+    ``outbound_timeout`` (caps every SMTP client timeout, seconds), ``outbound_max_concurrent``,
+    ``outbound_mx_lookup`` (default False in-process: a domain without a route stays deferred
+    instead of asking DNS) and ``outbound_delivery`` (default True; False leaves the queue alone).
+
     ``tls`` turns TLS on (docs/tls.md): ``"self-signed"`` makes a development certificate for
     localhost/127.0.0.1 in the data directory, ``("cert.pem", "key.pem")`` uses those files,
     ``None`` (the default) means no TLS. With TLS, SMTP/IMAP/POP3 offer STARTTLS/STLS and four more
@@ -149,8 +161,9 @@ class Server:
 
     def outbound_queue(self) -> list:
         """Messages accepted by submission for other domains and not yet delivered (oldest
-        first), as dicts ``id``, ``sender``, ``recipients``, ``bytes``, ``queued_at``. Outbound
-        delivery is the next slice: for now entries stay here (docs/submission.md)."""
+        first), as dicts ``id``, ``sender``, ``recipients`` (those still pending), ``bytes``,
+        ``queued_at``, ``attempts`` (attempts that left recipients pending),
+        ``next_attempt_at`` (seconds since the epoch) and ``last_error``."""
         return self._service.outbound_queue()
 
     @property

@@ -3,6 +3,8 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 #include <stdexcept>
 
@@ -53,6 +55,88 @@ std::optional<PlaintextAuth> parse_plaintext_auth(std::string_view s) {
     if (s == "always") return PlaintextAuth::Always;
     return std::nullopt;
 }
+
+std::optional<TlsPolicy> parse_tls_policy(std::string_view s) {
+    if (s == "none") return TlsPolicy::None;
+    if (s == "may") return TlsPolicy::May;
+    if (s == "encrypt") return TlsPolicy::Encrypt;
+    if (s == "verify") return TlsPolicy::Verify;
+    return std::nullopt;
+}
+
+void OutboundConfig::cap_timeouts(std::chrono::seconds cap) {
+    for (auto* t : {&connect_timeout, &greeting_timeout, &command_timeout, &data_init_timeout,
+                    &data_block_timeout, &data_done_timeout})
+        *t = std::min(*t, cap);
+}
+
+namespace {
+
+std::string lower(std::string s) {
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+TlsPolicy tls_policy_value(const toml::node& node, const std::string& what) {
+    auto v = node.value<std::string>();
+    auto p = v ? parse_tls_policy(*v) : std::nullopt;
+    if (!p)
+        throw std::runtime_error("expected \"none\", \"may\", \"encrypt\" or \"verify\" for " +
+                                 what);
+    return *p;
+}
+
+void load_outbound(OutboundConfig& o, const toml::table& t) {
+    std::set<std::string> k;
+    take(t, "enabled", o.enabled, k);
+    take(t, "mx_lookup", o.mx_lookup, k);
+    take(t, "relayhost", o.relayhost, k);
+    take(t, "relay_user", o.relay_user, k);
+    take(t, "relay_password", o.relay_password, k);
+    take(t, "tls_ca_file", o.tls_ca_file, k);
+    take(t, "helo_name", o.helo_name, k);
+    take(t, "retry_min", o.retry_min, k);
+    take(t, "retry_max", o.retry_max, k);
+    take(t, "max_queue_lifetime", o.max_queue_lifetime, k);
+    take(t, "max_concurrent", o.max_concurrent, k);
+    take(t, "connect_timeout", o.connect_timeout, k);
+    take(t, "greeting_timeout", o.greeting_timeout, k);
+    take(t, "command_timeout", o.command_timeout, k);
+    take(t, "data_init_timeout", o.data_init_timeout, k);
+    take(t, "data_block_timeout", o.data_block_timeout, k);
+    take(t, "data_done_timeout", o.data_done_timeout, k);
+    k.insert("tls");
+    if (auto n = t["tls"]; n) o.tls = tls_policy_value(*n.node(), "[outbound].tls");
+    k.insert("routes");
+    if (auto n = t["routes"]; n) {
+        auto tbl = n.as_table();
+        if (!tbl) throw std::runtime_error("expected a table domain = \"host:port\" for routes");
+        o.routes.clear();
+        for (auto& [domain, v] : *tbl) {
+            auto s = v.value<std::string>();
+            if (!s || s->empty()) throw std::runtime_error("expected \"host:port\" in routes");
+            o.routes[lower(std::string(domain.str()))] = *s;
+        }
+    }
+    k.insert("tls_policy");
+    if (auto n = t["tls_policy"]; n) {
+        auto tbl = n.as_table();
+        if (!tbl) throw std::runtime_error("expected a table domain = \"level\" for tls_policy");
+        o.tls_policy.clear();
+        for (auto& [domain, v] : *tbl)
+            o.tls_policy[lower(std::string(domain.str()))] =
+                tls_policy_value(v, "[outbound.tls_policy]");
+    }
+    for (auto& [key, v] : t)
+        if (!k.count(std::string(key.str())))
+            throw std::runtime_error("unknown key [outbound]." + std::string(key.str()));
+    if (o.max_concurrent == 0) throw std::runtime_error("[outbound] max_concurrent must be > 0");
+    if (o.retry_max < o.retry_min)
+        throw std::runtime_error("[outbound] retry_max must not be below retry_min");
+}
+
+}  // namespace
 
 void load_toml(Config& cfg, const std::string& path) {
     toml::table root;
@@ -156,6 +240,7 @@ void load_toml(Config& cfg, const std::string& path) {
                 if (!k.count(std::string(key.str())))
                     throw std::runtime_error("unknown key [submission]." + std::string(key.str()));
         }
+        if (auto out = root["outbound"].as_table()) load_outbound(cfg.outbound, *out);
         if (auto tls = root["tls"].as_table()) {
             std::set<std::string> k;
             take(*tls, "cert", cfg.tls_cert, k);

@@ -19,6 +19,40 @@ enum class PlaintextAuth { Never, Loopback, Always };
 // "never", "loopback" or "always"; nullopt otherwise.
 std::optional<PlaintextAuth> parse_plaintext_auth(std::string_view s);
 
+// Outbound TLS (Postfix's smtp_tls_security_level): none; may = opportunistic STARTTLS
+// without certificate checks; encrypt = STARTTLS required; verify = required, with the
+// certificate checked against the CA file and the host name.
+enum class TlsPolicy { None, May, Encrypt, Verify };
+std::optional<TlsPolicy> parse_tls_policy(std::string_view s);
+
+// [outbound] (docs/submission.md, "Outbound delivery").
+struct OutboundConfig {
+    bool enabled = true;    // the queue runner delivers
+    bool mx_lookup = true;  // without: a domain with no route and no relayhost stays deferred
+    // Every outbound message goes through this smarthost ("host:port" or "host", port 25)
+    // instead of the domains' MX hosts; with relay_user, AUTH PLAIN after STARTTLS.
+    std::string relayhost;
+    std::string relay_user;
+    std::string relay_password;
+    std::map<std::string, std::string> routes;  // domain (lower case) -> "host:port"
+    TlsPolicy tls = TlsPolicy::May;
+    std::map<std::string, TlsPolicy> tls_policy;  // per recipient domain (lower case)
+    std::string tls_ca_file;                      // for verify; empty = the system's CAs
+    std::string helo_name;                        // empty = hostname
+    std::chrono::seconds retry_min = limits::kOutboundRetryMin;
+    std::chrono::seconds retry_max = limits::kOutboundRetryMax;
+    std::chrono::seconds max_queue_lifetime = limits::kOutboundMaxLifetime;
+    std::size_t max_concurrent = limits::kOutboundMaxConcurrent;
+    std::chrono::seconds connect_timeout = limits::kOutboundConnectTimeout;
+    std::chrono::seconds greeting_timeout = limits::kOutboundGreetingTimeout;
+    std::chrono::seconds command_timeout = limits::kOutboundCommandTimeout;
+    std::chrono::seconds data_init_timeout = limits::kOutboundDataInitTimeout;
+    std::chrono::seconds data_block_timeout = limits::kOutboundDataBlockTimeout;
+    std::chrono::seconds data_done_timeout = limits::kOutboundDataDoneTimeout;
+    // Caps every timeout above (tests).
+    void cap_timeouts(std::chrono::seconds cap);
+};
+
 struct Config {
     std::string data_dir = "./data";        // the SQLite store lives here (millipost.db)
     std::string store;                      // backend spec; empty = "sqlite:<data_dir>"
@@ -78,6 +112,7 @@ struct Config {
     // relaying is for the submission ports).
     std::map<std::string, std::vector<std::string>> sender_aliases;
     bool inbound_auth_relay = false;
+    OutboundConfig outbound;
 
     bool tls_configured() const { return !tls_cert.empty() && !tls_key.empty(); }
     std::string store_spec() const { return store.empty() ? "sqlite:" + data_dir : store; }

@@ -141,3 +141,34 @@ TEST(Config, Submission) {
                  std::runtime_error);
     EXPECT_THROW(load_toml(d, write("[submission.other]\nx = 1\n")), std::runtime_error);
 }
+
+TEST(Config, Outbound) {
+    using millipost::config::TlsPolicy;
+    Config c;
+    EXPECT_TRUE(c.outbound.enabled);
+    EXPECT_TRUE(c.outbound.mx_lookup);
+    EXPECT_EQ(c.outbound.tls, TlsPolicy::May);  // opportunistic, as Postfix's "may"
+    EXPECT_EQ(c.outbound.max_queue_lifetime, std::chrono::hours(24 * 5));
+    load_toml(c, write("[outbound]\nrelayhost = \"smart.example:587\"\nrelay_user = \"u\"\n"
+                       "relay_password = \"p\"\ntls = \"encrypt\"\nretry_min = 2\n"
+                       "retry_max = 8\nmax_queue_lifetime = 30\ncommand_timeout = 5\n"
+                       "[outbound.routes]\n\"Example.ORG\" = \"127.0.0.1:2525\"\n"
+                       "[outbound.tls_policy]\n\"secure.example\" = \"verify\"\n"));
+    EXPECT_EQ(c.outbound.relayhost, "smart.example:587");
+    EXPECT_EQ(c.outbound.relay_user, "u");
+    EXPECT_EQ(c.outbound.tls, TlsPolicy::Encrypt);
+    EXPECT_EQ(c.outbound.retry_min, std::chrono::seconds(2));
+    EXPECT_EQ(c.outbound.retry_max, std::chrono::seconds(8));
+    EXPECT_EQ(c.outbound.max_queue_lifetime, std::chrono::seconds(30));
+    EXPECT_EQ(c.outbound.command_timeout, std::chrono::seconds(5));
+    EXPECT_EQ(c.outbound.routes.at("example.org"), "127.0.0.1:2525");  // domains lower-cased
+    EXPECT_EQ(c.outbound.tls_policy.at("secure.example"), TlsPolicy::Verify);
+    Config d;
+    EXPECT_THROW(load_toml(d, write("[outbound]\ntls = \"maybe\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[outbound]\nrelay = \"x\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[outbound]\nretry_min = 10\nretry_max = 5\n")),
+                 std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[outbound.routes]\n\"a.example\" = 25\n")),
+                 std::runtime_error);
+    EXPECT_THROW(load_toml(d, write("[outbound.other]\nx = 1\n")), std::runtime_error);
+}

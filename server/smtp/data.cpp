@@ -190,6 +190,7 @@ net::awaitable<void> receive_data(Session& s) {
     }
     ++s.svc.counters().messages_accepted;
     s.svc.counters().deliveries += users.size();
+    if (!s.remote_paths.empty()) s.svc.outbound_queued();
     spdlog::info("smtp {} id={} from=<{}> nrcpt={} size={} delivered{}", s.conn->id(), id,
                  s.reverse_path, s.forward_paths.size(), message.size(),
                  s.remote_paths.empty()

@@ -114,13 +114,17 @@ struct Delivered {
 enum class FlagOp { Replace, Add, Remove };
 
 // A message accepted by submission for recipients in other domains, waiting for outbound
-// delivery (docs/submission.md: the delivery itself is the next slice; until then entries stay).
+// delivery (docs/submission.md, server/outbound/). A recipient leaves `recipients` once it is
+// final (delivered or bounced): an attempt never sends again to one the remote accepted.
 struct OutboundMessage {
     std::int64_t id = 0;
     std::string sender;                   // envelope reverse-path
     std::vector<std::string> recipients;  // forward-paths still to deliver
     std::string bytes;
-    std::int64_t queued_at = 0;  // seconds since the epoch
+    std::int64_t queued_at = 0;        // seconds since the epoch
+    int attempts = 0;                  // attempts that left recipients pending
+    std::int64_t next_attempt_at = 0;  // seconds since the epoch; due when <= now
+    std::string last_error;            // why the last attempt left recipients pending
 };
 
 // One entry of the change log: what changed at a given state of a user.
@@ -282,6 +286,19 @@ class MailStore {
                                           std::string_view bytes, std::int64_t queued_at) = 0;
     virtual std::vector<OutboundMessage> outbound_queue() = 0;  // oldest first
     virtual void remove_outbound(std::int64_t id) = 0;          // no-op when absent
+    // The queue runner's side. Ids of entries due at `now` (next_attempt_at <= now), earliest
+    // first, at most `max`; one entry (nullopt when gone); the earliest next_attempt_at after
+    // `now` (nullopt when none is scheduled later).
+    virtual std::vector<std::int64_t> outbound_due(std::int64_t now, std::size_t max) = 0;
+    virtual std::optional<OutboundMessage> outbound_entry(std::int64_t id) = 0;
+    virtual std::optional<std::int64_t> outbound_next_due(std::int64_t now) = 0;
+    // Takes final recipients (delivered, or bounced) off the entry's pending list, atomically;
+    // the entry goes when none remain. Called right after the remote's reply, so that a crash
+    // can at worst repeat the one transaction in flight.
+    virtual void outbound_done(std::int64_t id, std::span<const std::string> recipients) = 0;
+    // Records an attempt that left recipients pending: attempts + 1, the next attempt, the error.
+    virtual void outbound_defer(std::int64_t id, std::int64_t next_attempt_at,
+                                std::string_view error) = 0;
 
     // Events for one user, delivered on the thread that made the change, after it is durable.
     Subscription subscribe(UserId user, Listener listener);

@@ -584,3 +584,35 @@ TEST_F(StoreContract, OutboundQueueIsDurableAndOrdered) {
     ASSERT_EQ(q.size(), 1u);
     EXPECT_EQ(q[0].id, b);
 }
+
+TEST_F(StoreContract, OutboundScheduleAndPerRecipientProgress) {
+    std::vector<std::string> three = {"a@x.example", "b@y.example", "c@x.example"};
+    auto a = store_->enqueue_outbound("alice@localhost", three, "m1", 100);
+    auto b = store_->enqueue_outbound("alice@localhost", three, "m2", 105);
+    // Due from the time it was queued.
+    EXPECT_TRUE(store_->outbound_due(99, 10).empty());
+    EXPECT_EQ(store_->outbound_due(100, 10), std::vector<std::int64_t>{a});
+    EXPECT_EQ(store_->outbound_due(200, 1), std::vector<std::int64_t>{a});
+    EXPECT_EQ(store_->outbound_next_due(100), std::optional<std::int64_t>(105));
+    // One recipient accepted, the others deferred: the accepted one is never pending again.
+    std::vector<std::string> done = {"b@y.example"};
+    store_->outbound_done(a, done);
+    store_->outbound_defer(a, 160, "451 4.3.0 try later");
+    reopen();
+    auto e = store_->outbound_entry(a);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->recipients, (std::vector<std::string>{"a@x.example", "c@x.example"}));
+    EXPECT_EQ(e->attempts, 1);
+    EXPECT_EQ(e->next_attempt_at, 160);
+    EXPECT_EQ(e->last_error, "451 4.3.0 try later");
+    EXPECT_EQ(e->bytes, "m1");
+    EXPECT_EQ(store_->outbound_due(150, 10), std::vector<std::int64_t>{b});
+    EXPECT_EQ(store_->outbound_next_due(150), std::optional<std::int64_t>(160));
+    // The last recipients final: the entry is gone.
+    store_->outbound_done(a, e->recipients);
+    EXPECT_FALSE(store_->outbound_entry(a));
+    store_->outbound_done(a, e->recipients);  // absent: no-op
+    store_->remove_outbound(b);
+    EXPECT_FALSE(store_->outbound_next_due(0));
+    EXPECT_TRUE(store_->outbound_due(1000, 10).empty());
+}

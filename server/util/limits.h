@@ -133,6 +133,38 @@ inline constexpr std::size_t kMaxMailboxNameBytes = 1024;
 inline constexpr std::size_t kMaxMailboxDepth = 32;
 inline constexpr std::size_t kMaxMailboxesPerUser = 10000;
 
+// Outbound delivery (server/outbound/, docs/submission.md). Queue entries being delivered at
+// once (each holds one SMTP client connection at a time).
+inline constexpr std::size_t kOutboundMaxConcurrent = 20;
+// Retry after a temporary failure: the first delay, doubling per attempt up to the cap, until
+// the message has been queued for the lifetime; then it bounces (Postfix's defaults:
+// minimal_backoff_time 300 s, maximal_backoff_time 4000 s, maximal_queue_lifetime 5 d).
+inline constexpr std::chrono::seconds kOutboundRetryMin{60};
+inline constexpr std::chrono::seconds kOutboundRetryMax{3600};
+inline constexpr std::chrono::seconds kOutboundMaxLifetime{5 * 24 * 3600};
+// The queue is looked at at least this often, whatever the wake-ups said.
+inline constexpr std::chrono::seconds kOutboundPoll{60};
+// SMTP client timeouts (RFC 5321 §4.5.3.2: 5 min for the greeting, MAIL and RCPT, 2 min for the
+// DATA command, 3 min per data block, 10 min for the final dot), and 30 s to connect (Postfix's
+// smtp_connect_timeout). All configurable ([outbound]), so that tests can shorten them.
+inline constexpr std::chrono::seconds kOutboundConnectTimeout{30};
+inline constexpr std::chrono::seconds kOutboundGreetingTimeout{300};
+inline constexpr std::chrono::seconds kOutboundCommandTimeout{300};
+inline constexpr std::chrono::seconds kOutboundDataInitTimeout{120};
+inline constexpr std::chrono::seconds kOutboundDataBlockTimeout{180};
+inline constexpr std::chrono::seconds kOutboundDataDoneTimeout{600};
+// A server's reply: one line at most this long (RFC 5321 §4.5.3.1.5 says 512 octets; we allow
+// for verbose servers), at most this many lines. Beyond either the reply is bad: a temporary
+// failure, never a crash or an unbounded buffer.
+inline constexpr std::size_t kSmtpClientMaxReplyLine = 2048;
+inline constexpr std::size_t kSmtpClientMaxReplyLines = 100;
+// MX records used per domain, and addresses tried per host.
+inline constexpr std::size_t kOutboundMaxMx = 10;
+inline constexpr std::size_t kOutboundMaxAddressesPerHost = 4;
+// A DSN quotes the bounced message's header section up to this many octets (RFC 3462
+// text/rfc822-headers); the rest is left out.
+inline constexpr std::size_t kDsnMaxQuotedHeaders = 64 * 1024;
+
 // Users provisioned per SQLite transaction on the bulk path.
 inline constexpr std::size_t kProvisionBatch = 50000;
 // SQLite page cache (KiB) of the connection doing a bulk load: the users' indexes of a

@@ -66,13 +66,16 @@ CREATE TABLE IF NOT EXISTS outbound(
   sender TEXT NOT NULL,
   recipients TEXT NOT NULL,
   data BLOB NOT NULL,
-  queued_at INTEGER NOT NULL);
+  queued_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 )sql";
 
 // Schema versions: 1 had no special_use/recent_uid columns and no expunged tombstones; 2 no
-// vanished_floor.
-constexpr int kSchemaVersion = 3;
+// vanished_floor; 3 no outbound schedule (attempts, next_attempt_at, last_error).
+constexpr int kSchemaVersion = 4;
 
 void migrate(sqlite::Db& db) {
     auto st = db.prepare("PRAGMA user_version");
@@ -85,6 +88,17 @@ void migrate(sqlite::Db& db) {
     }
     if (version == 1 || version == 2)
         db.exec("ALTER TABLE mailboxes ADD COLUMN vanished_floor INTEGER NOT NULL DEFAULT 0");
+    if (version >= 1 && version <= 3) {
+        // Version 1 and 2 files may predate the outbound table: it is created below with
+        // every column, so only an existing one is altered.
+        auto has = db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='outbound'");
+        if (has.step()) {
+            has.run();
+            db.exec("ALTER TABLE outbound ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0");
+            db.exec("ALTER TABLE outbound ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0");
+            db.exec("ALTER TABLE outbound ADD COLUMN last_error TEXT NOT NULL DEFAULT ''");
+        }
+    }
     if (version > kSchemaVersion)
         throw StoreError(StoreError::Kind::Backend, "database schema " + std::to_string(version) +
                                                         " is newer than this server's " +
@@ -1104,21 +1118,56 @@ namespace millipost::store {
 
 // Recipients are stored one per line: a forward-path never holds CR or LF (the SMTP parser
 // refuses them), so the separator is unambiguous.
+namespace {
+
+std::string join_lines(std::span<const std::string> items) {
+    std::string out;
+    for (auto& r : items) {
+        if (!out.empty()) out += '\n';
+        out += r;
+    }
+    return out;
+}
+
+std::vector<std::string> split_lines(const std::string& r) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos <= r.size() && !r.empty()) {
+        auto nl = r.find('\n', pos);
+        if (nl == std::string::npos) nl = r.size();
+        out.push_back(r.substr(pos, nl - pos));
+        pos = nl + 1;
+    }
+    return out;
+}
+
+// (Db::prepare caches statements by the address of their text: string literals only.)
+#define MILLIPOST_OUTBOUND_COLUMNS \
+    "id, sender, recipients, data, queued_at, attempts, next_attempt_at, last_error"
+
+OutboundMessage outbound_row(sqlite::Stmt& st) {
+    OutboundMessage m{st.i64(0), st.text(1), split_lines(st.text(2)), st.blob(3), st.i64(4)};
+    m.attempts = static_cast<int>(st.i64(5));
+    m.next_attempt_at = st.i64(6);
+    m.last_error = st.text(7);
+    return m;
+}
+
+}  // namespace
+
 std::int64_t SqliteStore::enqueue_outbound(std::string_view sender,
                                            std::span<const std::string> recipients,
                                            std::string_view bytes, std::int64_t queued_at) {
-    std::string rcpts;
-    for (auto& r : recipients) {
-        if (!rcpts.empty()) rcpts += '\n';
-        rcpts += r;
-    }
     auto db = lease();
     sqlite::Transaction tx(*db);
-    db->prepare("INSERT INTO outbound(sender, recipients, data, queued_at) VALUES (?, ?, ?, ?)")
+    db->prepare(
+          "INSERT INTO outbound(sender, recipients, data, queued_at, next_attempt_at) "
+          "VALUES (?, ?, ?, ?, ?)")
         .bind(1, sender)
-        .bind(2, rcpts)
+        .bind(2, join_lines(recipients))
         .bind_blob(3, bytes)
         .bind(4, queued_at)
+        .bind(5, queued_at)
         .run();
     auto id = db->last_insert_rowid();
     tx.commit();
@@ -1127,27 +1176,81 @@ std::int64_t SqliteStore::enqueue_outbound(std::string_view sender,
 
 std::vector<OutboundMessage> SqliteStore::outbound_queue() {
     auto db = lease();
-    auto st =
-        db->prepare("SELECT id, sender, recipients, data, queued_at FROM outbound ORDER BY id");
+    auto st = db->prepare("SELECT " MILLIPOST_OUTBOUND_COLUMNS " FROM outbound ORDER BY id");
     std::vector<OutboundMessage> out;
-    while (st.step()) {
-        OutboundMessage m{st.i64(0), st.text(1), {}, st.blob(3), st.i64(4)};
-        auto r = st.text(2);
-        std::size_t pos = 0;
-        while (pos <= r.size() && !r.empty()) {
-            auto nl = r.find('\n', pos);
-            if (nl == std::string::npos) nl = r.size();
-            m.recipients.push_back(r.substr(pos, nl - pos));
-            pos = nl + 1;
-        }
-        out.push_back(std::move(m));
-    }
+    while (st.step())
+        out.push_back(outbound_row(st));
     return out;
 }
 
 void SqliteStore::remove_outbound(std::int64_t id) {
     auto db = lease();
     db->prepare("DELETE FROM outbound WHERE id = ?").bind(1, id).run();
+}
+
+std::vector<std::int64_t> SqliteStore::outbound_due(std::int64_t now, std::size_t max) {
+    auto db = lease();
+    auto st = db->prepare(
+        "SELECT id FROM outbound WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?");
+    st.bind(1, now).bind(2, static_cast<std::int64_t>(max));
+    std::vector<std::int64_t> out;
+    while (st.step())
+        out.push_back(st.i64(0));
+    return out;
+}
+
+std::optional<OutboundMessage> SqliteStore::outbound_entry(std::int64_t id) {
+    auto db = lease();
+    auto st = db->prepare("SELECT " MILLIPOST_OUTBOUND_COLUMNS " FROM outbound WHERE id = ?");
+    st.bind(1, id);
+    if (!st.step()) return std::nullopt;
+    auto m = outbound_row(st);
+    st.run();
+    return m;
+}
+
+std::optional<std::int64_t> SqliteStore::outbound_next_due(std::int64_t now) {
+    auto db = lease();
+    auto st = db->prepare(
+        "SELECT COUNT(*), MIN(next_attempt_at) FROM outbound WHERE next_attempt_at > ?");
+    st.bind(1, now);
+    std::optional<std::int64_t> out;
+    if (st.step() && st.i64(0) > 0) out = st.i64(1);
+    st.run();
+    return out;
+}
+
+void SqliteStore::outbound_done(std::int64_t id, std::span<const std::string> recipients) {
+    auto db = lease();
+    sqlite::Transaction tx(*db);
+    auto st = db->prepare("SELECT recipients FROM outbound WHERE id = ?");
+    st.bind(1, id);
+    if (!st.step()) return;
+    auto pending = split_lines(st.text(0));
+    st.run();
+    std::erase_if(pending, [&](const std::string& r) {
+        return std::find(recipients.begin(), recipients.end(), r) != recipients.end();
+    });
+    if (pending.empty())
+        db->prepare("DELETE FROM outbound WHERE id = ?").bind(1, id).run();
+    else
+        db->prepare("UPDATE outbound SET recipients = ? WHERE id = ?")
+            .bind(1, join_lines(pending))
+            .bind(2, id)
+            .run();
+    tx.commit();
+}
+
+void SqliteStore::outbound_defer(std::int64_t id, std::int64_t next_attempt_at,
+                                 std::string_view error) {
+    auto db = lease();
+    db->prepare(
+          "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+          "WHERE id = ?")
+        .bind(1, next_attempt_at)
+        .bind(2, error)
+        .bind(3, id)
+        .run();
 }
 
 }  // namespace millipost::store

@@ -63,6 +63,12 @@ class SqliteStore final : public MailStore {
                                   std::string_view bytes, std::int64_t queued_at) override;
     std::vector<OutboundMessage> outbound_queue() override;
     void remove_outbound(std::int64_t id) override;
+    std::vector<std::int64_t> outbound_due(std::int64_t now, std::size_t max) override;
+    std::optional<OutboundMessage> outbound_entry(std::int64_t id) override;
+    std::optional<std::int64_t> outbound_next_due(std::int64_t now) override;
+    void outbound_done(std::int64_t id, std::span<const std::string> recipients) override;
+    void outbound_defer(std::int64_t id, std::int64_t next_attempt_at,
+                        std::string_view error) override;
 
     const std::string& path() const { return path_; }
 
