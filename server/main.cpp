@@ -168,6 +168,21 @@ int main(int argc, char** argv) {
         cfg.imap_timeout = from_file.imap_timeout;
         cfg.pop3_login_timeout = from_file.pop3_login_timeout;
         cfg.imap_login_timeout = from_file.imap_login_timeout;
+        // Keys without a flag (these were not carried over before: [auth], quota, [submission]).
+        cfg.special_use_mailboxes = from_file.special_use_mailboxes;
+        cfg.quota_storage = from_file.quota_storage;
+        cfg.quota_messages = from_file.quota_messages;
+        cfg.plaintext_auth = from_file.plaintext_auth;
+        cfg.auth_fail_delay = from_file.auth_fail_delay;
+        cfg.auth_fail_max_delay = from_file.auth_fail_max_delay;
+        cfg.auth_fail_limit = from_file.auth_fail_limit;
+        cfg.auth_lockout = from_file.auth_lockout;
+        cfg.auth_fail_window = from_file.auth_fail_window;
+        cfg.auth_throttle_entries = from_file.auth_throttle_entries;
+        cfg.directory = from_file.directory;
+        cfg.ldap = from_file.ldap;
+        cfg.sender_aliases = from_file.sender_aliases;
+        cfg.inbound_auth_relay = from_file.inbound_auth_relay;
         if (log_level.empty()) log_level = from_file.log_level;
     }
     if (smtp_timeout > 0) cfg.smtp_timeout = std::chrono::seconds(smtp_timeout);
