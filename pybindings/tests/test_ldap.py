@@ -212,16 +212,26 @@ def b64(raw: bytes) -> str:
 
 # ---- logins ---------------------------------------------------------------------------------
 
-def test_imap_login_creates_the_user(slapd):
-    with ldap_server(slapd) as s:
+def test_imap_login_creates_the_user(slapd, tmp_path):
+    with ldap_server(slapd, data_dir=str(tmp_path)) as s:
+        assert s.user_count() == 0
         m = imap(s)
         assert m.login("bob", "bobpw")[0] == "OK"
         assert m.select("INBOX")[0] == "OK"
         m.logout()
-        # Created in the store at the first login, with no usable password of its own: the
-        # password stays in the directory.
+        assert s.user_count() == 1
+        m = imap(s)
+        assert m.login("bob", "bobpw")[0] == "OK"  # the same user again
+        m.logout()
+        assert s.user_count() == 1
         c = s.counters()
-        assert c["auth_successes"] == 1 and c["auth_failures"] == 0
+        assert c["auth_successes"] == 2 and c["auth_failures"] == 0
+    # The password stays in the directory: the store's bob has no usable secret of its own.
+    with running(data_dir=str(tmp_path), auth_fail_delay=0) as s:
+        assert s.user_count() == 1
+        m = imap(s)
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            m.login("bob", "bobpw")
 
 
 def test_pop3_user_pass_and_auth_plain(slapd):
@@ -325,6 +335,31 @@ def test_filter_injection_is_escaped(slapd, login):
             code, _ = c.docmd("AUTH", "PLAIN " + b64(b"\0" + login.encode() + b"\0bobpw"))
             assert code == 535, login
             assert c.docmd("AUTH", "PLAIN " + b64(b"\0bob\0bobpw"))[0] == 235
+
+
+def test_concurrent_logins_share_the_pool(slapd):
+    """Many sessions at once over the pooled service connections: each gets its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(i: int) -> bool:
+        login, password = ("bob", "bobpw") if i % 2 else ("carol", "carolpw")
+        if i % 3 == 0:
+            password += "x"  # wrong
+        m = imap(s)
+        try:
+            m.login(login, password)
+            return True
+        except imaplib.IMAP4.error:
+            return False
+        finally:
+            m.shutdown()
+
+    with ldap_server(slapd, store_threads=4, auth_fail_limit=0) as s:
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(attempt, range(48)))
+        assert results == [i % 3 != 0 for i in range(48)]
+        c = s.counters()
+        assert c["auth_successes"] == 32 and c["auth_failures"] == 16
 
 
 def test_anonymous_search(slapd):
