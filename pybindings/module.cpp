@@ -124,6 +124,8 @@ config::Config make_config(const py::dict& opts) {
                     l.bind_password = lv.cast<std::string>();
                 else if (name == "starttls")
                     l.starttls = lv.cast<bool>();
+                else if (name == "ca_file")
+                    l.ca_file = lv.cast<std::string>();
                 else if (name == "timeout")
                     l.timeout = std::chrono::seconds(lv.cast<long>());
                 else if (name == "login_attribute")

@@ -131,6 +131,15 @@ LDAP* LdapDirectory::connect(bool service) {
         ldap_set_option(raw, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
         ldap_set_option(raw, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS)
         unavailable("setting options", LDAP_OTHER);
+    // A CA of our own for this connection: the option, then a new TLS context that takes it
+    // (libldap's global context would keep ldap.conf's settings).
+    if (!cfg_.ca_file.empty()) {
+        int server_side = 0;
+        if (ldap_set_option(raw, LDAP_OPT_X_TLS_CACERTFILE, cfg_.ca_file.c_str()) !=
+                LDAP_OPT_SUCCESS ||
+            ldap_set_option(raw, LDAP_OPT_X_TLS_NEWCTX, &server_side) != LDAP_OPT_SUCCESS)
+            unavailable("TLS CA file " + cfg_.ca_file, LDAP_OTHER);
+    }
     if (cfg_.starttls) {
         rc = ldap_start_tls_s(raw, nullptr, nullptr);
         if (rc != LDAP_SUCCESS) unavailable("StartTLS with " + cfg_.uri, rc);

@@ -151,6 +151,7 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*ldap, "bind_dn", l.bind_dn, k);
             take(*ldap, "bind_password", l.bind_password, k);
             take(*ldap, "starttls", l.starttls, k);
+            take(*ldap, "ca_file", l.ca_file, k);
             take(*ldap, "timeout", l.timeout, k);
             take(*ldap, "login_attribute", l.login_attribute, k);
             take(*ldap, "mail_attribute", l.mail_attribute, k);

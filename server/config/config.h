@@ -33,6 +33,9 @@ struct LdapConfig {
     std::string bind_dn;                   // the search runs bound as this; empty = anonymous
     std::string bind_password;
     bool starttls = false;  // StartTLS (RFC 4513 §3) before any bind; failure is an error
+    // PEM CA certificates that the server's certificate must chain to (StartTLS, ldaps://);
+    // empty: libldap's defaults (ldap.conf TLS_CACERT).
+    std::string ca_file;
     std::chrono::seconds timeout = limits::kLdapTimeout;  // connect and each operation
     // The entry's attribute that names the local user (its first value), and the one that holds
     // its mail address (RCPT TO lookups).

@@ -104,6 +104,7 @@ TEST(Config, LdapDirectory) {
     load_toml(c, write("[auth]\ndirectory = \"ldap\"\n[ldap]\nuri = \"ldap://10.0.0.1/\"\n"
                        "base_dn = \"dc=example,dc=org\"\nuser_filter = \"(mail=%u)\"\n"
                        "bind_dn = \"cn=svc\"\nbind_password = \"pw\"\nstarttls = true\n"
+                       "ca_file = \"/etc/ca.pem\"\n"
                        "timeout = 2\nlogin_attribute = \"cn\"\nmail_attribute = \"maildrop\"\n"));
     EXPECT_EQ(c.directory, millipost::config::Directory::Ldap);
     EXPECT_EQ(c.ldap.uri, "ldap://10.0.0.1/");
@@ -112,6 +113,7 @@ TEST(Config, LdapDirectory) {
     EXPECT_EQ(c.ldap.bind_dn, "cn=svc");
     EXPECT_EQ(c.ldap.bind_password, "pw");
     EXPECT_TRUE(c.ldap.starttls);
+    EXPECT_EQ(c.ldap.ca_file, "/etc/ca.pem");
     EXPECT_EQ(c.ldap.timeout.count(), 2);
     EXPECT_EQ(c.ldap.login_attribute, "cn");
     EXPECT_EQ(c.ldap.mail_attribute, "maildrop");
