@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+import millipost
 from conftest import TIMEOUT, running
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
@@ -106,7 +107,8 @@ class Slapd:
     """A private slapd: ``start()``, ``stop()``, ``pause()``/``resume()`` (SIGSTOP/SIGCONT);
     its stats log (every BIND and SEARCH) is in ``log()``."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """``tls``: (certificate, key) PEM files for StartTLS."""
         for tool in (SLAPD, LDAPADD):
             if not os.access(tool, os.X_OK):
                 pytest.fail(f"{tool} missing: run scripts/install-deps.sh (slapd, ldap-utils)")
@@ -114,6 +116,8 @@ class Slapd:
         os.mkdir(os.path.join(self.dir, "db"))
         self.conf = os.path.join(self.dir, "slapd.conf")
         with open(self.conf, "w") as f:
+            if tls:
+                f.write(f"TLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}\n")
             f.write(CONF.format(dir=self.dir, base=BASE, admin=ADMIN, admin_pw=ADMIN_PW))
         self.port = free_port()
         self.uri = f"ldap://127.0.0.1:{self.port}/"
@@ -183,6 +187,19 @@ def slapd():
 def own_slapd():
     """A slapd of the test's own, to stop or pause."""
     d = Slapd()
+    d.start()
+    d.load(DATA)
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(tmp_path_factory):
+    """A slapd offering StartTLS with a self-signed certificate for localhost/127.0.0.1."""
+    cert, key = millipost._core.write_self_signed(str(tmp_path_factory.mktemp("slapd-tls")),
+                                                  "localhost")
+    d = Slapd(tls=(str(cert), str(key)))
+    d.cert = str(cert)
     d.start()
     d.load(DATA)
     yield d
@@ -388,6 +405,21 @@ def test_bad_service_password_is_a_temporary_failure(slapd):
         with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
             m.login("bob", "bobpw")
         assert s.counters()["auth_failures"] == 0
+
+
+def test_starttls_with_our_ca(tls_slapd, tmp_path):
+    opts = ldap_options(tls_slapd, starttls=True, ca_file=tls_slapd.cert)
+    with ldap_server(tls_slapd, opts) as s:
+        m = imap(s)
+        assert m.login("bob", "bobpw")[0] == "OK"
+    assert "oid=1.3.6.1.4.1.1466.20037" in tls_slapd.log()  # the StartTLS operation
+    # Another CA does not vouch for this server: no bind happens, temporarily failed.
+    other, _ = millipost._core.write_self_signed(str(tmp_path), "localhost")
+    opts = ldap_options(tls_slapd, starttls=True, ca_file=str(other))
+    with ldap_server(tls_slapd, opts) as s:
+        m = imap(s)
+        with pytest.raises(imaplib.IMAP4.error, match=r"\[UNAVAILABLE\]"):
+            m.login("carol", "carolpw")
 
 
 # ---- delivery -------------------------------------------------------------------------------
