@@ -251,6 +251,19 @@ def test_imap_login_creates_the_user(slapd, tmp_path):
             m.login("bob", "bobpw")
 
 
+def test_login_names_the_entrys_user(slapd):
+    """uid matches case-insensitively in slapd: BOB is bob's entry, and the store's bob."""
+    with ldap_server(slapd) as s:
+        m = imap(s)
+        m.login("bob", "bobpw")
+        m.append("INBOX", None, None, b"Subject: mine\r\n\r\nx\r\n")
+        m.logout()
+        m = imap(s)
+        assert m.login("BOB", "bobpw")[0] == "OK"
+        assert m.select("INBOX")[1] == [b"1"]
+        assert s.user_count() == 1
+
+
 def test_pop3_user_pass_and_auth_plain(slapd):
     with ldap_server(slapd) as s:
         p = poplib.POP3(s.host, s.pop3_port, timeout=TIMEOUT)
