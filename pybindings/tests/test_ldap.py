@@ -512,6 +512,36 @@ def test_unreachable_uri_is_a_temporary_failure():
             m.login("bob", "bobpw")
 
 
+def test_millipost_server_reads_the_ldap_config(slapd, tmp_path):
+    """The [auth] and [ldap] keys of a config file reach millipost-server."""
+    server = shutil.which("millipost-server")
+    assert server, "millipost-server is not installed on PATH"
+    port = free_port()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""[server]\ndata_dir = "{tmp_path / 'd'}"\n[smtp]\nport = -1\n[pop3]\nport = -1
+[imap]\nport = {port}\n[auth]\ndirectory = "ldap"\nfail_delay_ms = 0
+[ldap]\nuri = "{slapd.uri}"\nbase_dn = "{BASE}"\nbind_dn = "{SERVICE}"
+bind_password = "{SERVICE_PW}"\ntimeout = 2\n""")
+    proc = subprocess.Popen([server, "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                m = imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "millipost-server did not listen"
+                time.sleep(0.05)
+        assert not any(c.startswith("AUTH=SCRAM") for c in m.capabilities)
+        assert m.login("carol", "carolpw")[0] == "OK"
+        m.logout()
+    finally:
+        proc.terminate()
+        proc.wait(TIMEOUT)
+
+
 def test_bad_directory_options_are_refused():
     with pytest.raises(ValueError):
         running(directory="nis").__enter__()
