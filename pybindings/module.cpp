@@ -111,6 +111,37 @@ config::Config make_config(const py::dict& opts) {
                 throw py::value_error(
                     "plaintext_auth must be \"never\", \"loopback\" or \"always\"");
             c.plaintext_auth = *p;
+        } else if (key == "directory") {
+            auto d = config::parse_directory(v.cast<std::string>());
+            if (!d) throw py::value_error("directory must be \"store\" or \"ldap\"");
+            c.directory = *d;
+        } else if (key == "ldap") {
+            for (auto [lk, lv] : v.cast<py::dict>()) {
+                auto name = lk.cast<std::string>();
+                auto& l = c.ldap;
+                if (name == "uri")
+                    l.uri = lv.cast<std::string>();
+                else if (name == "base_dn")
+                    l.base_dn = lv.cast<std::string>();
+                else if (name == "user_filter")
+                    l.user_filter = lv.cast<std::string>();
+                else if (name == "bind_dn")
+                    l.bind_dn = lv.cast<std::string>();
+                else if (name == "bind_password")
+                    l.bind_password = lv.cast<std::string>();
+                else if (name == "starttls")
+                    l.starttls = lv.cast<bool>();
+                else if (name == "ca_file")
+                    l.ca_file = lv.cast<std::string>();
+                else if (name == "timeout")
+                    l.timeout = std::chrono::seconds(lv.cast<long>());
+                else if (name == "login_attribute")
+                    l.login_attribute = lv.cast<std::string>();
+                else if (name == "mail_attribute")
+                    l.mail_attribute = lv.cast<std::string>();
+                else
+                    throw py::type_error("unknown ldap option: " + name);
+            }
         } else if (key == "auth_fail_delay")  // seconds, fractions allowed
             c.auth_fail_delay = std::chrono::milliseconds(std::lround(v.cast<double>() * 1000));
         else if (key == "auth_fail_max_delay")

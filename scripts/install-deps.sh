@@ -10,11 +10,15 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev
   swaks libnet-ssleay-perl curl procps  # Net::SSLeay: swaks --tls (test_submission.py)
   postfix  # for /usr/sbin/smtp-sink, a second SMTP server the contract tests run against
+  libldap-dev  # OpenLDAP's client library: [auth] directory = "ldap" (server/auth/ldap_directory.cpp)
 )
 # Dovecot, the peer server the conformance tests run `millipost conform` against (private
 # instances on ephemeral loopback ports, millipost.peers.DovecotPeer); the packaged system
 # service must not start (it would take ports 143/110 and is never used).
 DOVECOT_PACKAGES=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
+# OpenLDAP's server and tools for the LDAP directory tests (pybindings/tests/test_ldap.py starts
+# private slapd instances on ephemeral ports); likewise the system service must not start.
+SLAPD_PACKAGES=(slapd ldap-utils)
 PIP_PACKAGES=(
   "scikit-build-core>=0.8" "pybind11>=2.10" "pytest>=7" "hypothesis>=6" "imapclient>=3" "scramp>=1.4"
   "pyopenssl>=23"  # TLS exporter values for the SCRAM-SHA-256-PLUS tests (Python ssl has none)
@@ -36,17 +40,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-missing=()
-for p in "${DOVECOT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+# install_stopped SERVICE PACKAGE...: installs packages whose postinst would start a system
+# service, without starting it, and keeps the service off at boot if it was not there before.
+install_stopped() {
+  local service=$1; shift
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
   echo "install-deps: apt packages (service kept stopped): ${missing[*]}"
-  had_dovecot=0
-  dpkg-query -W -f='${Status}' dovecot-core 2>/dev/null | grep -q "install ok installed" && had_dovecot=1
+  local had=0
+  [ -x "/etc/init.d/$service" ] && had=1
   # policy-rc.d exit 101 tells invoke-rc.d and deb-systemd-invoke not to start services during
-  # this install (the postinst would start dovecot on 143/110); only if no policy exists yet.
-  policy=""
+  # this install (the postinst would start the daemon); only if no policy exists yet.
+  local policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
@@ -56,17 +64,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || { [ -n "$policy" ] && $SUDO rm -f "$policy"; exit 1; }
   [ -n "$policy" ] && $SUDO rm -f "$policy"
-  # Dovecot was not there before: keep its system service off at boot too (a machine that
-  # already ran Dovecot on purpose is left alone).
-  if [ "$had_dovecot" = 0 ]; then
+  # The service was not there before: keep it off at boot too (a machine that already ran it
+  # on purpose is left alone).
+  if [ "$had" = 0 ]; then
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
-      $SUDO systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+      $SUDO systemctl disable --now "$service.service" "$service.socket" >/dev/null 2>&1 || true
     fi
-    if command -v update-rc.d >/dev/null && [ -x /etc/init.d/dovecot ]; then
-      $SUDO update-rc.d dovecot disable >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null && [ -x "/etc/init.d/$service" ]; then
+      $SUDO update-rc.d "$service" disable >/dev/null 2>&1 || true
     fi
   fi
+}
+
+install_stopped dovecot "${DOVECOT_PACKAGES[@]}"
+# slapd's postinst would otherwise ask for a domain and an admin password and create a
+# database under /var/lib/ldap; "no configuration" installs the binaries only (the tests bring
+# their own configuration).
+if ! dpkg-query -W -f='${Status}' slapd 2>/dev/null | grep -q "install ok installed"; then
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
 fi
+install_stopped slapd "${SLAPD_PACKAGES[@]}"
 
 PY=${PYTHON:-python3}
 # A Debian-managed Python refuses pip without this flag (PEP 668); pyenv's and venvs do not.

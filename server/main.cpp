@@ -139,50 +139,32 @@ int main(int argc, char** argv) {
             std::cerr << "millipost-server: " << e.what() << "\n";
             return 2;
         }
-        auto keep = [](CLI::Option* o, auto& dst, const auto& src) {
-            if (o->count() == 0) dst = src;
+        // Every key comes from the file, except where a flag was given on the command line
+        // (listing the flags, not the keys, so that no new key can be dropped on the way).
+        auto flag_wins = [](CLI::Option* o, const auto& from_flag, auto& dst) {
+            if (o->count() > 0) dst = from_flag;
         };
-        keep(data, cfg.data_dir, from_file.data_dir);
-        keep(store, cfg.store, from_file.store);
-        keep(smtp, cfg.smtp_port, from_file.smtp_port);
-        keep(pop3, cfg.pop3_port, from_file.pop3_port);
-        keep(imap, cfg.imap_port, from_file.imap_port);
-        keep(host, cfg.hostname, from_file.hostname);
-        keep(listen, cfg.listen, from_file.listen);
-        keep(postmaster, cfg.postmaster, from_file.postmaster);
-        keep(domains, cfg.domains, from_file.domains);
-        keep(threads, cfg.io_threads, from_file.io_threads);
-        keep(tls_cert, cfg.tls_cert, from_file.tls_cert);
-        keep(tls_key, cfg.tls_key, from_file.tls_key);
-        keep(submission, cfg.submission_port, from_file.submission_port);
-        keep(submissions, cfg.submissions_port, from_file.submissions_port);
-        keep(imaps, cfg.imaps_port, from_file.imaps_port);
-        keep(pop3s, cfg.pop3s_port, from_file.pop3s_port);
-        keep(maxsize, cfg.max_message_size, from_file.max_message_size);
-        keep(maxconn, cfg.max_connections, from_file.max_connections);
-        keep(maxconn_addr, cfg.max_connections_per_address, from_file.max_connections_per_address);
-        cfg.store_threads = from_file.store_threads;
-        cfg.max_recipients = from_file.max_recipients;
-        cfg.smtp_timeout = from_file.smtp_timeout;
-        cfg.pop3_timeout = from_file.pop3_timeout;
-        cfg.imap_timeout = from_file.imap_timeout;
-        cfg.pop3_login_timeout = from_file.pop3_login_timeout;
-        cfg.imap_login_timeout = from_file.imap_login_timeout;
-        // Sections without command-line flags: taken from the file as they are.
-        cfg.special_use_mailboxes = from_file.special_use_mailboxes;
-        cfg.quota_storage = from_file.quota_storage;
-        cfg.quota_messages = from_file.quota_messages;
-        cfg.plaintext_auth = from_file.plaintext_auth;
-        cfg.auth_fail_delay = from_file.auth_fail_delay;
-        cfg.auth_fail_max_delay = from_file.auth_fail_max_delay;
-        cfg.auth_fail_limit = from_file.auth_fail_limit;
-        cfg.auth_lockout = from_file.auth_lockout;
-        cfg.auth_fail_window = from_file.auth_fail_window;
-        cfg.auth_throttle_entries = from_file.auth_throttle_entries;
-        cfg.sender_aliases = from_file.sender_aliases;
-        cfg.inbound_auth_relay = from_file.inbound_auth_relay;
-        cfg.outbound = from_file.outbound;
-        if (log_level.empty()) log_level = from_file.log_level;
+        flag_wins(data, cfg.data_dir, from_file.data_dir);
+        flag_wins(store, cfg.store, from_file.store);
+        flag_wins(smtp, cfg.smtp_port, from_file.smtp_port);
+        flag_wins(pop3, cfg.pop3_port, from_file.pop3_port);
+        flag_wins(imap, cfg.imap_port, from_file.imap_port);
+        flag_wins(host, cfg.hostname, from_file.hostname);
+        flag_wins(listen, cfg.listen, from_file.listen);
+        flag_wins(postmaster, cfg.postmaster, from_file.postmaster);
+        flag_wins(domains, cfg.domains, from_file.domains);
+        flag_wins(threads, cfg.io_threads, from_file.io_threads);
+        flag_wins(tls_cert, cfg.tls_cert, from_file.tls_cert);
+        flag_wins(tls_key, cfg.tls_key, from_file.tls_key);
+        flag_wins(submission, cfg.submission_port, from_file.submission_port);
+        flag_wins(submissions, cfg.submissions_port, from_file.submissions_port);
+        flag_wins(imaps, cfg.imaps_port, from_file.imaps_port);
+        flag_wins(pop3s, cfg.pop3s_port, from_file.pop3s_port);
+        flag_wins(maxsize, cfg.max_message_size, from_file.max_message_size);
+        flag_wins(maxconn, cfg.max_connections, from_file.max_connections);
+        flag_wins(maxconn_addr, cfg.max_connections_per_address,
+                  from_file.max_connections_per_address);
+        cfg = std::move(from_file);
     }
     if (smtp_timeout > 0) cfg.smtp_timeout = std::chrono::seconds(smtp_timeout);
     if (pop3_timeout > 0) cfg.pop3_timeout = std::chrono::seconds(pop3_timeout);

@@ -1,6 +1,7 @@
 // service.cpp: a running mail server assembled from its parts (see service.h).
 #include "service.h"
 
+#include "auth/ldap_directory.h"
 #include "auth/password.h"
 #include "imap/session.h"
 #include "net/tls.h"
@@ -66,6 +67,19 @@ Service::~Service() {
 void Service::start() {
     if (net_) return;
     if (!store_) store_ = store::open_store(cfg_.store_spec());
+    if (!directory_) {
+        if (cfg_.directory == config::Directory::Ldap) {
+            if (cfg_.ldap.base_dn.empty())
+                throw std::runtime_error("[auth] directory = \"ldap\" needs [ldap] base_dn");
+            if (cfg_.ldap.user_filter.find("%u") == std::string::npos)
+                throw std::runtime_error("[ldap] user_filter must contain %u");
+            if (cfg_.ldap.timeout.count() <= 0)
+                throw std::runtime_error("[ldap] timeout must be at least 1 second");
+            directory_ = std::make_unique<auth::LdapDirectory>(cfg_.ldap, *store_);
+        } else {
+            directory_ = std::make_unique<auth::StoreDirectory>(*store_);
+        }
+    }
     if (!index_) {
         // Derived data, rebuilt from the store on demand: a server without it still answers
         // SEARCH, by scanning.
@@ -151,7 +165,8 @@ void Service::stop() {
     net_.reset();
     indexer_.reset();
     index_.reset();
-    store_.reset();  // closes SQLite cleanly (checkpoints the WAL)
+    directory_.reset();  // before the store it refers to
+    store_.reset();      // closes SQLite cleanly (checkpoints the WAL)
     spdlog::info("millipost stopped");
 }
 
@@ -218,12 +233,7 @@ bool Service::reload_tls() {
 
 std::optional<store::User> Service::authenticate(const std::string& login,
                                                  const std::string& password) {
-    auto user = store_->find_user(login);
-    // Counted by the caller (auth/sasl_session.cpp), with the throttling. An unknown login
-    // costs a dummy check as long as a real one: IMAP LOGIN and POP3 USER/PASS must not tell
-    // by their timing which logins exist (the SASL mechanisms do the same).
-    if (!auth::verify_login_password(user ? &user->secret : nullptr, password)) return std::nullopt;
-    return user;
+    return directory_->authenticate(login, password);
 }
 
 bool Service::is_local_domain(std::string_view domain) const {
@@ -263,8 +273,10 @@ std::optional<store::User> Service::resolve_recipient(const std::string& address
     std::string lower(local);
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return std::tolower(c); });
-    if (lower != local) return store_->find_user(lower);
-    return std::nullopt;
+    if (lower != local)
+        if (auto u = store_->find_user(lower)) return u;
+    // An LDAP user who never logged in: created now, so that mail waits in the mailbox.
+    return directory_->find_recipient(address);
 }
 
 bool Service::lock_maildrop(store::UserId user) {

@@ -2,6 +2,7 @@
 // listeners, plus the state sessions share (maildrop locks, counters). Used by millipost-server's
 // main, by the Python module and by the property tests, so all three run the same server.
 #pragma once
+#include "auth/directory.h"
 #include "auth/throttle.h"
 #include "config/config.h"
 #include "net/server.h"
@@ -91,11 +92,15 @@ class Service {
         if (indexer_) indexer_->drain();
     }
 
-    // The user whose login and password these are, or nothing. Runs PBKDF2: call it on the
-    // blocking pool.
+    // Where logins are checked ([auth] directory: the store, or LDAP); set by start().
+    auth::UserDirectory& directory() { return *directory_; }
+    const auth::UserDirectory& directory() const { return *directory_; }
+    // The user whose login and password these are, or nothing. Runs PBKDF2 or asks the LDAP
+    // server: call it on the blocking pool. Throws auth::DirectoryUnavailable.
     std::optional<store::User> authenticate(const std::string& login, const std::string& password);
     // The local user an address delivers to: the whole address as a login, else the local part
-    // when the domain is one of ours.
+    // when the domain is one of ours, else (LDAP) the directory's entry with that mail address.
+    // Blocking; throws auth::DirectoryUnavailable when the directory cannot answer.
     std::optional<store::User> resolve_recipient(const std::string& address);
     bool is_local_domain(std::string_view domain) const;
 
@@ -111,6 +116,7 @@ class Service {
   private:
     config::Config cfg_;
     std::unique_ptr<store::MailStore> store_;
+    std::unique_ptr<auth::UserDirectory> directory_;
     std::unique_ptr<net::Server> net_;
     mutable std::mutex tls_mutex_;
     std::shared_ptr<boost::asio::ssl::context> tls_;

@@ -34,6 +34,10 @@ class Server:
     ``auth_fail_delay`` and ``auth_fail_max_delay`` (seconds; 0 = no delay), ``auth_fail_limit``
     (failures before refusal; 0 = never), ``auth_lockout``, ``auth_fail_window`` (seconds),
     ``auth_throttle_entries`` (see docs/auth.md),
+    ``directory`` (``"store"`` (default) or ``"ldap"``: where logins are checked) and ``ldap``
+    (a dict of the ``[ldap]`` keys: ``uri``, ``base_dn``, ``user_filter``, ``bind_dn``,
+    ``bind_password``, ``starttls``, ``ca_file``, ``timeout`` (seconds), ``login_attribute``,
+    ``mail_attribute``; see docs/auth.md),
     ``sender_aliases`` (``{"alice": ["sales@example.com"]}``: addresses a login may send as,
     besides its own) and ``inbound_auth_relay`` (default False: whether a client authenticated on
     ``smtp_port`` may relay to other domains; see docs/submission.md).

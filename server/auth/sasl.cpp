@@ -40,10 +40,24 @@ bool check_password(const SecretLookup& lookup, const std::string& login,
     return verify_login_password(secret ? &*secret : nullptr, password);
 }
 
+// PLAIN's and LOGIN's last step: success, or why not.
+SaslStep check_step(const SecretLookup& lookup, const PasswordCheck& check,
+                    const std::string& login, std::string_view password) {
+    auto v = check ? check(login, password)
+                   : (check_password(lookup, login, password) ? PasswordVerdict::Ok
+                                                              : PasswordVerdict::Invalid);
+    if (v == PasswordVerdict::Unavailable)
+        return SaslStep::fail(Error::Unavailable, "authentication service unavailable");
+    if (v != PasswordVerdict::Ok)
+        return SaslStep::fail(Error::Credentials, "invalid user name or password");
+    return {SaslStep::Kind::Success, {}, Error::None, {}};
+}
+
 // PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd, in one message.
 class Plain : public SaslMechanism {
   public:
-    explicit Plain(SecretLookup lookup) : lookup_(std::move(lookup)) {}
+    Plain(SecretLookup lookup, PasswordCheck check)
+        : lookup_(std::move(lookup)), check_(std::move(check)) {}
     SaslStep step(std::string_view msg) override {
         if (done_) return SaslStep::fail(Error::Malformed, "unexpected PLAIN message");
         done_ = true;
@@ -60,14 +74,14 @@ class Plain : public SaslMechanism {
             return SaslStep::fail(Error::Malformed, "empty user name or password");
         if (!authz.empty() && authz != login_)
             return SaslStep::fail(Error::Authorization, "authorization identity not allowed");
-        if (!check_password(lookup_, login_, password))
-            return SaslStep::fail(Error::Credentials, "invalid user name or password");
-        authzid_ = authz;
-        return {SaslStep::Kind::Success, {}, Error::None, {}};
+        auto result = check_step(lookup_, check_, login_, password);
+        if (result.kind == SaslStep::Kind::Success) authzid_ = authz;
+        return result;
     }
 
   private:
     SecretLookup lookup_;
+    PasswordCheck check_;
     bool done_ = false;
 };
 
@@ -75,7 +89,8 @@ class Plain : public SaslMechanism {
 // response, when given, is the user name (RFC 4954 clients send `AUTH LOGIN <b64 user>`).
 class Login : public SaslMechanism {
   public:
-    explicit Login(SecretLookup lookup) : lookup_(std::move(lookup)) {}
+    Login(SecretLookup lookup, PasswordCheck check)
+        : lookup_(std::move(lookup)), check_(std::move(check)) {}
     SaslStep start(const std::optional<std::string>& initial) override {
         if (!initial || initial->empty()) return SaslStep::challenge("Username:");
         return step(*initial);
@@ -91,13 +106,12 @@ class Login : public SaslMechanism {
         }
         if (state_ != 1) return SaslStep::fail(Error::Malformed, "unexpected LOGIN message");
         state_ = 2;
-        if (!check_password(lookup_, login_, msg))
-            return SaslStep::fail(Error::Credentials, "invalid user name or password");
-        return {SaslStep::Kind::Success, {}, Error::None, {}};
+        return check_step(lookup_, check_, login_, msg);
     }
 
   private:
     SecretLookup lookup_;
+    PasswordCheck check_;
     int state_ = 0;
 };
 
@@ -304,9 +318,9 @@ bool sasl_is_plaintext(std::string_view mechanism) {
 }
 
 std::unique_ptr<SaslMechanism> make_sasl_mechanism(std::string_view name, SecretLookup lookup,
-                                                   SaslChannel channel) {
-    if (name == "PLAIN") return std::make_unique<Plain>(std::move(lookup));
-    if (name == "LOGIN") return std::make_unique<Login>(std::move(lookup));
+                                                   SaslChannel channel, PasswordCheck check) {
+    if (name == "PLAIN") return std::make_unique<Plain>(std::move(lookup), std::move(check));
+    if (name == "LOGIN") return std::make_unique<Login>(std::move(lookup), std::move(check));
     if (name == "SCRAM-SHA-256")
         return std::make_unique<Scram>(std::move(lookup), std::move(channel), false);
     if (name == "SCRAM-SHA-256-PLUS" && channel.tls_exporter)
@@ -314,10 +328,11 @@ std::unique_ptr<SaslMechanism> make_sasl_mechanism(std::string_view name, Secret
     return nullptr;
 }
 
-std::vector<std::string> sasl_mechanisms(const SaslChannel& channel, bool plaintext_allowed) {
+std::vector<std::string> sasl_mechanisms(const SaslChannel& channel, bool plaintext_allowed,
+                                         bool scram) {
     std::vector<std::string> out;
-    if (channel.tls_exporter) out.push_back("SCRAM-SHA-256-PLUS");
-    out.push_back("SCRAM-SHA-256");
+    if (scram && channel.tls_exporter) out.push_back("SCRAM-SHA-256-PLUS");
+    if (scram) out.push_back("SCRAM-SHA-256");
     if (plaintext_allowed) {
         out.push_back("PLAIN");
         out.push_back("LOGIN");

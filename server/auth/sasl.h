@@ -21,6 +21,12 @@ namespace millipost::auth {
 
 // The stored secret of a login (auth/password.h format), or nothing for an unknown login.
 using SecretLookup = std::function<std::optional<std::string>(const std::string& login)>;
+// A cleartext password check for PLAIN and LOGIN where the passwords are not ours to verify
+// (an LDAP directory, auth/directory.h): whether the credentials log in, or that the directory
+// cannot tell now. Without one, PLAIN and LOGIN check the SecretLookup's secrets.
+enum class PasswordVerdict { Ok, Invalid, Unavailable };
+using PasswordCheck =
+    std::function<PasswordVerdict(const std::string& login, std::string_view password)>;
 
 // What a mechanism knows about the connection it runs on.
 struct SaslChannel {
@@ -43,6 +49,7 @@ struct SaslStep {
         Authorization,   // authzid other than the authenticated user
         ChannelBinding,  // channel binding mismatch, unsupported type or downgrade
         TooLong,         // a message past the mechanism's size limit
+        Unavailable,     // the password check could not be done now (directory down)
     };
     Kind kind = Kind::Challenge;
     std::string data;  // Challenge: the raw challenge; Success: final server data (may be empty)
@@ -85,12 +92,15 @@ class SaslMechanism {
 bool sasl_is_plaintext(std::string_view mechanism);
 
 // The mechanism for an upper-case name, or nullptr when it is unknown or not offered on this
-// channel (the -PLUS variant needs tls_exporter). `lookup` must outlive the mechanism.
+// channel (the -PLUS variant needs tls_exporter). `lookup` must outlive the mechanism. With
+// `check`, PLAIN and LOGIN use it instead of `lookup`.
 std::unique_ptr<SaslMechanism> make_sasl_mechanism(std::string_view name, SecretLookup lookup,
-                                                   SaslChannel channel);
+                                                   SaslChannel channel, PasswordCheck check = {});
 
-// The mechanisms offered on a channel, strongest first; plaintext ones only if allowed.
-std::vector<std::string> sasl_mechanisms(const SaslChannel& channel, bool plaintext_allowed);
+// The mechanisms offered on a channel, strongest first; plaintext ones only if allowed, SCRAM
+// only with stored secrets (`scram`).
+std::vector<std::string> sasl_mechanisms(const SaslChannel& channel, bool plaintext_allowed,
+                                         bool scram = true);
 
 // Strict base64 (RFC 4648 §4) of a client's SASL response; nullopt when it is not base64.
 std::optional<std::string> sasl_base64_decode(std::string_view b64);

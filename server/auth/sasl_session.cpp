@@ -24,6 +24,21 @@ SecretLookup secret_lookup(Service& svc) {
     };
 }
 
+// The user a PLAIN or LOGIN exchange authenticated, as the directory found it (LDAP may name
+// the store's user otherwise than the client did).
+using Found = std::shared_ptr<std::optional<store::User>>;
+
+PasswordCheck password_check(Service& svc, Found found) {
+    return [&svc, found](const std::string& login, std::string_view password) {
+        try {
+            *found = svc.authenticate(login, std::string(password));
+        } catch (const DirectoryUnavailable&) {  // logged by the directory
+            return PasswordVerdict::Unavailable;
+        }
+        return *found ? PasswordVerdict::Ok : PasswordVerdict::Invalid;
+    };
+}
+
 SaslChannel channel_of(const net::Connection& conn) {
     return SaslChannel{conn.tls_exporter()};
 }
@@ -122,7 +137,8 @@ bool plaintext_allowed(const Service& svc, const net::Connection& conn) {
 }
 
 std::vector<std::string> advertised_mechanisms(const Service& svc, const net::Connection& conn) {
-    return sasl_mechanisms(channel_of(conn), plaintext_allowed(svc, conn));
+    return sasl_mechanisms(channel_of(conn), plaintext_allowed(svc, conn),
+                           svc.directory().has_scram_secrets());
 }
 
 namespace {
@@ -133,6 +149,7 @@ struct Prepared {
     std::optional<SaslOutcome> refused;  // the exchange ends before it starts
     std::unique_ptr<SaslMechanism> mech;
     std::optional<std::string> first;  // the decoded initial response
+    Found found = std::make_shared<std::optional<store::User>>();
 };
 
 Prepared prepare(Service& svc, const net::Connection& conn, std::string_view proto,
@@ -148,7 +165,12 @@ Prepared prepare(Service& svc, const net::Connection& conn, std::string_view pro
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     if (sasl_is_plaintext(mechanism) && !plaintext_allowed(svc, conn))
         return stop(Status::EncryptionRequired, "plaintext authentication disallowed without TLS");
-    p.mech = make_sasl_mechanism(mechanism, secret_lookup(svc), channel_of(conn));
+    // SCRAM needs the stored keys; a bind-only directory (LDAP) has none to offer.
+    bool scram = mechanism.starts_with("SCRAM-");
+    if (scram && !svc.directory().has_scram_secrets())
+        return stop(Status::Unsupported, "unsupported authentication mechanism");
+    p.mech = make_sasl_mechanism(mechanism, secret_lookup(svc), channel_of(conn),
+                                 scram ? PasswordCheck{} : password_check(svc, p.found));
     if (!p.mech) return stop(Status::Unsupported, "unsupported authentication mechanism");
     if (refused(svc, conn, proto, {}))
         return stop(Status::Refused, "too many failed logins, try again later");
@@ -202,6 +224,9 @@ SaslOutcome failure_outcome(const SaslStep& step, std::string login) {
             break;
         case E::Authorization:
             out.status = Status::AuthzFailed;
+            break;
+        case E::Unavailable:  // not the client's failure: not throttled
+            out.status = Status::Unavailable;
             break;
         default:
             out.status = Status::Failed;
@@ -257,7 +282,7 @@ net::awaitable<std::optional<SaslOutcome>> final_data(SaslFraming& io, const std
 // The exchange proper, once prepare() let it start.
 net::awaitable<SaslOutcome> run_prepared(Service& svc, net::Connection& conn, SaslFraming& io,
                                          std::string_view proto, SaslMechanism& mech,
-                                         std::optional<std::string> first) {
+                                         std::optional<std::string> first, Found found) {
     std::optional<SaslOutcome> end;
     SaslStep step = co_await exchange(conn, io, mech, std::move(first), end);
     if (!end && step.kind == SaslStep::Kind::Success) end = co_await final_data(io, step.data);
@@ -266,13 +291,17 @@ net::awaitable<SaslOutcome> run_prepared(Service& svc, net::Connection& conn, Sa
         out = std::move(*end);
     } else if (step.kind == SaslStep::Kind::Failure) {
         out = failure_outcome(step, mech.claimed_login());
-        if (out.status != Status::Malformed)
+        if (out.status != Status::Malformed && out.status != Status::Unavailable)
             out = co_await settle(svc, conn, proto, std::move(out));
     } else {
         out.login = mech.claimed_login();
-        auto login = out.login;
-        auto find = [&svc, login] { return svc.store().find_user(login); };
-        out.user = co_await conn.server().blocking(std::move(find));
+        if (*found) {  // PLAIN, LOGIN: the directory's user
+            out.user = std::move(*found);
+        } else {  // SCRAM: the store's user of the login
+            auto login = out.login;
+            auto find = [&svc, login] { return svc.store().find_user(login); };
+            out.user = co_await conn.server().blocking(std::move(find));
+        }
         out.status = out.user ? Status::Success : Status::Failed;  // removed meanwhile: failed
         if (!out.user) out.reason = "invalid user name or password";
         out = co_await settle(svc, conn, proto, std::move(out));
@@ -290,7 +319,7 @@ net::awaitable<SaslOutcome> run_sasl(Service& svc, std::shared_ptr<net::Connecti
     if (p->refused)
         out = std::move(*p->refused);
     else
-        out = co_await run_prepared(svc, *conn, io, proto, *p->mech, std::move(p->first));
+        out = co_await run_prepared(svc, *conn, io, proto, *p->mech, std::move(p->first), p->found);
     co_return out;
 }
 
@@ -304,8 +333,22 @@ net::awaitable<SaslOutcome> password_login(Service& svc, std::shared_ptr<net::Co
         out.reason = "too many failed logins, try again later";
         co_return out;
     }
-    auto check = [&svc, login, password] { return svc.authenticate(login, password); };
-    out.user = co_await conn->server().blocking(std::move(check));
+    // The directory's verdict, or that it could not give one (not the client's failure: not
+    // throttled, answered as a temporary failure).
+    auto check = [&svc, login, password]() -> std::pair<std::optional<store::User>, bool> {
+        try {
+            return {svc.authenticate(login, password), true};
+        } catch (const DirectoryUnavailable&) {  // logged by the directory
+            return {std::nullopt, false};
+        }
+    };
+    auto [user, answered] = co_await conn->server().blocking(std::move(check));
+    if (!answered) {
+        out.status = Status::Unavailable;
+        out.reason = "authentication service unavailable, try again later";
+        co_return out;
+    }
+    out.user = std::move(user);
     if (out.user) {
         out.status = Status::Success;
     } else {

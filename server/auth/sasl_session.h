@@ -32,6 +32,7 @@ struct SaslOutcome {
         Failed,              // wrong credentials (already delayed by the throttle)
         AuthzFailed,         // authorization identity other than the login
         Refused,             // throttled: too many failures from this address or for this account
+        Unavailable,         // the user directory cannot answer now (LDAP down): try later
         Malformed,           // a response that is not base64 or not the mechanism's syntax
         Cancelled,           // the client sent "*"
         Unsupported,         // unknown mechanism, or -PLUS without channel binding data

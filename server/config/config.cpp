@@ -138,6 +138,12 @@ void load_outbound(OutboundConfig& o, const toml::table& t) {
 
 }  // namespace
 
+std::optional<Directory> parse_directory(std::string_view s) {
+    if (s == "store") return Directory::Store;
+    if (s == "ldap") return Directory::Ldap;
+    return std::nullopt;
+}
+
 void load_toml(Config& cfg, const std::string& path) {
     toml::table root;
     try {
@@ -207,6 +213,13 @@ void load_toml(Config& cfg, const std::string& path) {
                         "expected \"never\", \"loopback\" or \"always\" for plaintext_auth");
                 cfg.plaintext_auth = *p;
             }
+            std::string directory;
+            take(*auth, "directory", directory, k);
+            if (!directory.empty()) {
+                auto d = parse_directory(directory);
+                if (!d) throw std::runtime_error("expected \"store\" or \"ldap\" for directory");
+                cfg.directory = *d;
+            }
             take(*auth, "fail_delay_ms", cfg.auth_fail_delay, k);
             take(*auth, "fail_max_delay_ms", cfg.auth_fail_max_delay, k);
             take(*auth, "fail_limit", cfg.auth_fail_limit, k);
@@ -214,6 +227,21 @@ void load_toml(Config& cfg, const std::string& path) {
             take(*auth, "fail_window", cfg.auth_fail_window, k);
             take(*auth, "throttle_entries", cfg.auth_throttle_entries, k);
             reject_unknown(*auth, k, "[auth].");
+        }
+        if (auto ldap = root["ldap"].as_table()) {
+            std::set<std::string> k;
+            auto& l = cfg.ldap;
+            take(*ldap, "uri", l.uri, k);
+            take(*ldap, "base_dn", l.base_dn, k);
+            take(*ldap, "user_filter", l.user_filter, k);
+            take(*ldap, "bind_dn", l.bind_dn, k);
+            take(*ldap, "bind_password", l.bind_password, k);
+            take(*ldap, "starttls", l.starttls, k);
+            take(*ldap, "ca_file", l.ca_file, k);
+            take(*ldap, "timeout", l.timeout, k);
+            take(*ldap, "login_attribute", l.login_attribute, k);
+            take(*ldap, "mail_attribute", l.mail_attribute, k);
+            reject_unknown(*ldap, k, "[ldap].");
         }
         if (auto sub = root["submission"].as_table()) {
             std::set<std::string> k;

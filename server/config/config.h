@@ -53,6 +53,30 @@ struct OutboundConfig {
     void cap_timeouts(std::chrono::seconds cap);
 };
 
+// Where logins and passwords are checked (docs/auth.md): the store's SCRAM secrets, or an LDAP
+// directory by simple bind (users are then created in the store at their first login).
+enum class Directory { Store, Ldap };
+// "store" or "ldap"; nullopt otherwise.
+std::optional<Directory> parse_directory(std::string_view s);
+
+// [ldap] (auth/ldap_directory.h).
+struct LdapConfig {
+    std::string uri = "ldap://127.0.0.1:389";
+    std::string base_dn;                   // where users are searched (subtree)
+    std::string user_filter = "(uid=%u)";  // %u: the login, escaped (RFC 4515)
+    std::string bind_dn;                   // the search runs bound as this; empty = anonymous
+    std::string bind_password;
+    bool starttls = false;  // StartTLS (RFC 4513 §3) before any bind; failure is an error
+    // PEM CA certificates that the server's certificate must chain to (StartTLS, ldaps://);
+    // empty: libldap's defaults (ldap.conf TLS_CACERT).
+    std::string ca_file;
+    std::chrono::seconds timeout = limits::kLdapTimeout;  // connect and each operation
+    // The entry's attribute that names the local user (its first value), and the one that holds
+    // its mail address (RCPT TO lookups).
+    std::string login_attribute = "uid";
+    std::string mail_attribute = "mail";
+};
+
 struct Config {
     std::string data_dir = "./data";        // the SQLite store lives here (millipost.db)
     std::string store;                      // backend spec; empty = "sqlite:<data_dir>"
@@ -99,6 +123,8 @@ struct Config {
     std::string log_level = "info";
     // [auth]: plaintext logins only over TLS, except from loopback by default (as Dovecot).
     PlaintextAuth plaintext_auth = PlaintextAuth::Loopback;
+    Directory directory = Directory::Store;
+    LdapConfig ldap;
     // Failed-login throttling (auth/throttle.h, limits.h for the meaning).
     std::chrono::milliseconds auth_fail_delay = limits::kAuthFailDelay;  // 0 = no delays
     std::chrono::milliseconds auth_fail_max_delay = limits::kAuthFailMaxDelay;

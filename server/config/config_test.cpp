@@ -106,6 +106,31 @@ TEST(Config, AuthSection) {
     EXPECT_THROW(load_toml(c, write("[auth]\nplaintext = \"never\"\n")), std::runtime_error);
 }
 
+TEST(Config, LdapDirectory) {
+    Config c;
+    EXPECT_EQ(c.directory, millipost::config::Directory::Store);
+    EXPECT_EQ(c.ldap.user_filter, "(uid=%u)");
+    load_toml(c, write("[auth]\ndirectory = \"ldap\"\n[ldap]\nuri = \"ldap://10.0.0.1/\"\n"
+                       "base_dn = \"dc=example,dc=org\"\nuser_filter = \"(mail=%u)\"\n"
+                       "bind_dn = \"cn=svc\"\nbind_password = \"pw\"\nstarttls = true\n"
+                       "ca_file = \"/etc/ca.pem\"\n"
+                       "timeout = 2\nlogin_attribute = \"cn\"\nmail_attribute = \"maildrop\"\n"));
+    EXPECT_EQ(c.directory, millipost::config::Directory::Ldap);
+    EXPECT_EQ(c.ldap.uri, "ldap://10.0.0.1/");
+    EXPECT_EQ(c.ldap.base_dn, "dc=example,dc=org");
+    EXPECT_EQ(c.ldap.user_filter, "(mail=%u)");
+    EXPECT_EQ(c.ldap.bind_dn, "cn=svc");
+    EXPECT_EQ(c.ldap.bind_password, "pw");
+    EXPECT_TRUE(c.ldap.starttls);
+    EXPECT_EQ(c.ldap.ca_file, "/etc/ca.pem");
+    EXPECT_EQ(c.ldap.timeout.count(), 2);
+    EXPECT_EQ(c.ldap.login_attribute, "cn");
+    EXPECT_EQ(c.ldap.mail_attribute, "maildrop");
+    EXPECT_THROW(load_toml(c, write("[auth]\ndirectory = \"nis\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[ldap]\nhost = \"x\"\n")), std::runtime_error);
+    EXPECT_THROW(load_toml(c, write("[ldap]\ntimeout = 0\n")), std::runtime_error);
+}
+
 TEST(Config, Tls) {
     Config c;
     EXPECT_FALSE(c.tls_configured());  // no certificate: no STARTTLS, no TLS listeners

@@ -60,6 +60,7 @@ void refuse(Session& s, Command& c, const auth::SaslOutcome& o) {
             s.no(c, o.reason, "AUTHORIZATIONFAILED");
             break;
         case St::Refused:
+        case St::Unavailable:
             s.no(c, o.reason, "UNAVAILABLE");
             break;
         case St::EncryptionRequired:

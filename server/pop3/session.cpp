@@ -145,6 +145,7 @@ void refuse(Session& s, const auth::SaslOutcome& o) {
             s.err("[AUTH] invalid user name or password");
             break;
         case St::Refused:
+        case St::Unavailable:
             s.err("[SYS/TEMP] " + o.reason);
             break;
         case St::EncryptionRequired:

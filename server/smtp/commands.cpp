@@ -92,6 +92,9 @@ net::awaitable<void> cmd_auth(Session& s, Command& c) {
             ++s.auth_failures;
             s.reply(454, "4.7.0", "Temporary authentication failure: " + o.reason);
             break;
+        case St::Unavailable:
+            s.reply(454, "4.7.0", "Temporary authentication failure: " + o.reason);
+            break;
         case St::EncryptionRequired:
             s.reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
             break;
@@ -231,8 +234,21 @@ net::awaitable<void> cmd_rcpt(Session& s, Command& c) {
     }
     auto [local, domain] = split_address(c.path);
     std::string path = c.path;
-    auto lookup = [&s, path] { return s.svc.resolve_recipient(path); };
-    auto user = co_await s.conn->server().blocking(std::move(lookup));
+    // The user, and whether the directory could answer (an LDAP server down is a temporary
+    // failure, never "user unknown": the sender would bounce the mail).
+    auto lookup = [&s, path]() -> std::pair<std::optional<store::User>, bool> {
+        try {
+            return {s.svc.resolve_recipient(path), true};
+        } catch (const auth::DirectoryUnavailable&) {  // logged by the directory
+            return {std::nullopt, false};
+        }
+    };
+    auto found = co_await s.conn->server().blocking(std::move(lookup));
+    if (!found.second) {
+        s.reply(451, "4.4.3", "Directory server unavailable, try again later");
+        co_return;
+    }
+    auto user = std::move(found.first);
     if (!user) {
         if (s.svc.is_local_domain(domain)) {
             s.reply(550, "5.1.1", "Recipient address rejected: user unknown");

@@ -96,6 +96,12 @@ inline constexpr std::chrono::seconds kAuthLockout{300};
 inline constexpr std::chrono::seconds kAuthFailWindow{900};
 inline constexpr std::size_t kAuthThrottleEntries = 100000;
 
+// [ldap] (auth/ldap_directory.h): the default bound on connecting to the directory and on each
+// operation, so that an unreachable or stuck server turns into a temporary failure quickly.
+inline constexpr std::chrono::seconds kLdapTimeout{5};
+// Idle directory connections kept for reuse (one per blocking thread is the useful most).
+inline constexpr std::size_t kLdapPoolSize = 8;
+
 // Connections in total; each costs one file descriptor.
 inline constexpr std::size_t kMaxConnections = 10000;
 // Connections from one client IP address, all protocols together (loopback included), so that
