@@ -3,8 +3,11 @@
 
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <set>
 #include <stdexcept>
 
@@ -96,6 +99,12 @@ void load_outbound(OutboundConfig& o, const toml::table& t) {
     take(t, "relay_password", o.relay_password, k);
     take(t, "tls_ca_file", o.tls_ca_file, k);
     take(t, "helo_name", o.helo_name, k);
+    take(t, "nameserver", o.nameserver, k);
+    std::int64_t mx_port = o.mx_port;
+    take(t, "mx_port", mx_port, k);
+    if (mx_port < 1 || mx_port > 65535)
+        throw std::runtime_error("[outbound] mx_port must be a port number (1-65535)");
+    o.mx_port = static_cast<unsigned short>(mx_port);
     take(t, "retry_min", o.retry_min, k);
     take(t, "retry_max", o.retry_max, k);
     take(t, "max_queue_lifetime", o.max_queue_lifetime, k);
@@ -132,11 +141,26 @@ void load_outbound(OutboundConfig& o, const toml::table& t) {
         if (!k.count(std::string(key.str())))
             throw std::runtime_error("unknown key [outbound]." + std::string(key.str()));
     if (o.max_concurrent == 0) throw std::runtime_error("[outbound] max_concurrent must be > 0");
+    if (!o.nameserver.empty() && !valid_nameserver(o.nameserver))
+        throw std::runtime_error("[outbound] nameserver must be \"IPv4\" or \"IPv4:port\", not \"" +
+                                 o.nameserver + "\"");
     if (o.retry_max < o.retry_min)
         throw std::runtime_error("[outbound] retry_max must not be below retry_min");
 }
 
 }  // namespace
+
+// "a.b.c.d" or "a.b.c.d:port", as outbound/dns.cpp reads it.
+bool valid_nameserver(const std::string& s) {
+    auto colon = s.find(':');
+    in_addr a{};
+    if (inet_pton(AF_INET, s.substr(0, colon).c_str(), &a) != 1) return false;
+    if (colon == std::string::npos) return true;
+    auto p = std::string_view(s).substr(colon + 1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    return ec == std::errc() && end == p.data() + p.size() && port >= 1 && port <= 65535;
+}
 
 std::optional<Directory> parse_directory(std::string_view s) {
     if (s == "store") return Directory::Store;

@@ -39,6 +39,11 @@ struct OutboundConfig {
     std::map<std::string, TlsPolicy> tls_policy;  // per recipient domain (lower case)
     std::string tls_ca_file;                      // for verify; empty = the system's CAs
     std::string helo_name;                        // empty = hostname
+    // The DNS server MX (and then MX hosts' address) lookups ask, "IPv4:port" or "IPv4" (port
+    // 53); empty = the servers of /etc/resolv.conf.
+    std::string nameserver;
+    // The port MX hosts (and a domain's implicit MX) are contacted on: 25 except in test setups.
+    unsigned short mx_port = 25;
     std::chrono::seconds retry_min = limits::kOutboundRetryMin;
     std::chrono::seconds retry_max = limits::kOutboundRetryMax;
     std::chrono::seconds max_queue_lifetime = limits::kOutboundMaxLifetime;
@@ -52,6 +57,9 @@ struct OutboundConfig {
     // Caps every timeout above (tests).
     void cap_timeouts(std::chrono::seconds cap);
 };
+
+// Whether `s` is a valid [outbound] nameserver: "IPv4" or "IPv4:port".
+bool valid_nameserver(const std::string& s);
 
 // Where logins and passwords are checked (docs/auth.md): the store's SCRAM secrets, or an LDAP
 // directory by simple bind (users are then created in the store at their first login).

@@ -197,3 +197,29 @@ TEST(Config, Outbound) {
                  std::runtime_error);
     EXPECT_THROW(load_toml(d, write("[outbound.other]\nx = 1\n")), std::runtime_error);
 }
+
+TEST(Config, OutboundNameserverAndMxPort) {
+    Config c;
+    EXPECT_EQ(c.outbound.nameserver, "");  // resolv.conf
+    EXPECT_EQ(c.outbound.mx_port, 25);
+    load_toml(c, write("[outbound]\nnameserver = \"127.0.0.1:5353\"\nmx_port = 2525\n"));
+    EXPECT_EQ(c.outbound.nameserver, "127.0.0.1:5353");
+    EXPECT_EQ(c.outbound.mx_port, 2525);
+    load_toml(c, write("[outbound]\nnameserver = \"192.0.2.53\"\n"));  // port 53
+    EXPECT_EQ(c.outbound.nameserver, "192.0.2.53");
+    EXPECT_TRUE(millipost::config::valid_nameserver("10.0.0.1:53"));
+    for (const char* bad : {"localhost", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                            "127.0.0.1:53x", "::1", "[::1]:53"}) {
+        Config d;
+        EXPECT_FALSE(millipost::config::valid_nameserver(bad)) << bad;
+        EXPECT_THROW(load_toml(d, write(std::string("[outbound]\nnameserver = \"") + bad + "\"\n")),
+                     std::runtime_error)
+            << bad;
+    }
+    for (const char* bad : {"0", "65536", "-1", "\"25\""}) {
+        Config d;
+        EXPECT_THROW(load_toml(d, write(std::string("[outbound]\nmx_port = ") + bad + "\n")),
+                     std::runtime_error)
+            << bad;
+    }
+}
