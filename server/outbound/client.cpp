@@ -227,25 +227,38 @@ awaitable<std::optional<std::string>> SmtpClient::open(const Endpoint& e) {
     ext_ = {};
     host_ = e.host;
     relay_ = fmt::format("{}[?]:{}", e.host, e.port);
-    // Resolve (an address literal resolves at once; a name through getaddrinfo).
-    tcp::resolver resolver(ex_);
-    asio::steady_timer timer(ex_);
-    timer.expires_after(cfg.connect_timeout);
-    auto resolve =
-        resolver.async_resolve(e.host, std::to_string(e.port), asio::as_tuple(asio::use_awaitable));
-    auto rr =
-        co_await (std::move(resolve) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-    if (cancelled_) co_return "shutting down";
-    if (rr.index() == 1) co_return fmt::format("Host {}: name lookup timed out", e.host);
-    auto [rec, results] = std::get<0>(rr);
-    if (rec || results.empty())
-        co_return fmt::format("Host or domain name not found. Name service error for name={}: {}",
-                              e.host, rec ? rec.message() : "no addresses");
+    std::vector<tcp::endpoint> endpoints;
+    if (e.resolved) {
+        // Looked up through [outbound] nameserver (runner.cpp): the literals given.
+        if (e.addresses.empty()) co_return e.lookup_error;
+        for (auto& a : e.addresses) {
+            boost::system::error_code aec;
+            auto addr = asio::ip::make_address(a, aec);
+            if (!aec) endpoints.emplace_back(addr, e.port);
+        }
+    } else {
+        // Resolve (an address literal resolves at once; a name through getaddrinfo).
+        tcp::resolver resolver(ex_);
+        asio::steady_timer timer(ex_);
+        timer.expires_after(cfg.connect_timeout);
+        auto resolve = resolver.async_resolve(e.host, std::to_string(e.port),
+                                              asio::as_tuple(asio::use_awaitable));
+        auto rr =
+            co_await (std::move(resolve) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (cancelled_) co_return "shutting down";
+        if (rr.index() == 1) co_return fmt::format("Host {}: name lookup timed out", e.host);
+        auto [rec, results] = std::get<0>(rr);
+        if (rec || results.empty())
+            co_return fmt::format(
+                "Host or domain name not found. Name service error for name={}: {}", e.host,
+                rec ? rec.message() : "no addresses");
+        for (auto& entry : results)
+            endpoints.push_back(entry.endpoint());
+    }
     std::string last = "no addresses";
     std::size_t tried = 0;
-    for (auto& entry : results) {
+    for (auto& ep : endpoints) {
         if (tried++ == limits::kOutboundMaxAddressesPerHost) break;
-        auto ep = entry.endpoint();
         relay_ = fmt::format("{}[{}]:{}", e.host, ep.address().to_string(), ep.port());
         socket_ = tcp::socket(ex_);
         asio::steady_timer t(ex_);

@@ -26,6 +26,11 @@ using awaitable = asio::awaitable<T>;
 struct Endpoint {
     std::string host;
     unsigned short port = 25;
+    // Looked up already (through [outbound] nameserver): these address literals, not
+    // getaddrinfo. Empty with `lookup_error` set: the lookup found none.
+    bool resolved = false;
+    std::vector<std::string> addresses;
+    std::string lookup_error;
 };
 // "host:port", "[host]:port", "host" (port 25); nullopt when malformed.
 std::optional<Endpoint> parse_endpoint(std::string_view s);

@@ -1,5 +1,6 @@
 // outbound/dns.h: MX lookup for outbound delivery (RFC 5321 §5.1) through the system resolver
-// (libresolv). Blocking: call it on the blocking pool.
+// (libresolv), or through one given nameserver ([outbound] nameserver). Blocking: call it on
+// the blocking pool.
 #pragma once
 #include <string>
 #include <vector>
@@ -19,6 +20,19 @@ struct MxResult {
     std::string error;  // for logs and DSNs
 };
 
-MxResult lookup_mx(const std::string& domain);
+// `nameserver`: "address:port" or "address" (port 53) of the one server to ask, an IPv4 literal
+// (the resolver state holds IPv4 servers in nsaddr_list); empty = the servers of resolv.conf.
+MxResult lookup_mx(const std::string& domain, const std::string& nameserver = {});
+
+// The A and AAAA records of `host` (address literals, as text), through `nameserver` as above.
+// Used for MX hosts when a nameserver is configured, so that every lookup of a delivery asks
+// the same server (getaddrinfo would ask resolv.conf's). Empty with `error` set when there is
+// none; `temporary` tells a resolver failure from NXDOMAIN/no data.
+struct AddrResult {
+    std::vector<std::string> addresses;
+    std::string error;
+    bool temporary = false;
+};
+AddrResult lookup_addresses(const std::string& host, const std::string& nameserver);
 
 }  // namespace millipost::outbound

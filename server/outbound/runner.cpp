@@ -97,14 +97,28 @@ Destination destination(const config::OutboundConfig& o, const std::string& doma
             domain);
         return d;
     }
-    auto mx = lookup_mx(domain);
+    auto mx = lookup_mx(domain, o.nameserver);
+    // With a nameserver configured, the hosts' addresses come from it too (not getaddrinfo,
+    // which asks resolv.conf's servers).
+    auto host = [&](const std::string& name) {
+        Endpoint e;
+        e.host = name;
+        e.port = o.mx_port;
+        if (!o.nameserver.empty()) {
+            auto a = lookup_addresses(name, o.nameserver);
+            e.resolved = true;
+            e.addresses = std::move(a.addresses);
+            e.lookup_error = std::move(a.error);
+        }
+        d.hosts.push_back(std::move(e));
+    };
     switch (mx.kind) {
         case MxResult::Kind::Hosts:
             for (auto& h : mx.hosts)
-                d.hosts.push_back({h, 25});
+                host(h);
             break;
         case MxResult::Kind::Implicit:
-            d.hosts.push_back({domain, 25});  // RFC 5321 §5.1: the implicit MX
+            host(domain);  // RFC 5321 §5.1: the implicit MX
             break;
         case MxResult::Kind::NoDomain:
             d.permanent = true;
