@@ -162,7 +162,16 @@ config::Config make_config(const py::dict& opts) {
             c.outbound.enabled = v.cast<bool>();
         else if (key == "outbound_mx_lookup")
             c.outbound.mx_lookup = v.cast<bool>();
-        else if (key == "outbound_routes") {
+        else if (key == "outbound_nameserver") {
+            auto ns = v.cast<std::string>();
+            if (!ns.empty() && !config::valid_nameserver(ns))
+                throw py::value_error("outbound_nameserver: expected \"IPv4\" or \"IPv4:port\"");
+            c.outbound.nameserver = ns;
+        } else if (key == "outbound_mx_port") {
+            auto port = v.cast<long>();
+            if (port < 1 || port > 65535) throw py::value_error("outbound_mx_port: 1-65535");
+            c.outbound.mx_port = static_cast<unsigned short>(port);
+        } else if (key == "outbound_routes") {
             c.outbound.routes.clear();
             for (auto& [d, target] : v.cast<std::map<std::string, std::string>>()) {
                 std::string lower(d);

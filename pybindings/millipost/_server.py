@@ -52,7 +52,9 @@ class Server:
     ``max_queue_lifetime`` (seconds until a deferred message bounces; default 5 days),
     ``outbound_timeout`` (caps every SMTP client timeout, seconds), ``outbound_max_concurrent``,
     ``outbound_mx_lookup`` (default False in-process: a domain without a route stays deferred
-    instead of asking DNS) and ``outbound_delivery`` (default True; False leaves the queue alone).
+    instead of asking DNS), ``outbound_nameserver`` (``"127.0.0.1:5353"``: the DNS server MX and
+    MX host lookups ask instead of resolv.conf's), ``outbound_mx_port`` (the port MX hosts are
+    contacted on; 25 except in test setups) and ``outbound_delivery`` (default True; False leaves the queue alone).
 
     ``tls`` turns TLS on (docs/tls.md): ``"self-signed"`` makes a development certificate for
     localhost/127.0.0.1 in the data directory, ``("cert.pem", "key.pem")`` uses those files,

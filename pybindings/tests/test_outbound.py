@@ -14,6 +14,7 @@ import smtplib
 import socket
 import sqlite3
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -535,3 +536,160 @@ def test_no_route_without_mx_lookup_stays_deferred(sender):
     q = wait_for(lambda: [m for m in srv.outbound_queue() if m["attempts"] >= 1], WAIT)
     assert q and "no route to nowhere.example" in q[0]["last_error"], srv.outbound_queue()
     assert inbox(srv, "bob") == []
+
+
+# --- MX lookups (RFC 5321 §5.1) through [outbound] nameserver -----------------------------------
+
+def dns_name(name: str) -> bytes:
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+
+
+class Dns:
+    """A tiny DNS server on a loopback UDP port: answers MX and A queries from ``zone``
+    (``{("far.example", "MX"): [(10, "mx1.far.example")], ("mx1.far.example", "A"):
+    ["127.0.0.1"]}``). A name in no key gets NXDOMAIN, a known name without records of the type
+    asked an empty answer (NODATA); ``silent`` answers nothing (a dead nameserver)."""
+
+    TYPES = {1: "A", 15: "MX", 28: "AAAA"}
+
+    def __init__(self, zone: dict, silent: bool = False):
+        self.zone = {(n.lower(), t): v for (n, t), v in zone.items()}
+        self.silent = silent
+        self.queries: list[tuple[str, str]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while self.running:
+            try:
+                query, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            reply = self.answer(query)
+            if reply is not None:
+                self.sock.sendto(reply, peer)
+
+    def answer(self, q: bytes) -> bytes | None:
+        qid = struct.unpack("!H", q[:2])[0]
+        labels, i = [], 12
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode())
+            i += 1 + q[i]
+        qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
+        question = q[12:i + 5]  # name, type, class
+        name, kind = ".".join(labels).lower(), self.TYPES.get(qtype, str(qtype))
+        self.queries.append((name, kind))
+        if self.silent:
+            return None
+        records = self.zone.get((name, kind), [])
+        rcode = 0 if any(n == name for n, _ in self.zone) else 3  # NXDOMAIN
+        answers = b""
+        for rr in records:
+            rdata = (struct.pack("!H", rr[0]) + dns_name(rr[1]) if kind == "MX"
+                     else socket.inet_aton(rr))
+            # The owner name as a pointer to the question's (offset 12).
+            answers += struct.pack("!HHHIH", 0xC00C, qtype, 1, 60, len(rdata)) + rdata
+        # QR, AA, RD, RA; one question, the answers, nothing else.
+        head = struct.pack("!HHHHHH", qid, 0x8580 | rcode, 1, len(records), 0, 0)
+        return head + question + answers
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def dns():
+    made: list[Dns] = []
+
+    def make(zone: dict, silent: bool = False) -> Dns:
+        d = Dns(zone, silent)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+def mx_sender(sender, dns_server: Dns, port: int) -> millipost.Server:
+    return sender(outbound_mx_lookup=True, outbound_nameserver=dns_server.address,
+                  outbound_mx_port=port)
+
+
+@needs_sink
+def test_mx_hosts_tried_by_preference(sender, sinks, dns):
+    sink = sinks()  # listens on 127.0.0.1 only: 127.0.0.2 refuses the connection
+    d = dns({
+        # Least preferred first in the answer: the order comes from the preferences.
+        ("far.example", "MX"): [(20, "mx2.far.example"), (10, "mx1.far.example")],
+        ("mx1.far.example", "A"): ["127.0.0.2"],
+        ("mx2.far.example", "A"): ["127.0.0.1"],
+    })
+    srv = mx_sender(sender, d, sink.port)
+    submit(srv, ["carol@far.example"], mail("by preference"))
+    assert wait_for(lambda: srv.outbound_queue() == [], WAIT), srv.outbound_queue()
+    assert wait_for(lambda: len(sink.messages()) == 1)
+    rcpts, received = sink_parts(sink.messages()[0])
+    assert rcpts == ["carol@far.example"] and b"Subject: by preference" in received
+    c = srv.counters()
+    # mx1 first (refused), then mx2: two connections, one delivery, no deferral.
+    assert c["outbound_connections"] == 2 and c["outbound_sent"] == 1
+    assert c["outbound_deferred"] == 0
+    assert d.queries[0] == ("far.example", "MX")
+    assert d.queries.index(("mx1.far.example", "A")) < d.queries.index(("mx2.far.example", "A"))
+
+
+@needs_sink
+def test_no_mx_falls_back_to_the_address_record(sender, sinks, dns):
+    sink = sinks()
+    d = dns({("far.example", "A"): ["127.0.0.1"]})  # the domain exists, no MX
+    srv = mx_sender(sender, d, sink.port)
+    submit(srv, ["carol@far.example"], mail("implicit mx"))
+    assert wait_for(lambda: srv.outbound_queue() == [], WAIT), srv.outbound_queue()
+    assert wait_for(lambda: len(sink.messages()) == 1)
+    assert sink_parts(sink.messages()[0])[0] == ["carol@far.example"]
+    assert d.queries[:2] == [("far.example", "MX"), ("far.example", "A")]
+
+
+def test_nxdomain_bounces_with_5_4_4(sender, dns):
+    d = dns({("far.example", "MX"): [(10, "mx.far.example")]})
+    srv = mx_sender(sender, d, free_port())
+    submit(srv, ["carol@nowhere.example"], mail("nxdomain"))
+    got = wait_for(lambda: inbox(srv, "bob"), WAIT)
+    assert len(got) == 1, srv.outbound_queue()
+    _, human, _, per_rcpt, _ = dsn_of(got[0])
+    assert per_rcpt[0]["Final-Recipient"] == "rfc822; carol@nowhere.example"
+    assert per_rcpt[0]["Action"] == "failed" and per_rcpt[0]["Status"] == "5.4.4"
+    assert "nowhere.example" in human and "Host not found" in human
+    assert ("nowhere.example", "MX") in d.queries
+    assert srv.outbound_queue() == []
+    assert srv.counters()["outbound_connections"] == 0
+
+
+def test_dead_nameserver_defers(sender, dns):
+    d = dns({}, silent=True)
+    srv = mx_sender(sender, d, free_port())
+    submit(srv, ["carol@far.example"], mail("dead dns"))
+    # The resolver gives up after its tries (dns.cpp: 2 x 3 s), then the entry is deferred.
+    q = wait_for(lambda: [m for m in srv.outbound_queue() if m["attempts"] >= 1], WAIT)
+    assert q, srv.outbound_queue()
+    assert "try again" in q[0]["last_error"], q
+    assert ("far.example", "MX") in d.queries
+    assert inbox(srv, "bob") == []
+    c = srv.counters()
+    assert c["outbound_bounced"] == 0 and c["outbound_connections"] == 0
+
+
+def test_bad_nameserver_setting_is_refused(make_server):
+    for bad in ("localhost", "127.0.0.1:0", "127.0.0.1:x", "::1"):
+        with pytest.raises(ValueError):
+            make_server(outbound_nameserver=bad)
+    with pytest.raises(ValueError):
+        make_server(outbound_mx_port=0)
