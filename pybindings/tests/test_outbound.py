@@ -350,6 +350,9 @@ def test_concurrency_limit_and_greeting_timeout(sender, sinks):
         time.sleep(1.5)
         assert sink.messages() == []  # the only delivery slot is taken
         assert wait_for(lambda: len(sink.messages()) == 1, WAIT)
+        # smtp-sink writes its file before its 250 reaches us: the entry leaves the queue a
+        # moment after the file appears.
+        assert wait_for(lambda: len(srv.outbound_queue()) == 1, WAIT), srv.outbound_queue()
         q = srv.outbound_queue()
         assert [m["recipients"] for m in q] == [["x@silent.example"]]
         assert "while receiving the initial server greeting" in q[0]["last_error"], q
