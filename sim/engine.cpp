@@ -1682,9 +1682,18 @@ class Imap {
             }
             r.untagged.push_back(std::move(u));
         }
-        bool ok = r.ok() || (!no_is_error && r.status == "NO");
+        // RFC 9051 §7.1: NO [EXPUNGEISSUED] says another session of the user expunged a
+        // message this command named (two sessions of one user racing, as the closed loop's
+        // shared users do); the server answered correctly, so it is a refusal the results count
+        // apart, not an error (what a server answers in that race is its choice: OK naming
+        // nothing is allowed too).
+        bool expunge_race = r.status == "NO" && r.text.find("[EXPUNGEISSUED]") != std::string::npos;
+        bool ok = r.ok() || expunge_race || (!no_is_error && r.status == "NO");
         c_.record(verb, t0, ok);
-        if (r.status == "NO" && no_is_error) c_.error("NO reply");
+        if (expunge_race)
+            c_.refusal("IMAP NO [EXPUNGEISSUED]");
+        else if (r.status == "NO" && no_is_error)
+            c_.error("NO reply");
         if (r.status == "BAD") c_.error("BAD reply");
         if (!r.status.empty() && r.status != "OK" && r.status != "NO" && r.status != "BAD")
             c_.error("IMAP unknown status");

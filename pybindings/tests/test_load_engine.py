@@ -5,6 +5,7 @@ the oracle say so."""
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import socketserver
@@ -289,16 +290,19 @@ def test_behaviours_and_the_first_form_do_not_mix(target):
 
 
 class RewritingProxy(socketserver.ThreadingTCPServer):
-    """A TCP proxy in front of an IMAP server that rewrites client bytes: here it turns
-    `+FLAGS (\\Flagged)` into `+FLAGS ()`, so the server answers OK without setting the flag
-    (as a server that drops flag changes would)."""
+    """A TCP proxy in front of a server that rewrites client bytes (`old` -> `new`, e.g.
+    `+FLAGS (\\Flagged)` into `+FLAGS ()`, so the server answers OK without setting the flag, as
+    a server that drops flag changes would) and, with `reply`, server lines."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream_port: int, old: bytes, new: bytes):
+    def __init__(self, upstream_port: int, old: bytes | None, new: bytes | None,
+                 reply: tuple[bytes, bytes] | None = None):
         self.upstream_port = upstream_port
         self.old, self.new = old, new
+        # (pattern, replacement) for server lines, a regular expression on whole lines.
+        self.reply = (re.compile(reply[0]), reply[1]) if reply else None
         self.rewrites = 0
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), RewritingHandler)
@@ -310,9 +314,23 @@ class RewritingHandler(socketserver.BaseRequestHandler):
         down = self.request
 
         def pump_back():
+            pattern = self.server.reply
+            pending = b""
             try:
                 while data := up.recv(65536):
-                    down.sendall(data)
+                    if pattern is None:
+                        down.sendall(data)
+                        continue
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    out = []
+                    for line in lines:
+                        line, n = pattern[0].subn(pattern[1], line)
+                        if n:
+                            with self.server.lock:
+                                self.server.rewrites += 1
+                        out.append(line + b"\n")
+                    down.sendall(b"".join(out))
             except OSError:
                 pass
             finally:
@@ -331,7 +349,7 @@ class RewritingHandler(socketserver.BaseRequestHandler):
                 *lines, pending = pending.split(b"\n")
                 out = []
                 for line in lines:
-                    if self.server.old in line:
+                    if self.server.old is not None and self.server.old in line:
                         line = line.replace(self.server.old, self.server.new)
                         with self.server.lock:
                             self.server.rewrites += 1
@@ -371,6 +389,33 @@ def test_oracle_catches_flags_that_do_not_stick(target):
     assert v["user"].startswith("user") and v["message_id"] and "FLAGS" in v["transcript"]
     # Losses and duplicates are another matter: every message is still there once.
     assert t["messages_verified"] == t["messages_delivered"] > 0
+
+
+def test_expungeissued_is_a_refusal_not_an_error(target):
+    # RFC 9051 §7.1: NO [EXPUNGEISSUED] is a correct answer when another session of the user
+    # expunged a message the command names (Dovecot gives it to a UID MOVE in that race). A
+    # proxy turns the reference server's tagged MOVE OK into it: the run counts refusals, no
+    # errors, no contract breach (the message was moved: the oracle's move record excuses it).
+    proxy = RewritingProxy(target.imap_port, None, None,
+                           reply=(rb"^(a\d+) OK MOVE completed\r$",
+                                  rb"\1 NO [EXPUNGEISSUED] Some of the requested messages no "
+                                  rb"longer exist\r"))
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    cfg = config(target, duration=3, mode="closed", sessions=4, think_ms=None,
+                 idle_seconds=None, verify_bytes=0.0,
+                 behaviours=behaviours(webmail=3, sender=2))
+    cfg["behaviours"][0]["commands"] = {"fetch_headers": 1, "move": 4}
+    cfg["targets"][1] = f"imap://127.0.0.1:{proxy.server_address[1]}"
+    try:
+        r = _core.run_load(cfg)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.rewrites > 0
+    t = r["totals"]
+    assert r["refusals"].get("IMAP NO [EXPUNGEISSUED]", 0) == proxy.rewrites, r["refusals"]
+    assert t["errors"] == 0, r["errors"]
+    assert t["contract_breaches"] == 0 and t["oracle_violations"] == 0, r["violations"][:3]
 
 
 # ---- profile keys the engine takes: timeouts, restart pause, POP3 DELE, message shape ----------
