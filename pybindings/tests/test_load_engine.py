@@ -366,19 +366,25 @@ class RewritingHandler(socketserver.BaseRequestHandler):
             up.close()
 
 
-def test_oracle_catches_flags_that_do_not_stick(target):
-    proxy = RewritingProxy(target.imap_port, b"+FLAGS (\\Flagged)", b"+FLAGS ()")
+def webmail_through_proxy(target, proxy: RewritingProxy, commands: dict) -> dict:
+    """A short closed-loop run whose webmail sessions (only `commands`) go through `proxy`
+    (senders deliver directly); the proxy is shut down afterwards."""
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     cfg = config(target, duration=3, mode="closed", sessions=4, think_ms=None,
                  idle_seconds=None, verify_bytes=0.0,
                  behaviours=behaviours(webmail=3, sender=2))
-    cfg["behaviours"][0]["commands"] = {"fetch_headers": 1, "flag": 4}
+    cfg["behaviours"][0]["commands"] = commands
     cfg["targets"][1] = f"imap://127.0.0.1:{proxy.server_address[1]}"
     try:
-        r = _core.run_load(cfg)
+        return _core.run_load(cfg)
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+def test_oracle_catches_flags_that_do_not_stick(target):
+    proxy = RewritingProxy(target.imap_port, b"+FLAGS (\\Flagged)", b"+FLAGS ()")
+    r = webmail_through_proxy(target, proxy, {"fetch_headers": 1, "flag": 4})
     assert proxy.rewrites > 0
     t = r["totals"]
     assert t["errors"] == 0 and t["contract_breaches"] == 0
@@ -400,17 +406,7 @@ def test_expungeissued_is_a_refusal_not_an_error(target):
                            reply=(rb"^(a\d+) OK MOVE completed\r$",
                                   rb"\1 NO [EXPUNGEISSUED] Some of the requested messages no "
                                   rb"longer exist\r"))
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    cfg = config(target, duration=3, mode="closed", sessions=4, think_ms=None,
-                 idle_seconds=None, verify_bytes=0.0,
-                 behaviours=behaviours(webmail=3, sender=2))
-    cfg["behaviours"][0]["commands"] = {"fetch_headers": 1, "move": 4}
-    cfg["targets"][1] = f"imap://127.0.0.1:{proxy.server_address[1]}"
-    try:
-        r = _core.run_load(cfg)
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
+    r = webmail_through_proxy(target, proxy, {"fetch_headers": 1, "move": 4})
     assert proxy.rewrites > 0
     t = r["totals"]
     assert r["refusals"].get("IMAP NO [EXPUNGEISSUED]", 0) == proxy.rewrites, r["refusals"]
