@@ -9,6 +9,16 @@ import sysconfig
 import time
 
 
+def add_login_options(p: argparse.ArgumentParser, auth_help: str) -> None:
+    """--auth, --tls-verify and --ca-file, shared by `conform` and `load`."""
+    p.add_argument("--auth", choices=("login", "plain", "scram-sha-256"), default=None,
+                   help=auth_help)
+    p.add_argument("--tls-verify", action="store_true",
+                   help="check TLS servers' certificates (default: not, for self-signed ones)")
+    p.add_argument("--ca-file", metavar="PEM", default=None,
+                   help="trust anchors for TLS servers' certificates (implies --tls-verify)")
+
+
 def _server_binary() -> str:
     scripts = sysconfig.get_path("scripts")
     for candidate in (os.path.join(scripts, "millipost-server"), shutil.which("millipost-server")):
@@ -511,14 +521,9 @@ def main(argv: list[str] | None = None) -> int:
                         "reports/out/conform-<protocol>-<timestamp>.html)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds one server reply may take (default 5)")
-    p.add_argument("--auth", choices=("login", "plain", "scram-sha-256"), default=None,
-                   help="how the harness logs in (default: IMAP LOGIN, POP3 USER/PASS; SMTP "
-                        "authenticates on submission:// and smtps:// targets with LOGIN, or on "
-                        "every SMTP target with this mechanism when given)")
-    p.add_argument("--tls-verify", action="store_true",
-                   help="check the server's certificate (default: not, for self-signed ones)")
-    p.add_argument("--ca-file", metavar="PEM", default=None,
-                   help="trust anchors for the server's certificate (implies --tls-verify)")
+    add_login_options(p, "how the harness logs in (default: IMAP LOGIN, POP3 USER/PASS; SMTP "
+                         "authenticates on submission:// and smtps:// targets with LOGIN, or on "
+                         "every SMTP target with this mechanism when given)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show details of expected failures too; with --proxy, every connection "
                         "as it closes")
@@ -615,14 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, metavar="N", default=None,
                    help="engine processes sharing the run (default 1): each owns the users "
                         "i %% N, for more connections than one process has file descriptors")
-    p.add_argument("--auth", choices=("login", "plain", "scram-sha-256"), default=None,
-                   help="how sessions log in (default login: IMAP LOGIN, POP3 USER/PASS; SMTP "
-                        "senders authenticate on submission:// and smtps:// targets, or on "
-                        "every SMTP target when --auth is given)")
-    p.add_argument("--tls-verify", action="store_true",
-                   help="check TLS targets' certificates (default: not, for self-signed ones)")
-    p.add_argument("--ca-file", metavar="PEM", default=None,
-                   help="trust anchors for TLS targets (implies --tls-verify)")
+    add_login_options(p, "how sessions log in (default login: IMAP LOGIN, POP3 USER/PASS; SMTP "
+                         "senders authenticate on submission:// and smtps:// targets, or on "
+                         "every SMTP target when --auth is given)")
     p.add_argument("--target-pid", type=int, metavar="PID",
                    help="sample this process's CPU and memory as the target's (with "
                         "--reference: this process)")
